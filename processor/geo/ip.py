@@ -1,0 +1,137 @@
+"""IP address -> coarse place, from operator-supplied databases (MaxMind MMDB, ip2region xdb).
+
+Both readers answer with raw database content; turning it into a ``Place`` goes through the
+GPS index (an MMDB city's coordinates) or the shipped GB/T 2260 names (ip2region's Chinese
+names), so every source yields the same codes.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+from typing import Any
+
+import maxminddb
+from ip2region import searcher as xdb_searcher
+from ip2region import util as xdb_util
+
+from processor.errors import LocationDataError
+from processor.location import IPAddress, Place
+
+from .gps import GpsIndex
+
+# Suffixes that ip2region may or may not write after a province or prefecture name.
+_SUFFIXES = (
+    "特别行政区",
+    "维吾尔自治区",
+    "壮族自治区",
+    "回族自治区",
+    "自治区",
+    "自治州",
+    "地区",
+    "林区",
+    "省",
+    "市",
+    "盟",
+)
+_CHINA = frozenset({"中国", "China", "CN"})
+_MIN_STEM = 2  # shorter stems (one character) would match several prefectures
+
+
+def _stem(name: str) -> str:
+    for suffix in _SUFFIXES:
+        if name.endswith(suffix) and len(name) - len(suffix) >= _MIN_STEM:
+            return name[: -len(suffix)]
+    return name
+
+
+def truncate(address: IPAddress) -> IPAddress:
+    """Unwrap IPv4-mapped IPv6, then keep the /24 (IPv4) or /48 (IPv6) network address."""
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    if isinstance(address, ipaddress.IPv4Address):
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFF00)
+    return ipaddress.IPv6Address(int(address) & ~((1 << 80) - 1))
+
+
+class MmdbSource:
+    """A MaxMind DB (GeoIP2/GeoLite2 City layout), memory-mapped."""
+
+    def __init__(self, path: Path, gps: GpsIndex) -> None:
+        try:
+            self._reader = maxminddb.open_database(str(path))
+        except (OSError, ValueError, maxminddb.InvalidDatabaseError) as exc:
+            raise LocationDataError(f"cannot open MMDB {path}: {exc}") from exc
+        self._gps = gps
+
+    def lookup(self, address: IPAddress) -> Place | None:
+        try:
+            record: Any = self._reader.get(address)
+        except ValueError:  # the database holds no addresses of this version
+            return None
+        if not isinstance(record, dict):
+            return None
+        country = (record.get("country") or record.get("registered_country") or {}).get("iso_code")
+        location = record.get("location") or {}
+        lat, lon = location.get("latitude"), location.get("longitude")
+        if isinstance(lat, float) and isinstance(lon, float):
+            # A city record's coordinates go through the GPS lookup, so the answer is a
+            # prefecture / a city of 15,000+ people even where the database names a village.
+            place = self._gps.lookup(lat, lon) if "city" in record else self._gps.region(lat, lon)
+            if place is not None and (country is None or place.country == country):
+                return place
+        return Place(country, None, None, None) if isinstance(country, str) else None
+
+
+class XdbSource:
+    """An ip2region xdb file (one IP version per file), loaded whole into memory."""
+
+    def __init__(self, path: Path, gps: GpsIndex) -> None:
+        try:
+            content = path.read_bytes()
+            header = xdb_util.Header(content[: xdb_util.HeaderInfoLength])
+            version = xdb_util.version_from_header(header)
+            if (
+                version is None
+                or len(content) < xdb_util.HeaderInfoLength + xdb_util.VectorIndexLength
+            ):
+                raise ValueError("not an ip2region xdb file")
+        except (OSError, ValueError, IndexError) as exc:
+            raise LocationDataError(f"cannot open xdb {path}: {exc}") from exc
+        self._searcher = xdb_searcher.new_with_buffer(version, content)
+        self._bytes = version.byte_num
+        self._gps = gps
+        self._provinces = {_stem(name): code for code, name in gps.provinces.items()}
+        self._cities: dict[str, dict[str, Place]] = {}
+        for place in gps.places:
+            if place.country in ("CN", "HK", "MO") and place.city_code and place.city:
+                self._cities.setdefault(place.province_code or "", {})[_stem(place.city)] = place
+
+    def lookup(self, address: IPAddress) -> Place | None:
+        """A place when the database puts the address in China (HK, MO, TW included)."""
+        if address.max_prefixlen // 8 != self._bytes:
+            return None
+        try:
+            region = self._searcher.search(address.packed)
+        except (ValueError, IndexError):
+            return None
+        return self._parse(region.split("|")) if region else None
+
+    def _parse(self, fields: list[str]) -> Place | None:
+        # Layouts seen: "国家|区域|省份|城市|ISP" (v2, "0" for unknown) and
+        # "国家|省份|城市|ISP|ISO code" (v3); so look the names up rather than trust positions.
+        stems = [_stem(f) for f in fields if f and f != "0"]
+        for i, stem in enumerate(stems):
+            code = self._provinces.get(stem)
+            if code is None:
+                continue
+            if code[:2] == "71":
+                return Place("TW", None, None, None)
+            cities = self._cities.get(code, {})
+            if len(cities) == 1:  # a municipality or a SAR: the province is the city
+                return next(iter(cities.values()))
+            for city in stems[i + 1 :]:
+                if city in cities:
+                    return cities[city]
+            return Place("CN", code, None, None)
+        return Place("CN", None, None, None) if stems and stems[0] in _CHINA else None

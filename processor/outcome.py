@@ -1,0 +1,61 @@
+"""What the pipeline returns for one input record."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+import orjson
+
+
+class Route(StrEnum):
+    """Logical outputs; the physical topic names come from configuration."""
+
+    RECOMMENDATION = "recommendation"
+    AD_ANALYTICS = "ad-analytics"
+    ERASURE = "erasure"
+    QUARANTINE = "quarantine"
+
+
+DEFAULT_TOPICS: dict[Route, str] = {
+    Route.RECOMMENDATION: "clean.recommendation",
+    Route.AD_ANALYTICS: "clean.ad-analytics",
+    Route.ERASURE: "erasure",
+    Route.QUARANTINE: "quarantine",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class SourceRef:
+    """Where an input record came from (partition/offset unknown for stdin)."""
+
+    topic: str
+    partition: int | None = None
+    offset: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Routed:
+    """One output record, ready for the wire: ``value`` is UTF-8 JSON bytes, ``key`` a
+    pseudonym (or a non-identifying id) or None, ``headers`` name schema, policy and keys."""
+
+    route: Route
+    key: str | None
+    value: bytes
+    headers: tuple[tuple[str, bytes], ...] = ()
+
+    def json(self) -> dict[str, Any]:
+        decoded: dict[str, Any] = orjson.loads(self.value)
+        return decoded
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """Every input ends as exactly one outcome: routed records, a quarantine record (also in
+    ``records``, with ``quarantined`` set to its reason code), or a counted suppression
+    (``suppressed`` says why nothing was routed, e.g. ``account_deleted``)."""
+
+    records: list[Routed] = field(default_factory=list)
+    quarantined: str | None = None
+    suppressed: str | None = None

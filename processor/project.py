@@ -1,0 +1,113 @@
+"""Projection: one route's output record from a validated event, following one plan variant.
+
+``compile_projector`` generates the function once per route and variant. The generated
+code only copies what the plan lists (allow-list), pseudonymizes identifier fields (a
+placeholder yields no field at all), scrubs free text, and adds the coarse location.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+
+from processor.codegen import Source, compile_function
+from processor.kinds import IdKind
+from processor.outcome import Routed
+from processor.policy import Action, BlockPlan, RoutePlan
+from processor.scrub import scrub_text
+
+Projector = Callable[[dict[str, Any], str, dict[str, Any] | None], Routed]
+
+
+def cell_string(value: Any) -> str:
+    """A cell tower id is the tuple (mcc, mnc, lac, cid): hashed as one string."""
+    if isinstance(value, dict):
+        return "-".join(str(value.get(part)) for part in ("mcc", "mnc", "lac", "cid"))
+    return str(value)
+
+
+def _emit_op(
+    src: Source,
+    holder: str,
+    target: str,
+    name: str,
+    action: Action,
+    kind: IdKind | None,
+    key_var: str | None,
+    namespace: dict[str, Any],
+) -> None:
+    src(f"v = {holder}.get({name!r})")
+    src("if v is not None:")
+    src.indent()
+    if action is Action.KEEP:
+        src(f"{target}[{name!r}] = v")
+    elif action is Action.SCRUB:
+        src(f"{target}[{name!r}] = scrub(v)")
+    else:
+        kind_var = f"KIND_{kind}"
+        namespace[kind_var] = kind
+        argument = "cell_string(v)" if kind is IdKind.CELL else "v"
+        src(f"v = pseudonym({kind_var}, {argument})")
+        src("if v is not None:")
+        src.indent()
+        src(f"{target}[{name!r}] = v")
+        if key_var:
+            src(f"{key_var} = v")
+        src.dedent()
+    src.dedent()
+
+
+def compile_projector(
+    plan: RoutePlan,
+    blocks: tuple[BlockPlan, ...],
+    *,
+    pseudonym: Callable[[IdKind, Any], str | None],
+    policy_version: str,
+    key_ids: list[str],
+    headers: tuple[tuple[str, bytes], ...],
+) -> Projector:
+    namespace: dict[str, Any] = {
+        "pseudonym": pseudonym,
+        "scrub": scrub_text,
+        "cell_string": cell_string,
+        "dumps": orjson.dumps,
+        "Routed": Routed,
+        "ROUTE": plan.route,
+        "SCHEMA": plan.schema,
+        "POLICY": policy_version,
+        "KEY_IDS": key_ids,
+        "HEADERS": headers,
+    }
+    key_vars = {field: f"key{i}" for i, field in enumerate(plan.key_from)}
+    src = Source()
+    src("def project(event, source_schema, location):")
+    src.indent()
+    src(
+        'out = {"schema": SCHEMA, "source_schema": source_schema, "policy": POLICY, "key_ids": KEY_IDS}'
+    )
+    for var in key_vars.values():
+        src(f"{var} = None")
+    for block, ops in blocks:
+        if block is None:
+            for name, action, kind in ops:
+                _emit_op(
+                    src, "event", "out", name, action, kind, key_vars.get((None, name)), namespace
+                )
+            continue
+        src(f"b = event.get({block!r})")
+        src("if b:")
+        src.indent()
+        src("d = {}")
+        for name, action, kind in ops:
+            _emit_op(src, "b", "d", name, action, kind, key_vars.get((block, name)), namespace)
+        src("if d:")
+        src(f"    out[{block!r}] = d")
+        src.dedent()
+    if plan.coarsen:
+        src("if location is not None:")
+        src('    out["location"] = location')
+    src(f"return Routed(ROUTE, {' or '.join([*key_vars.values(), 'None'])}, dumps(out), HEADERS)")
+    projector: Projector = compile_function(src, "project", namespace)
+    return projector

@@ -1,0 +1,108 @@
+"""Quarantine records: the reason in clear, the original bytes sealed with the quarantine key.
+
+Whoever reads the quarantine topic learns why a record failed and where it came from, but
+not what it held: the original key and value are AES-256-GCM sealed under the quarantine
+domain's key, bound (as associated data) to the key id and the source coordinates.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+from typing import Any
+
+import orjson
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from keys import Domain, Keyring
+from processor.errors import KeyringError, RecordError
+from processor.outcome import Route, Routed, SourceRef
+
+SCHEMA = "quarantine/1"
+_NONCE_BYTES = 12
+
+
+def _aad(key_id: str, source: dict[str, Any]) -> bytes:
+    return orjson.dumps(
+        [key_id, source.get("topic"), source.get("partition"), source.get("offset")]
+    )
+
+
+def _envelope(key: bytes | None, value: bytes) -> bytes:
+    return orjson.dumps(
+        {
+            "key": base64.b64encode(key).decode() if key is not None else None,
+            "value": base64.b64encode(value).decode(),
+        }
+    )
+
+
+class Sealer:
+    """Seals originals with the active quarantine key; opens them with any key of the ring."""
+
+    def __init__(self, keyring: Keyring, policy_version: str) -> None:
+        active = keyring.active(Domain.QUARANTINE)
+        self._keyring = keyring
+        self._key_id = active.key_id
+        self._aead = AESGCM(active.sealing_key())
+        self._policy_version = policy_version
+        self._headers = (
+            ("schema", SCHEMA.encode()),
+            ("policy", policy_version.encode()),
+            ("key-ids", self._key_id.encode()),
+        )
+
+    def record(
+        self,
+        error: RecordError,
+        source: SourceRef,
+        key: bytes | None,
+        value: bytes,
+        received_at: int,
+    ) -> Routed:
+        src: dict[str, Any] = {
+            "topic": source.topic,
+            "partition": source.partition,
+            "offset": source.offset,
+        }
+        nonce = os.urandom(_NONCE_BYTES)
+        sealed = nonce + self._aead.encrypt(nonce, _envelope(key, value), _aad(self._key_id, src))
+        body: dict[str, Any] = {
+            "schema": SCHEMA,
+            "policy": self._policy_version,
+            "error": error.code,
+            "stage": error.stage,
+            "source": {k: v for k, v in src.items() if v is not None},
+            "received_at": received_at,
+            "key_id": self._key_id,
+            "sealed": base64.b64encode(sealed).decode(),
+        }
+        if error.detail:
+            body["detail"] = error.detail
+        # The message key says where the record came from: unique, and no identifier.
+        msg_key = f"{source.topic}/{source.partition if source.partition is not None else '-'}/{source.offset if source.offset is not None else '-'}"
+        return Routed(Route.QUARANTINE, msg_key, orjson.dumps(body), self._headers)
+
+    def unseal(self, record: dict[str, Any]) -> tuple[bytes | None, bytes]:
+        """The original (key, value) of a quarantine record; KeyringError if no key opens it."""
+        try:
+            key = self._keyring.get(str(record["key_id"]))
+            sealed = base64.b64decode(record["sealed"], validate=True)
+            source = dict(record.get("source", {}))
+            source.setdefault("partition", None)
+            source.setdefault("offset", None)
+            plain = AESGCM(key.sealing_key()).decrypt(
+                sealed[:_NONCE_BYTES], sealed[_NONCE_BYTES:], _aad(key.key_id, source)
+            )
+        except (KeyError, ValueError, InvalidTag) as exc:
+            raise KeyringError(
+                f"quarantine record from {record.get('source')} cannot be opened with this keyring"
+                f" ({type(exc).__name__})"
+            ) from exc
+        envelope = orjson.loads(plain)
+        raw_key = envelope["key"]
+        return (
+            base64.b64decode(raw_key) if raw_key is not None else None,
+            base64.b64decode(envelope["value"]),
+        )

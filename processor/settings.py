@@ -1,0 +1,287 @@
+"""Worker settings: one frozen object, read once at start-up, validated with errors that name
+the setting.
+
+Sources, later wins: the defaults below, an optional TOML file (``PSEUDOSTREAM_CONFIG`` or
+``--config``; flat keys named like the fields, or a ``[pseudostream]`` table), then the
+environment (``PSEUDOSTREAM_<FIELD>`` in upper case). Every field is documented in
+``docs/worker.md``; :data:`FIELDS` is the source of that table.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+from processor.errors import ConfigError
+from processor.outcome import DEFAULT_TOPICS, Route
+
+ENV_PREFIX = "PSEUDOSTREAM_"
+CONFIG_ENV = "PSEUDOSTREAM_CONFIG"
+_LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+
+
+class Secret:
+    """A string that never shows in ``repr``/``str`` (logs, tracebacks, ``--show-settings``)."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('**********')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything the worker and the demo can be told. Field docs are the reference."""
+
+    broker: str = "kafka://127.0.0.1:9092"
+    """Kafka bootstrap servers: ``kafka://host:port``, several separated by ``,`` or ``;``."""
+    app_id: str = "pseudostream"
+    """faust app id = the consumer group; workers with the same id share the partitions."""
+    topic_prefix: str = ""
+    """Prepended to every topic name below (e.g. ``staging.``)."""
+    topic_raw_behaviour: str = "raw.behaviour"
+    """Input: behaviour events, keyed by user_id."""
+    topic_raw_device: str = "raw.device"
+    """Input: device-ID reports, keyed by user_id."""
+    topic_consent: str = "consent"
+    """Input: consent/1 records, compacted, keyed by user_id, partitioned like the raw topics."""
+    topic_recommendation: str = DEFAULT_TOPICS[Route.RECOMMENDATION]
+    """Output: clean events for the recommendation pipeline."""
+    topic_ad_analytics: str = DEFAULT_TOPICS[Route.AD_ANALYTICS]
+    """Output: clean events for ad statistics."""
+    topic_erasure: str = DEFAULT_TOPICS[Route.ERASURE]
+    """Output: one erasure notice per deleted account, carrying its pseudonyms."""
+    topic_quarantine: str = DEFAULT_TOPICS[Route.QUARANTINE]
+    """Output: sealed records that could not be processed."""
+    topic_consent_changelog: str = ""
+    """The consent table's changelog (compacted; keys are keyed hashes, values hold no
+    identifier). Empty means ``<app_id>-consent-changelog``."""
+    partitions: int = 4
+    """Partitions of the input topics and of the consent changelog (must be equal: the
+    consent of a user lives in the worker that gets the user's events)."""
+    output_partitions: int = 4
+    """Partitions of the output topics when the worker creates them."""
+    replication_factor: int = 1
+    """Replication factor of topics the worker creates."""
+    create_topics: bool = True
+    """Create missing topics at start (kafka-python admin); existing ones are checked."""
+    keyring: Path | None = None
+    """Path of the sealed keyring file (required)."""
+    master_key_file: Path | None = None
+    """File holding the keyring's master key (else ``PSEUDOSTREAM_MASTER_KEY``)."""
+    master_key: Secret | None = None
+    """The master key itself (base64); prefer ``master_key_file``. Never printed."""
+    geo_city_db: Path | None = None
+    """MaxMind-format city database for IP and coordinate lookups (optional)."""
+    geo_ip2region_db: Path | None = None
+    """ip2region xdb database for Chinese IP addresses (optional)."""
+    fast_path: bool = True
+    """Hand whole fetches to the batch handler, bypassing faust's per-message stream path
+    (see docs/worker.md); ``false`` uses a faust agent with ``stream.take_events``."""
+    batch_size: int = 2000
+    """Most input records processed, produced and committed as one batch."""
+    batch_within: float = 0.05
+    """Seconds to wait for a batch to fill before processing what is there."""
+    producer_linger_ms: int = 5
+    """Producer linger: how long a produce request waits to fill up."""
+    producer_max_batch_bytes: int = 1_048_576
+    """Producer batch size in bytes per partition."""
+    producer_acks: str = "all"
+    """Producer acks: ``all``, ``1`` or ``0`` (``0`` breaks at-least-once)."""
+    session_timeout: float = 8.0
+    """Consumer group session timeout in seconds (Tansu: 6-10 s; a join waits half of it)."""
+    commit_interval: float = 1.0
+    """Seconds between offset commits of acknowledged (fully produced) input."""
+    web_port: int = 0
+    """faust's web server port (health, metrics); 0 disables it."""
+    data_dir: Path = Path("pseudostream-data")
+    """faust's local data directory."""
+    log_level: str = "info"
+    """debug, info, warning, error or critical."""
+    stats_interval: float = 0.0
+    """Seconds between one-line counter logs; 0 logs only at stop."""
+    stats_file: Path | None = None
+    """Where the worker writes its counters as JSON (on every stats log and at stop)."""
+
+    # -- derived --------------------------------------------------------------------
+
+    def topic(self, name: str) -> str:
+        return f"{self.topic_prefix}{name}"
+
+    @property
+    def input_topics(self) -> dict[str, str]:
+        """Logical source name -> physical topic."""
+        return {
+            "raw.behaviour": self.topic(self.topic_raw_behaviour),
+            "raw.device": self.topic(self.topic_raw_device),
+            "consent": self.topic(self.topic_consent),
+        }
+
+    @property
+    def output_topics(self) -> dict[Route, str]:
+        return {
+            Route.RECOMMENDATION: self.topic(self.topic_recommendation),
+            Route.AD_ANALYTICS: self.topic(self.topic_ad_analytics),
+            Route.ERASURE: self.topic(self.topic_erasure),
+            Route.QUARANTINE: self.topic(self.topic_quarantine),
+        }
+
+    @property
+    def changelog_topic(self) -> str:
+        return self.topic(self.topic_consent_changelog or f"{self.app_id}-consent-changelog")
+
+    # -- loading ----------------------------------------------------------------------
+
+    @classmethod
+    def load(cls, environ: Mapping[str, str] | None = None, config_file: Path | None = None,
+             **overrides: Any) -> Settings:
+        """Defaults < TOML file < environment < ``overrides`` (from the command line)."""
+        env = os.environ if environ is None else environ
+        raw: dict[str, Any] = {}
+        path = config_file or (Path(env[CONFIG_ENV]) if env.get(CONFIG_ENV) else None)
+        if path is not None:
+            raw.update(_read_toml(path))
+        known = {f.name for f in fields(cls)}
+        for name, value in env.items():
+            if name.startswith(ENV_PREFIX) and name != CONFIG_ENV:
+                key = name[len(ENV_PREFIX):].lower()
+                if key in known:
+                    raw[key] = value
+        raw.update({k: v for k, v in overrides.items() if v is not None})
+        return cls.from_mapping(raw)
+
+    @classmethod
+    def from_mapping(cls, raw: Mapping[str, Any]) -> Settings:
+        known = {f.name: f for f in fields(cls)}
+        unknown = sorted(set(raw) - set(known))
+        if unknown:
+            raise ConfigError(f"unknown setting {unknown[0]!r} (see docs/worker.md)")
+        values: dict[str, Any] = {}
+        for name, value in raw.items():
+            values[name] = _coerce(name, known[name].type, value)
+        settings = replace(cls(), **values)
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        for name in ("partitions", "output_partitions", "replication_factor", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name}: must be at least 1, got {getattr(self, name)}")
+        for name in ("batch_within", "session_timeout", "commit_interval"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{name}: must be positive, got {getattr(self, name)}")
+        if self.stats_interval < 0:
+            raise ConfigError(f"stats_interval: must be 0 or positive, got {self.stats_interval}")
+        if not 0 <= self.producer_linger_ms <= 10_000:
+            raise ConfigError(f"producer_linger_ms: must be 0..10000, got {self.producer_linger_ms}")
+        if self.producer_max_batch_bytes < 1024:
+            raise ConfigError("producer_max_batch_bytes: must be at least 1024")
+        if self.producer_acks not in ("all", "1", "0", "-1"):
+            raise ConfigError(f"producer_acks: must be all, 1 or 0, got {self.producer_acks!r}")
+        if not 0 <= self.web_port <= 65535:
+            raise ConfigError(f"web_port: must be 0..65535, got {self.web_port}")
+        if self.log_level not in _LOG_LEVELS:
+            raise ConfigError(f"log_level: must be one of {', '.join(_LOG_LEVELS)}, "
+                              f"got {self.log_level!r}")
+        if not self.app_id or not self.app_id.replace("-", "").replace("_", "").replace(".", "").isalnum():
+            raise ConfigError(f"app_id: letters, digits, '-', '_', '.' only, got {self.app_id!r}")
+        from processor.broker import bootstrap_servers
+
+        try:
+            bootstrap_servers(self.broker)
+        except ConfigError as exc:
+            raise ConfigError(f"broker: {exc}") from exc
+        names = [*self.input_topics.values(), *self.output_topics.values(), self.changelog_topic]
+        for topic in names:
+            if not topic or len(topic) > 249 or not all(c.isalnum() or c in "._-" for c in topic):
+                raise ConfigError(f"topic name {topic!r}: use letters, digits, '.', '_', '-'")
+        if len(set(names)) != len(names):
+            raise ConfigError("topic_*: two settings name the same topic")
+
+    def require_keyring(self) -> Path:
+        if self.keyring is None:
+            raise ConfigError("keyring: not set (PSEUDOSTREAM_KEYRING or keyring in the TOML file)")
+        return self.keyring
+
+    def public(self) -> dict[str, str]:
+        """Printable view (secrets masked) for ``--show-settings`` and the start-up log."""
+        return {f.name: str(getattr(self, f.name)) for f in fields(self)}
+
+
+FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Settings))
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError as exc:
+        raise ConfigError(f"config file {str(path)!r}: not found") from exc
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"config file {str(path)!r}: {exc}") from exc
+    section = data.get("pseudostream", data)
+    if not isinstance(section, dict):
+        raise ConfigError(f"config file {str(path)!r}: [pseudostream] must be a table")
+    return dict(section)
+
+
+def _coerce(name: str, annotation: Any, value: Any) -> Any:
+    kind = str(annotation)
+    optional = "None" in kind
+    try:
+        if optional and (value is None or value == ""):
+            return None
+        if kind.startswith("Secret"):
+            return value if isinstance(value, Secret) else Secret(str(value))
+        if kind.startswith("Path"):
+            return Path(value).expanduser()
+        if kind == "bool":
+            return _bool(value)
+        if kind == "int":
+            if isinstance(value, bool):
+                raise ValueError(value)
+            return int(value)
+        if kind == "float":
+            if isinstance(value, bool):
+                raise ValueError(value)
+            return float(value)
+        if kind == "str":
+            if not isinstance(value, (str, int)):
+                raise ValueError(value)
+            return str(value).lower() if name == "log_level" else str(value)
+    except (TypeError, ValueError) as exc:
+        shown = "****" if kind.startswith("Secret") else repr(value)
+        raise ConfigError(f"{name}: expected {kind.replace(' | None', '')}, got {shown}") from exc
+    raise ConfigError(f"{name}: cannot read a {kind}")  # pragma: no cover - all kinds covered
+
+
+def _bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(value)
+
+
+__all__ = ["FIELDS", "Secret", "Settings"]

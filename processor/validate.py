@@ -1,0 +1,176 @@
+"""Contract validation, compiled once per contract into flat checks.
+
+A wrong required or identifier field quarantines the record (``RecordError``); a wrong
+field whose contract says ``on_invalid: drop`` (coordinates) is removed and reported, so a
+bad GPS fix costs the location, not the event. Unknown fields are left for the projection,
+which only copies what the policy lists.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from processor.codegen import Source, compile_function
+from processor.errors import PolicyError, RecordError
+from schemas import Contract, FieldSpec
+
+_PY_TYPES: dict[str, tuple[type, ...]] = {
+    "string": (str,),
+    "integer": (int,),
+    "number": (int, float),
+    "boolean": (bool,),
+    "object": (dict,),
+    "array": (list,),
+}
+_NO_DROPS: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class _Check:
+    path: str
+    name: str
+    types: frozenset[type]
+    required: bool
+    drop_on_invalid: bool
+    # Only for fields with bounds or enums; most fields need the type check alone.
+    spec: FieldSpec | None
+
+    def problem(self, value: Any) -> tuple[str, str] | None:
+        """(code, detail) of what is wrong with ``value``, or None. Never quotes the value."""
+        if type(value) not in self.types:
+            expected = " or ".join(sorted(t.__name__ for t in self.types))
+            return "bad_type", f"{self.path}: expected {expected}, got {type(value).__name__}"
+        spec = self.spec
+        if spec is None:
+            return None
+        if spec.enum is not None and value not in spec.enum:
+            return "bad_value", f"{self.path}: not one of the allowed values"
+        if spec.minimum is not None and value < spec.minimum:
+            return "bad_value", f"{self.path}: below {spec.minimum}"
+        if spec.maximum is not None and value > spec.maximum:
+            return "bad_value", f"{self.path}: above {spec.maximum}"
+        if spec.max_length is not None and len(value) > spec.max_length:
+            return "bad_value", f"{self.path}: longer than {spec.max_length}"
+        return None
+
+
+def _check(spec: FieldSpec) -> _Check:
+    types = frozenset(t for name in spec.types for t in _PY_TYPES[name])
+    bounded = any(x is not None for x in (spec.enum, spec.minimum, spec.maximum, spec.max_length))
+    return _Check(
+        path=spec.path,
+        name=spec.path.rpartition(".")[2],
+        types=types,
+        required=spec.required,
+        drop_on_invalid=spec.on_invalid == "drop",
+        spec=spec if bounded else None,
+    )
+
+
+def _refuse(
+    holder: dict[str, Any], check: _Check, value: Any, dropped: tuple[str, ...]
+) -> tuple[str, ...]:
+    """The slow path of a failed check: quarantine, or drop the field and report it."""
+    code, detail = check.problem(value) or ("bad_value", check.path)
+    if not check.drop_on_invalid:
+        raise RecordError(code, "validate", detail)
+    del holder[check.name]
+    return (*dropped, check.path)
+
+
+def _failure_test(check: _Check, var: str, namespace: dict[str, Any]) -> str:
+    """A Python expression that is true when the value in ``check_N`` fails ``check``."""
+    types = sorted(check.types, key=lambda t: t.__name__)
+    if len(types) == 1:
+        namespace[f"{var}_type"] = types[0]
+        tests = [f"type(v) is not {var}_type"]
+    else:
+        namespace[f"{var}_types"] = check.types
+        tests = [f"type(v) not in {var}_types"]
+    spec = check.spec
+    if spec is not None:
+        if spec.enum is not None:
+            namespace[f"{var}_enum"] = frozenset(spec.enum)
+            tests.append(f"v not in {var}_enum")
+        if spec.minimum is not None:
+            tests.append(f"v < {spec.minimum!r}")
+        if spec.maximum is not None:
+            tests.append(f"v > {spec.maximum!r}")
+        if spec.max_length is not None:
+            tests.append(f"len(v) > {spec.max_length!r}")
+    return " or ".join(tests)
+
+
+def _emit_check(
+    src: Source, holder: str, check: _Check, var: str, namespace: dict[str, Any]
+) -> None:
+    namespace[var] = check
+    src(f"v = {holder}.get({check.name!r})")
+    if check.required:
+        src("if v is None:")
+        src(f"    raise RecordError('missing_field', 'validate', {check.path!r})")
+        src(f"if {_failure_test(check, var, namespace)}:")
+    else:
+        src(f"if v is not None and ({_failure_test(check, var, namespace)}):")
+    src(f"    dropped = refuse({holder}, {var}, v, dropped)")
+
+
+class Validator:
+    """Checks one decoded record against one contract (``schema`` itself already matched).
+
+    Calling it raises RecordError for a record that cannot pass and returns the paths of
+    the fields it dropped (usually none). The checks run as generated straight-line code.
+    """
+
+    def __init__(self, contract: Contract) -> None:
+        top: list[_Check] = []
+        blocks: dict[str, list[_Check]] = {}
+        for path, spec in contract.fields.items():
+            if path == "schema":
+                continue
+            if path.count(".") > 1:
+                raise PolicyError(
+                    f"{contract.schema}: field {path} is nested deeper than one block"
+                )
+            parent = path.rpartition(".")[0]
+            if parent:
+                blocks.setdefault(parent, []).append(_check(spec))
+            else:
+                top.append(_check(spec))
+        namespace: dict[str, Any] = {
+            "RecordError": RecordError,
+            "refuse": _refuse,
+            "NONE": _NO_DROPS,
+        }
+        src = Source()
+        src("def validate(event):")
+        src.indent()
+        src("dropped = NONE")
+        counter = iter(range(10_000))
+        for check in top:
+            if check.name not in blocks:
+                _emit_check(src, "event", check, f"check_{next(counter)}", namespace)
+        required_blocks = {c.name for c in top if c.required and c.name in blocks}
+        for block_name, checks in blocks.items():
+            src(f"b = event.get({block_name!r})")
+            if block_name in required_blocks:
+                src("if b is None:")
+                src(f"    raise RecordError('missing_field', 'validate', {block_name!r})")
+            src("if b is not None:")
+            src.indent()
+            src("if type(b) is not dict:")
+            src(
+                f"    raise RecordError('bad_type', 'validate', {block_name + ': expected object, got '!r} + type(b).__name__)"
+            )
+            for check in checks:
+                _emit_check(src, "b", check, f"check_{next(counter)}", namespace)
+            src.dedent()
+        src("return dropped")
+        self._validate: Callable[[dict[str, Any]], tuple[str, ...]] = compile_function(
+            src, "validate", namespace
+        )
+
+    def __call__(self, event: dict[str, Any]) -> tuple[str, ...]:
+        return self._validate(event)

@@ -1,0 +1,480 @@
+"""The faust-streaming worker: a thin adapter that feeds raw Kafka records to the pipeline.
+
+Per batch (``stream.take_events``), not per event:
+
+1. consent records first (so a consent change in the batch applies to the batch's events),
+   then the rest in arrival order, each through ``Pipeline.process`` -> one ``Outcome``;
+2. every output record (and every consent-table changelog entry) is handed to the
+   buffered aiokafka producer, collecting the delivery futures;
+3. all futures are awaited once; only then does ``take_events`` ack the batch's events,
+   and faust commits acked offsets every ``commit_interval``. That is the at-least-once
+   guarantee: an input offset is committed only after its outputs are acknowledged.
+
+A failed delivery ends the process at once without committing (``os._exit``): faust's
+``take_events`` would otherwise ack the batch while the agent unwinds.
+
+The consent table is a faust ``Table`` whose keys are keyed hashes of the canonical user id
+(HMAC-SHA256 under a key derived from the keyring, see :func:`table_key_function`) and whose
+values hold no identifier, so its changelog topic carries no raw identifier. See
+``docs/worker.md`` for the design and the measurements.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import logging
+import os
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from processor.consent import Consent
+from processor.errors import ConfigError
+from processor.outcome import SourceRef
+from processor.settings import Settings
+
+if TYPE_CHECKING:
+    from keys import Keyring
+    from processor.location import Locator
+    from processor.pipeline import Pipeline
+
+log = logging.getLogger("pseudostream.worker")
+
+CONSENT_SOURCE = "consent"
+_TABLE_KEY_LABEL = b"pseudostream/consent-table/v1"
+EXIT_DELIVERY_FAILED = 75
+
+
+def table_key_function(keyring: Keyring, cache_size: int = 262_144) -> Callable[[str], str]:
+    """Canonical user id -> consent-table key: hex HMAC-SHA256 under a key derived from the
+    oldest quarantine-domain key still in the ring, so rotations do not move the table's
+    keys (dropping that key from the ring does: see docs/worker.md)."""
+    from keys import Domain
+
+    base = keyring.keys_for(Domain.QUARANTINE)[-1].sealing_key()
+    derived = hmac.digest(base, _TABLE_KEY_LABEL, "sha256")
+
+    def key_of(user_id: str) -> str:
+        return hmac.new(derived, user_id.encode("utf-8"), hashlib.sha256).hexdigest()[:40]
+
+    return lru_cache(maxsize=cache_size)(key_of)
+
+
+class TableConsentState:
+    """:class:`processor.consent.ConsentState` backed by a faust Table.
+
+    Reads go straight to the table's store; writes update the store and send the
+    changelog entry (to the partition of the consent record being processed, which is the
+    user's partition because consent and raw topics are co-partitioned) through the same
+    buffered producer as the outputs, so the batch waits for them too.
+    """
+
+    def __init__(self, table: Any, key_of: Callable[[str], str], changelog_topic: str) -> None:
+        self._store = table.data
+        self._key_of = key_of
+        self._changelog_topic = changelog_topic
+        self._cache: dict[str, tuple[Any, Consent]] = {}
+        self.partition: int | None = None
+        self.pending: list[tuple[str, bytes, bytes, int | None]] = []
+
+    def get(self, user_id: str) -> Consent | None:
+        key = self._key_of(user_id)
+        value = self._store.get(key)
+        if value is None:
+            return None
+        cached = self._cache.get(key)
+        if cached is not None and cached[0] is value:
+            return cached[1]
+        consent = Consent.from_json(value)
+        self._cache[key] = (value, consent)
+        return consent
+
+    def put(self, user_id: str, consent: Consent) -> None:
+        key = self._key_of(user_id)
+        value = consent.to_json()
+        self._store[key] = value
+        self._cache[key] = (value, consent)
+        # faust's "json" codec for table keys and values, so recovery reads them back
+        self.pending.append((self._changelog_topic, orjson.dumps(key), orjson.dumps(value),
+                             self.partition))
+
+    def __len__(self) -> int:
+        return len(self._store)
+
+
+class Counters:
+    """What the worker did; written as JSON to ``stats_file`` and logged."""
+
+    def __init__(self) -> None:
+        self.counts: Counter[str] = Counter()
+        self.seconds: Counter[str] = Counter()
+        self.started = time.monotonic()
+        self.first_event: float | None = None
+        self.last_event: float | None = None
+
+    def snapshot(self, pipeline_stats: Mapping[str, int]) -> dict[str, Any]:
+        busy = (self.last_event - self.first_event) if self.first_event and self.last_event else 0.0
+        counts = dict(self.counts)
+        return {
+            "pid": os.getpid(),
+            "in": counts.get("in", 0),
+            "counts": counts,
+            "pipeline": dict(pipeline_stats),
+            "busy_seconds": round(busy, 3),
+            "seconds": {k: round(v, 3) for k, v in self.seconds.items()},
+            "events_per_second": round(counts.get("in", 0) / busy, 1) if busy > 0 else None,
+            "uptime_seconds": round(time.monotonic() - self.started, 3),
+        }
+
+
+def make_app_class(batch_size: int, batch_topics: frozenset[str],
+                   handler: Callable[[list[Any]], Awaitable[None]]) -> Any:
+    """A ``faust.App`` whose consumer hands whole fetches of the source topics to a batch
+    handler instead of faust's per-message path (conductor -> channel queue -> stream ->
+    event, about 6 tasks and 26 callbacks per message, the cost DESIGN.md measured).
+
+    Everything else stays faust's: the consumer group, rebalancing, the commit loop (it
+    commits offsets the handler acked), table recovery (changelog messages still go
+    through faust's own callback), flow control and graceful shutdown.
+    """
+    from faust import App
+    from faust.transport.drivers import aiokafka as faust_aiokafka
+
+    class BatchConsumer(faust_aiokafka.Consumer):  # type: ignore[misc]
+        async def _drain_messages(self, fetcher: Any) -> None:
+            callback = self.callback
+            getmany = self.getmany
+            consumer_should_stop = self._stopped.is_set
+            fetcher_should_stop = fetcher._stopped.is_set
+            get_read_offset = self._read_offset.__getitem__
+            set_read_offset = self._read_offset.__setitem__
+            acks_enabled_for = self.app.topics.acks_enabled_for
+            track = self._unacked_messages.add
+            try:
+                while not (consumer_should_stop() or fetcher_should_stop()):
+                    batch: list[Any] = []
+                    await self.sleep(0)
+                    if self.should_stop:
+                        break
+                    async for tp, message in getmany(timeout=1.0):
+                        offset = message.offset
+                        r_offset = get_read_offset(tp)
+                        if r_offset is not None and offset < r_offset:
+                            continue  # already read (faust drops these too)
+                        if r_offset and offset - r_offset > 1 and acks_enabled_for(tp.topic):
+                            await self._add_gap(tp, r_offset + 1, offset)  # compacted offsets
+                        if tp.topic in batch_topics:
+                            track(message)
+                            batch.append(message)
+                            if len(batch) >= batch_size:
+                                await handler(batch)
+                                batch = []
+                        else:  # table changelogs during recovery: faust's own path
+                            await self.wait_first(callback(message), self.suspend_flow.wait())
+                        set_read_offset(tp, offset)
+                    if batch:
+                        await handler(batch)
+            except self.consumer_stopped_errors:
+                if self.transport.app.should_stop:
+                    return
+                raise
+            except asyncio.CancelledError:
+                if self.transport.app.should_stop:
+                    return
+                raise
+
+    class BatchTransport(faust_aiokafka.Transport):  # type: ignore[misc]
+        Consumer = BatchConsumer
+
+    class BatchApp(App):  # type: ignore[misc]
+        def _new_transport(self) -> Any:
+            return BatchTransport(self.conf.broker_consumer, self)
+
+    return BatchApp
+
+
+class StreamWorker:
+    """Builds the faust app, its agent and its consent table, and runs them."""
+
+    def __init__(self, settings: Settings, keyring: Keyring, locator: Locator | None = None,
+                 *, pipeline: Pipeline | None = None) -> None:
+        import faust
+
+        from processor.pipeline import Pipeline
+
+        self.settings = settings
+        s = settings
+        app_class = (
+            make_app_class(s.batch_size, frozenset(s.input_topics.values()), self._fast_batch)
+            if s.fast_path else faust.App
+        )
+        self.app = app_class(
+            s.app_id,
+            broker=s.broker,
+            autodiscover=False,
+            store="memory://",
+            datadir=str(s.data_dir),
+            broker_session_timeout=s.session_timeout,
+            broker_heartbeat_interval=min(3.0, s.session_timeout / 4),
+            broker_rebalance_timeout=max(s.session_timeout, 10.0),
+            broker_commit_interval=s.commit_interval,
+            producer_linger=s.producer_linger_ms / 1000.0,
+            producer_max_batch_size=s.producer_max_batch_bytes,
+            producer_acks=-1 if s.producer_acks in ("all", "-1") else int(s.producer_acks),
+            consumer_auto_offset_reset="earliest",
+            topic_partitions=s.partitions,
+            topic_replication_factor=s.replication_factor,
+            topic_allow_declare=False,  # we create topics ourselves (processor.broker)
+            topic_disable_leader=True,
+            table_standby_replicas=0,
+            web_enabled=s.web_port != 0,
+            web_port=s.web_port or 6066,
+            web_bind="127.0.0.1",
+            stream_wait_empty=True,
+        )
+        self.counters = Counters()
+        self._logical = {physical: logical for logical, physical in s.input_topics.items()}
+        self._consent_topic = s.input_topics[CONSENT_SOURCE]
+        self._out_topics = {route: name for route, name in s.output_topics.items()}
+        self.table = self.app.Table(
+            "consent",
+            partitions=s.partitions,
+            changelog_topic=self.app.topic(
+                s.changelog_topic, partitions=s.partitions, compacting=True, deleting=False,
+                key_serializer="json", value_serializer="json",
+            ),
+        )
+        self.consent = TableConsentState(self.table, table_key_function(keyring), s.changelog_topic)
+        self.pipeline = pipeline or Pipeline(keyring, consent=self.consent, locator=locator)
+        self.pipeline.consent = self.consent
+        self.source = self.app.topic(
+            *s.input_topics.values(), key_serializer="raw", value_serializer="raw",
+            partitions=s.partitions,
+        )
+        if s.fast_path:
+            self.app.topics.add(self.source)  # subscribe; the consumer hands us the messages
+        else:
+            self.app.agent(self.source, name="pseudostream.process")(self._agent)
+        self.app.on_before_shutdown.connect(self._on_shutdown)
+        self._last_stats = 0.0
+
+    # -- the hot path ---------------------------------------------------------------
+
+    async def _agent(self, stream: Any) -> None:
+        """The plain faust path (``fast_path = false``): batches of events from the stream."""
+        s = self.settings
+        async for events in stream.take_events(s.batch_size, within=s.batch_within):
+            await self.process_batch([event.message for event in events])
+
+    async def _fast_batch(self, messages: list[Any]) -> None:
+        """The fast path: messages straight from faust's fetch loop (see BatchConsumer)."""
+        consumer = self.app.consumer
+        generation = self.app.consumer_generation_id
+        current = [m for m in messages if m.generation_id == generation]
+        if len(current) != len(messages):  # fetched before a rebalance: not ours to process
+            for message in messages:
+                if message.generation_id != generation:
+                    consumer._unacked_messages.discard(message)
+        try:
+            await self.process_batch(current)
+        except BaseException:
+            # not acked, so never committed; forget them so a shutdown does not wait for them
+            for message in current:
+                consumer._unacked_messages.discard(message)
+            raise
+        ack = consumer.ack
+        for message in current:
+            ack(message)
+
+    async def process_batch(self, messages: Sequence[Any]) -> None:
+        """Pipeline over the batch, then produce everything and await every delivery."""
+        if not messages:
+            return
+        counts = self.counters.counts
+        now = time.monotonic()
+        if self.counters.first_event is None:
+            self.counters.first_event = now
+        consent_topic = self._consent_topic
+        # consent first: a change in this batch applies to this batch's events
+        ordered = [m for m in messages if m.topic == consent_topic]
+        if ordered:
+            ordered += [m for m in messages if m.topic != consent_topic]
+        else:
+            ordered = list(messages)
+        process = self.pipeline.process
+        logical = self._logical
+        consent = self.consent
+        sends: list[tuple[str, bytes | None, bytes, tuple[tuple[str, bytes], ...] | None]] = []
+        out_topics = self._out_topics
+        routed = quarantined = suppressed = 0
+        for message in ordered:
+            topic = message.topic
+            value = message.value
+            if topic == consent_topic:
+                consent.partition = message.partition
+            outcome = process(value if value is not None else b"",
+                              SourceRef(logical.get(topic, topic), message.partition, message.offset),
+                              message.key)
+            for record in outcome.records:
+                key = record.key.encode() if record.key is not None else None
+                sends.append((out_topics[record.route], key, record.value, record.headers or None))
+            if outcome.quarantined:
+                quarantined += 1
+            elif outcome.suppressed:
+                suppressed += 1
+            else:
+                routed += 1
+        t1 = time.monotonic()
+        await self._deliver(sends, consent.pending)
+        t2 = time.monotonic()
+        self.counters.seconds["pipeline"] += t1 - now
+        self.counters.seconds["deliver"] += t2 - t1
+        counts["in"] += len(ordered)
+        counts["routed"] += routed
+        counts["quarantined"] += quarantined
+        counts["suppressed"] += suppressed
+        counts["batches"] += 1
+        self.counters.last_event = time.monotonic()
+        if self.counters.last_event - self._last_stats >= 0.5:
+            self._last_stats = self.counters.last_event
+            self.write_stats()
+
+    async def _deliver(
+        self,
+        sends: list[tuple[str, bytes | None, bytes, tuple[tuple[str, bytes], ...] | None]],
+        changelog: list[tuple[str, bytes, bytes, int | None]],
+    ) -> None:
+        producer = self.app.producer._ensure_producer()  # the aiokafka producer
+        futures: list[Awaitable[Any]] = []
+        counts = self.counters.counts
+        try:
+            for topic, key, value, partition in changelog:
+                futures.append(await producer.send(topic, value, key=key, partition=partition))
+            changelog.clear()
+            for topic, key, value, headers in sends:
+                futures.append(await producer.send(topic, value, key=key,
+                                                   headers=list(headers) if headers else None))
+                counts["out:" + topic] += 1
+            await asyncio.gather(*futures)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.critical("delivery failed (%s): exiting without committing this batch",
+                         type(exc).__name__)
+            self.write_stats()
+            logging.shutdown()
+            os._exit(EXIT_DELIVERY_FAILED)
+
+    # -- stats and lifecycle ------------------------------------------------------------
+
+    def stats(self) -> dict[str, Any]:
+        snap = self.counters.snapshot(self.pipeline.stats)
+        snap["consent_table_size"] = len(self.consent)
+        return snap
+
+    def write_stats(self) -> None:
+        path = self.settings.stats_file
+        if path is None:
+            return
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_bytes(orjson.dumps(self.stats(), option=orjson.OPT_INDENT_2))
+        tmp.replace(path)
+
+    async def _on_shutdown(self, app: Any, **kwargs: Any) -> None:
+        self.write_stats()
+        c = self.counters.counts
+        log.info("stopped: in=%s routed=%s quarantined=%s suppressed=%s",
+                 c["in"], c["routed"], c["quarantined"], c["suppressed"])
+
+    def run(self) -> int:
+        """Run until SIGTERM/SIGINT; returns the exit code."""
+        import faust
+
+        worker = faust.Worker(self.app, loglevel=self.settings.log_level.upper(), quiet=True,
+                              override_logging=True)
+        worker.spinner = None  # the spinner sets the root logger to DEBUG (DESIGN.md)
+        if self.settings.stats_interval > 0:
+            interval = self.settings.stats_interval
+
+            @self.app.timer(interval)
+            async def _log_stats() -> None:
+                self.write_stats()
+                c = self.counters.counts
+                log.info("in=%s routed=%s quarantined=%s suppressed=%s", c["in"], c["routed"],
+                         c["quarantined"], c["suppressed"])
+
+        try:
+            worker.execute_from_commandline()
+        except SystemExit as exc:
+            return int(exc.code or 0) if not isinstance(exc.code, str) else 1
+        return 0
+
+
+def load_keyring(settings: Settings) -> Keyring:
+    from keys import load_keyring_from
+
+    environ = dict(os.environ)
+    if settings.master_key is not None:
+        environ["PSEUDOSTREAM_MASTER_KEY"] = settings.master_key.reveal()
+    keyring: Keyring = load_keyring_from(settings.require_keyring(), settings.master_key_file, environ)
+    return keyring
+
+
+def load_locator(settings: Settings) -> Locator | None:
+    if settings.geo_city_db is None and settings.geo_ip2region_db is None:
+        return None
+    try:
+        from processor import geo  # type: ignore[attr-defined]
+    except ImportError as exc:
+        raise ConfigError("geo_city_db: this build has no geo lookup (processor.geo)") from exc
+    locator: Locator = geo.open_locator(settings.geo_city_db, settings.geo_ip2region_db)
+    return locator
+
+
+def prepare_topics(settings: Settings) -> list[str]:
+    """Create the missing topics with the configured partition counts; returns those created."""
+    from processor.broker import TopicSpec, bootstrap_servers, create_topics
+
+    specs = [
+        TopicSpec(settings.input_topics["raw.behaviour"], settings.partitions),
+        TopicSpec(settings.input_topics["raw.device"], settings.partitions),
+        TopicSpec(settings.input_topics[CONSENT_SOURCE], settings.partitions, compacted=True),
+        TopicSpec(settings.changelog_topic, settings.partitions, compacted=True),
+        *(TopicSpec(name, settings.output_partitions) for name in settings.output_topics.values()),
+    ]
+    return create_topics(bootstrap_servers(settings.broker), specs,
+                         replication_factor=settings.replication_factor)
+
+
+def run(settings: Settings) -> int:
+    """``pseudostream worker``: check keys and topics, then run the faust worker."""
+    keyring = load_keyring(settings)
+    locator = load_locator(settings)
+    if settings.create_topics:
+        created = prepare_topics(settings)
+        if created:
+            log.info("created topics: %s", ", ".join(created))
+    Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(KeyboardInterrupt):
+        return StreamWorker(settings, keyring, locator).run()
+    return 0
+
+
+__all__ = ["Counters", "StreamWorker", "TableConsentState", "prepare_topics", "run", "setup_logging",
+           "table_key_function"]
+
+
+def setup_logging(level: str) -> None:
+    """One stderr handler at ``level``; the noisy client libraries one level quieter."""
+    logging.basicConfig(level=level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for name in ("aiokafka", "kafka", "faust", "mode"):
+        logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLevelName(level.upper())))

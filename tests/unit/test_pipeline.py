@@ -1,0 +1,505 @@
+"""The pure pipeline, stage by stage, without a broker."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import orjson
+import pytest
+
+from keys import Domain, Keyring
+from processor.consent import MemoryConsentState
+from processor.errors import PolicyError
+from processor.location import IPAddress, Place
+from processor.outcome import Outcome, Route, SourceRef
+from processor.pipeline import Pipeline
+from processor.policy import compile_policy
+from processor.quarantine import Sealer
+from schemas import load_contract, to_json_schema
+
+SRC = SourceRef("raw.behaviour", 0, 42)
+
+EVENT: dict[str, Any] = {
+    "schema": "behaviour/1",
+    "event_id": "e-01HF000000",
+    "event_time": 1764316800123,
+    "event_type": "comment",
+    "user_id": "u10293847",
+    "phone": "+8613812345678",
+    "device": {
+        "imei": "356938035643809",
+        "meid": "A0000012345678",
+        "imsi": "460001234567890",
+        "iccid": "89860012345678901234",
+        "oaid": "6b1e6b2c-6a4f-4e0f-9c3a-2b1d4e5f6a7b",
+        "android_id": "1f2e3d4c5b6a7988",
+        "mac": "3C:5A:B4:12:34:56",
+        "brand": "Xiaomi",
+        "model": "2211133C",
+        "os": "Android",
+        "os_version": "14",
+        "app_version": "5.2.1",
+    },
+    "network": {
+        "ip": "61.128.128.68",
+        "type": "wifi",
+        "carrier": "China Mobile",
+        "ssid": "Home-5G",
+        "bssid": "a4:5e:60:11:22:33",
+        "cell": {"mcc": 460, "mnc": 0, "lac": 4301, "cid": 20571},
+    },
+    "location": {"lat": 29.557, "lon": 106.577, "accuracy_m": 12, "source": "gps"},
+    "payload": {
+        "item_id": "v-88812",
+        "room_id": "r-77",
+        "target_user_id": "u55",
+        "text": "call me 13812345678",
+        "amount_cents": 600,
+        "position": 3,
+        "duration_ms": 5123,
+    },
+}
+RAW_VALUES = (
+    "u10293847",
+    "+8613812345678",
+    "356938035643809",
+    "A0000012345678",
+    "460001234567890",
+    "89860012345678901234",
+    "6b1e6b2c-6a4f-4e0f-9c3a-2b1d4e5f6a7b",
+    "1f2e3d4c5b6a7988",
+    "3C:5A:B4:12:34:56",
+    "61.128.128.68",
+    "Home-5G",
+    "a4:5e:60:11:22:33",
+    "13812345678",
+    "29.557",
+    "106.577",
+    "20571",
+)
+
+
+def consent_record(user: str = "u10293847", **overrides: Any) -> bytes:
+    record = {
+        "schema": "consent/1",
+        "user_id": user,
+        "event_time": 1764316800000,
+        "personalized_recommendation": True,
+        "personalized_ads": True,
+        "precise_location": True,
+        "age_band": "adult",
+        "account": "active",
+    }
+    record.update(overrides)
+    return orjson.dumps(record)
+
+
+def raw(event: dict[str, Any] | None = None, **changes: Any) -> bytes:
+    data = copy.deepcopy(event or EVENT)
+    data.update(changes)
+    return orjson.dumps(data)
+
+
+class FakeLocator:
+    """Answers every GPS point with Chongqing and every address with Chengdu."""
+
+    def __init__(self) -> None:
+        self.ips: list[IPAddress] = []
+
+    def from_gps(self, lat: float, lon: float) -> Place | None:
+        return Place("CN", "500000", "500000", "Chongqing")
+
+    def from_ip(self, network_address: IPAddress) -> Place | None:
+        self.ips.append(network_address)
+        return Place("CN", "510000", "510100", "Chengdu")
+
+
+@pytest.fixture(scope="module")
+def keyring() -> Keyring:
+    return Keyring.generate()
+
+
+@pytest.fixture
+def locator() -> FakeLocator:
+    return FakeLocator()
+
+
+@pytest.fixture
+def pipeline(keyring: Keyring, locator: FakeLocator) -> Pipeline:
+    return Pipeline(
+        keyring, consent=MemoryConsentState(), locator=locator, clock=lambda: 1764316900000
+    )
+
+
+def by_route(outcome: Outcome) -> dict[Route, dict[str, Any]]:
+    return {r.route: r.json() for r in outcome.records}
+
+
+def consented(pipeline: Pipeline, **overrides: Any) -> Pipeline:
+    assert (
+        pipeline.process(consent_record(**overrides), SourceRef("consent")).suppressed
+        == "consent_update"
+    )
+    return pipeline
+
+
+def test_when_user_consents_then_both_routes_get_pseudonyms(pipeline: Pipeline) -> None:
+    out = by_route(consented(pipeline).process(raw(), SRC))
+    assert set(out) == {Route.RECOMMENDATION, Route.AD_ANALYTICS}
+    rec, ad = out[Route.RECOMMENDATION], out[Route.AD_ANALYTICS]
+    assert rec["user_id"].startswith("rec-1:") and ad["user_id"].startswith("ad-1:")
+    assert set(rec["device"]) == {
+        "imei",
+        "meid",
+        "oaid",
+        "android_id",
+        "mac",
+        "brand",
+        "model",
+        "os",
+        "os_version",
+        "app_version",
+    }
+    assert set(ad["device"]) == {
+        "imei",
+        "meid",
+        "oaid",
+        "android_id",
+        "brand",
+        "model",
+        "os",
+        "os_version",
+        "app_version",
+    }
+    assert rec["network"].keys() == {"ip", "type", "carrier"}
+    assert ad["network"] == {"type": "wifi", "carrier": "China Mobile"}
+    assert "phone" not in rec and "phone" not in ad
+
+
+def test_when_output_is_made_then_no_raw_identifier_appears(pipeline: Pipeline) -> None:
+    outcome = consented(pipeline).process(raw(), SRC)
+    for record in outcome.records:
+        text = record.value.decode() + str(record.key) + repr(record.headers)
+        for value in RAW_VALUES:
+            assert value not in text
+
+
+def test_when_comment_has_phone_then_recommendation_scrubs_and_ads_drop_it(
+    pipeline: Pipeline,
+) -> None:
+    out = by_route(consented(pipeline).process(raw(), SRC))
+    assert out[Route.RECOMMENDATION]["payload"]["text"] == "call me [phone]"
+    assert "text" not in out[Route.AD_ANALYTICS]["payload"]
+
+
+def test_when_no_consent_record_then_no_ad_record_and_location_from_ip(
+    pipeline: Pipeline, locator: FakeLocator
+) -> None:
+    out = by_route(pipeline.process(raw(), SRC))
+    assert set(out) == {Route.RECOMMENDATION}
+    assert out[Route.RECOMMENDATION]["location"] == {
+        "country": "CN",
+        "province_code": "510000",
+        "city_code": "510100",
+        "city": "Chengdu",
+        "source": "ip",
+    }
+    assert [str(a) for a in locator.ips] == ["61.128.128.0"]
+
+
+def test_when_precise_location_consented_then_gps_gives_the_city(pipeline: Pipeline) -> None:
+    out = by_route(consented(pipeline).process(raw(), SRC))
+    for record in out.values():
+        assert record["location"]["source"] == "gps"
+        assert record["location"]["city_code"] == "500000"
+        assert "lat" not in record["location"]
+
+
+def test_when_precise_location_withdrawn_then_gps_is_ignored(pipeline: Pipeline) -> None:
+    out = by_route(consented(pipeline, precise_location=False).process(raw(), SRC))
+    assert out[Route.RECOMMENDATION]["location"]["source"] == "ip"
+
+
+@pytest.mark.parametrize(
+    ("lat", "lon", "counted"),
+    [
+        (0, 0, "location_invalid:null_island"),
+        ("29.5", 106.5, "dropped_field:location.lat"),
+        (91.0, 106.5, "dropped_field:location.lat"),
+        (29.5, -181, "dropped_field:location.lon"),
+        (True, 106.5, "dropped_field:location.lat"),
+    ],
+)
+def test_when_coordinates_are_bad_then_location_falls_back_and_is_counted(
+    pipeline: Pipeline, lat: Any, lon: Any, counted: str
+) -> None:
+    event = copy.deepcopy(EVENT)
+    event["location"] = {"lat": lat, "lon": lon}
+    out = by_route(consented(pipeline).process(raw(event), SRC))
+    assert out[Route.RECOMMENDATION]["location"]["source"] == "ip"
+    assert pipeline.stats[counted] == 1
+
+
+def test_when_personalization_is_off_then_recommendation_keeps_behaviour_without_pseudonyms(
+    pipeline: Pipeline,
+) -> None:
+    rec = by_route(consented(pipeline, personalized_recommendation=False).process(raw(), SRC))[
+        Route.RECOMMENDATION
+    ]
+    assert "user_id" not in rec
+    assert set(rec["device"]) == {"brand", "model", "os", "os_version", "app_version"}
+    assert "ip" not in rec["network"]
+    assert rec["event_type"] == "comment" and rec["payload"]["item_id"] == "v-88812"
+    assert rec["payload"]["target_user_id"].startswith("rec-1:")  # the target, not the actor
+
+
+@pytest.mark.parametrize("age_band", ["minor", "child"])
+def test_when_user_is_not_adult_then_no_ad_record(pipeline: Pipeline, age_band: str) -> None:
+    assert set(by_route(consented(pipeline, age_band=age_band).process(raw(), SRC))) == {
+        Route.RECOMMENDATION
+    }
+
+
+def test_when_ads_consent_is_withdrawn_then_no_ad_record(pipeline: Pipeline) -> None:
+    consented(pipeline)
+    consented(pipeline, personalized_ads=False, event_time=1764316800001)
+    assert set(by_route(pipeline.process(raw(), SRC))) == {Route.RECOMMENDATION}
+
+
+def test_when_oaid_is_all_zero_then_no_ad_device_pseudonym(pipeline: Pipeline) -> None:
+    event = copy.deepcopy(EVENT)
+    event["device"]["oaid"] = "00000000-0000-0000-0000-000000000000"
+    out = by_route(consented(pipeline).process(raw(event), SRC))
+    assert set(out[Route.AD_ANALYTICS]["device"]) == {
+        "brand",
+        "model",
+        "os",
+        "os_version",
+        "app_version",
+    }
+    assert (
+        "oaid" not in out[Route.RECOMMENDATION]["device"]
+    )  # a placeholder, never a shared pseudonym
+    assert "imei" in out[Route.RECOMMENDATION]["device"]
+
+
+def test_when_identifier_is_spelled_differently_then_pseudonym_is_the_same(
+    pipeline: Pipeline,
+) -> None:
+    a = copy.deepcopy(EVENT)
+    b = copy.deepcopy(EVENT)
+    b["device"].update(imei="35-693803-564380-9", mac="3c5a.b412.3456")
+    b["network"]["ip"] = "::ffff:61.128.128.68"
+    ra, rb = (by_route(pipeline.process(raw(e), SRC))[Route.RECOMMENDATION] for e in (a, b))
+    assert ra["device"]["imei"] == rb["device"]["imei"]
+    assert ra["device"]["mac"] == rb["device"]["mac"]
+    assert ra["network"]["ip"] == rb["network"]["ip"]
+
+
+def test_when_same_digits_are_different_kinds_then_pseudonyms_differ(pipeline: Pipeline) -> None:
+    event = copy.deepcopy(EVENT)
+    event["user_id"] = "356938035643809"
+    rec = by_route(pipeline.process(raw(event), SRC))[Route.RECOMMENDATION]
+    assert rec["user_id"] != rec["device"]["imei"]
+
+
+def test_when_record_is_routed_then_key_is_the_user_pseudonym_and_headers_name_versions(
+    pipeline: Pipeline,
+) -> None:
+    outcome = consented(pipeline).process(raw(), SRC)
+    for record in outcome.records:
+        assert record.key == record.json()["user_id"]
+        headers = dict(record.headers)
+        assert headers["policy"] == b"default/1"
+        assert headers["schema"] == record.json()["schema"].encode()
+        assert headers["key-ids"].decode() == record.json()["key_ids"][0]
+
+
+def test_when_field_is_unknown_then_it_is_dropped(pipeline: Pipeline) -> None:
+    event = copy.deepcopy(EVENT)
+    event["serial"] = "R58M1234ABC"
+    event["device"]["serial"] = "R58M1234ABC"
+    event["payload"]["contacts"] = ["13812345678"]
+    outcome = pipeline.process(raw(event), SRC)
+    assert all(b"R58M1234ABC" not in r.value for r in outcome.records)
+    assert "contacts" not in by_route(outcome)[Route.RECOMMENDATION]["payload"]
+
+
+@pytest.mark.parametrize(
+    ("data", "code", "stage"),
+    [
+        (b'{"schema": "behaviour/1", "event_id": "e-1"', "bad_json", "decode"),
+        (b"\xff\xfe{}", "bad_encoding", "decode"),
+        (b"", "empty", "decode"),
+        (b"[1, 2]", "not_object", "decode"),
+        (
+            b'{"schema": "behaviour/7", "event_id": "e", "event_time": 1, "event_type": "view"}',
+            "unknown_schema",
+            "validate",
+        ),
+        (
+            b'{"schema": "behaviour/1", "event_time": 1, "event_type": "view"}',
+            "missing_field",
+            "validate",
+        ),
+        (
+            b'{"schema": "behaviour/1", "event_id": "e", "event_time": "1", "event_type": "view"}',
+            "bad_type",
+            "validate",
+        ),
+        (
+            b'{"schema": "behaviour/1", "event_id": "e", "event_time": 1, "event_type": "teleport"}',
+            "bad_value",
+            "validate",
+        ),
+        (
+            b'{"schema": "behaviour/1", "event_id": "e", "event_time": 1, "event_type": "view", "device": {"imei": [1]}}',
+            "bad_type",
+            "validate",
+        ),
+        (
+            b'{"schema": "behaviour/1", "event_id": "e", "event_time": 1, "event_type": "view", "device": "x"}',
+            "bad_type",
+            "validate",
+        ),
+        (b'{"schema": "consent/1", "user_id": "unknown", "event_time": 1}', "bad_value", "consent"),
+    ],
+)
+def test_when_record_is_bad_then_it_is_quarantined_with_a_reason(
+    pipeline: Pipeline, keyring: Keyring, data: bytes, code: str, stage: str
+) -> None:
+    outcome = pipeline.process(data, SRC, key=b"u10293847")
+    assert outcome.quarantined == code
+    [record] = outcome.records
+    body = record.json()
+    assert (record.route, body["error"], body["stage"]) == (Route.QUARANTINE, code, stage)
+    assert body["source"] == {"topic": "raw.behaviour", "partition": 0, "offset": 42}
+    assert record.key == "raw.behaviour/0/42"
+    assert b"u10293847" not in record.value
+    assert Sealer(keyring, "default/1").unseal(body) == (b"u10293847", data)
+
+
+def test_when_record_is_too_large_then_quarantined_without_parsing(keyring: Keyring) -> None:
+    pipeline = Pipeline(keyring, max_record_bytes=100)
+    assert pipeline.process(raw(), SRC).quarantined == "too_large"
+
+
+def test_when_quarantined_record_holds_identifiers_then_they_are_sealed(pipeline: Pipeline) -> None:
+    data = raw()[:-1]  # truncated: bad JSON full of identifiers
+    record = pipeline.process(data, SRC).records[0]
+    for value in RAW_VALUES:
+        assert value.encode() not in record.value
+
+
+def test_when_quarantine_record_is_altered_then_it_cannot_be_opened(
+    pipeline: Pipeline, keyring: Keyring
+) -> None:
+    body = pipeline.process(b"nope", SRC).records[0].json()
+    body["source"]["offset"] = 43  # moving a record to another offset breaks its seal
+    with pytest.raises(Exception, match="cannot be opened"):
+        Sealer(keyring, "default/1").unseal(body)
+
+
+def test_when_account_is_deleted_then_one_erasure_and_no_more_events(
+    pipeline: Pipeline, keyring: Keyring
+) -> None:
+    first = by_route(consented(pipeline).process(raw(), SRC))
+    outcome = pipeline.process(
+        consent_record(account="deletion_requested", event_time=1764316800500), SourceRef("consent")
+    )
+    [erasure] = outcome.records
+    body = erasure.json()
+    assert erasure.route is Route.ERASURE
+    assert body["pseudonyms"]["recommendation"] == [first[Route.RECOMMENDATION]["user_id"]]
+    assert body["pseudonyms"]["ad-analytics"] == [first[Route.AD_ANALYTICS]["user_id"]]
+    assert erasure.key == first[Route.RECOMMENDATION]["user_id"]
+    assert pipeline.process(raw(), SRC).suppressed == "account_deleted"
+    again = pipeline.process(
+        consent_record(account="deleted", event_time=1764316800600), SourceRef("consent")
+    )
+    assert again.records == [] and again.suppressed == "consent_update"
+
+
+def test_when_keys_were_rotated_then_erasure_lists_pseudonyms_under_every_key(
+    keyring: Keyring,
+) -> None:
+    rotated = keyring.rotate(Domain.AD_ANALYTICS)
+    pipeline = Pipeline(rotated)
+    [erasure] = pipeline.process(consent_record(account="deleted"), SourceRef("consent")).records
+    ad = erasure.json()["pseudonyms"]["ad-analytics"]
+    assert [p.split(":")[0] for p in ad] == ["ad-2", "ad-1"]
+
+
+def test_when_consent_record_is_older_than_the_state_then_it_is_ignored(pipeline: Pipeline) -> None:
+    consented(pipeline, event_time=2000)
+    outcome = pipeline.process(
+        consent_record(personalized_ads=False, event_time=1000), SourceRef("consent")
+    )
+    assert outcome.suppressed == "consent_stale"
+    assert Route.AD_ANALYTICS in by_route(pipeline.process(raw(), SRC))
+
+
+def test_when_device_report_arrives_then_it_is_routed_like_behaviour(pipeline: Pipeline) -> None:
+    event = {k: v for k, v in EVENT.items() if k != "payload"}
+    event.update(schema="device/1", event_type="device_report")
+    out = by_route(consented(pipeline).process(raw(event), SourceRef("raw.device", 1, 7)))
+    assert out[Route.RECOMMENDATION]["source_schema"] == "device/1"
+    assert out[Route.RECOMMENDATION]["event_type"] == "device_report"
+
+
+def test_every_output_validates_against_its_exported_json_schema(pipeline: Pipeline) -> None:
+    consented(pipeline)
+    outcomes = [
+        pipeline.process(raw(), SRC),
+        pipeline.process(b"{", SRC),
+        pipeline.process(
+            consent_record(account="deleted", event_time=1764316800999), SourceRef("consent")
+        ),
+    ]
+    schemas = {
+        s: to_json_schema(load_contract(s))
+        for s in ("clean.recommendation/1", "clean.ad-analytics/1", "quarantine/1", "erasure/1")
+    }
+    seen = set()
+    for outcome in outcomes:
+        for record in outcome.records:
+            body = record.json()
+            jsonschema.validate(body, schemas[body["schema"]])
+            seen.add(body["schema"])
+    assert seen == set(schemas)
+
+
+def test_every_raw_example_validates_against_its_exported_json_schema() -> None:
+    jsonschema.validate(EVENT, to_json_schema(load_contract("behaviour/1")))
+    jsonschema.validate(orjson.loads(consent_record()), to_json_schema(load_contract("consent/1")))
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(
+            {**EVENT, "event_type": "teleport"}, to_json_schema(load_contract("behaviour/1"))
+        )
+
+
+def test_when_policy_keeps_a_raw_identifier_then_it_is_refused_at_start(tmp_path: Path) -> None:
+    policy = json.loads(
+        (Path(__file__).parents[2] / "schemas" / "policy.default.1.json").read_text()
+    )
+    policy["routes"]["recommendation"]["fields"]["device.imei"] = "keep"
+    path = tmp_path / "policy.json"
+    path.write_text(json.dumps(policy))
+    with pytest.raises(PolicyError, match=r"device\.imei has role identifier and cannot be 'keep'"):
+        compile_policy(path)
+
+
+def test_when_transform_fails_unexpectedly_then_record_is_quarantined(
+    keyring: Keyring, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def boom(*_: Any) -> None:
+        raise ZeroDivisionError
+
+    monkeypatch.setattr("processor.project.scrub_text", boom)
+    outcome = Pipeline(keyring).process(raw(), SRC)
+    assert outcome.quarantined == "internal_error"
+    assert outcome.records[0].json()["stage"] == "pseudonymize"

@@ -1,0 +1,233 @@
+"""The leak scanner: clean outputs pass, every identifier spelling is found, never re-leaked."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from processor.kinds import IdKind
+from processor.scan import Finding, LeakScanner, mask
+
+_RAW_EVENT = {
+    "schema": "behaviour/1",
+    "event_id": "e-01HF3Z8K2M",
+    "event_time": 1764316800123,
+    "event_type": "view",
+    "user_id": "u10293847",
+    "phone": "+8613812345678",
+    "device": {
+        "imei": "356938035643809",
+        "meid": "A0000012345678",
+        "imsi": "460001234567890",
+        "iccid": "89860012345678901234",
+        "oaid": "6b1e6b2c-6a4f-4e0f-9c3a-2b1d4e5f6a7b",
+        "android_id": "9774d56d682e549d",
+        "mac": "3C:5A:B4:12:34:56",
+        "app_version": "5.2.1",
+    },
+    "network": {
+        "ip": "61.128.128.68",
+        "ssid": "Home-5G",
+        "bssid": "a4:5e:60:11:22:33",
+        "cell": {"mcc": 460, "mnc": 0, "lac": 4301, "cid": 20571},
+    },
+    "location": {"lat": 29.557, "lon": 106.577, "accuracy_m": 12},
+    "payload": {"target_user_id": "u55", "query": "hi"},
+}
+_PSEUDONYM = "rec-1:k5x2c7abcdefghijklmnopqrst"
+_CLEAN_RECORD = {
+    "topic": "clean.recommendation",
+    "key": _PSEUDONYM,
+    "value": {
+        "schema": "behaviour/1",
+        "policy": "default/3",
+        "key_ids": ["rec-1", "ad-2"],
+        "event_id": "e-01HF3Z8K2M",
+        "event_time": 1764316800123,
+        "user_id": _PSEUDONYM,
+        "device": {
+            "imei": "rec-1:abcdefghijklmnopqrstuvwxyz",
+            "oaid": "ad-12:zzzzzzzzzzzzzzzzzzzzzzzzzz",
+            "app_version": "5.2.1",
+            "os_version": "14",
+            "model": "2211133C",
+        },
+        "location": {
+            "country": "CN",
+            "province_code": "510000",
+            "city_code": "510100",
+            "city": "成都",
+        },
+        "payload": {
+            "item_id": "v-88812",
+            "room_id": "r-77",
+            "amount_cents": 600,
+            "duration_ms": 5123,
+            "query": "主播 [phone] 好看",
+        },
+    },
+}
+
+
+def _raw_scanner() -> LeakScanner:
+    return LeakScanner.from_raw_events([json.dumps(_RAW_EVENT).encode(), b"not json", b"[1]"])
+
+
+def _kinds(findings: list[Finding]) -> list[str]:
+    return [finding.kind for finding in findings]
+
+
+def test_when_output_is_clean_then_no_findings() -> None:
+    lines = [json.dumps(_CLEAN_RECORD, ensure_ascii=False), "worker started, version 5.2.1, 510100"]
+    assert _raw_scanner().scan_lines(lines) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "kind"),
+    [
+        ("imei 356938035643809", "imei"),
+        ("imei 35-693803-564380-9", "imei"),
+        ("imsi 460001234567890", "imsi"),
+        ("iccid 89860012345678901234", "iccid"),
+        ("meid A0000012345678", "meid"),
+        ("mac 3C:5A:B4:12:34:56", "mac"),
+        ("mac 3c-5a-b4-12-34-56", "mac"),
+        ("mac 3c5a.b412.3456", "mac"),
+        ("mac 3C5AB4123456", "mac"),
+        ("from 61.128.128.68:443", "ipv4"),
+        ("from 2001:db8:85a3::8a2e:370:7334", "ipv6"),
+        ("call 13812345678", "phone"),
+        ("call +86 138 1234 5678", "phone"),
+        ("id 11010519491231002X", "idcard"),
+        ("mail zhang.san@qq.com", "email"),
+        ("oaid 6b1e6b2c-6a4f-4e0f-9c3a-2b1d4e5f6a7b", "oaid"),
+        ("aid 9774d56d682e549d", "android_id"),
+        ('{"lat": 29.5571, "lon": 106.5771}', "coordinate"),
+        ("手机１３８１２３４５６７８", "phone"),
+    ],
+)
+def test_when_identifier_shaped_value_in_text_then_found(text: str, kind: str) -> None:
+    assert kind in _kinds(LeakScanner().scan_text(text, line_no=7))
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "version 5.2.1",
+        "v5.2.1.100",
+        "city 500000 at 1764316800123",
+        "bind 0.0.0.0 and 127.0.0.1",
+        "mac 02:00:00:00:00:00",
+        "oaid 00000000-0000-0000-0000-000000000000",
+        "at 12:34:56",
+        "hash 356938035643808",  # not Luhn-valid
+        f"user {_PSEUDONYM}",
+    ],
+)
+def test_when_value_is_not_personal_then_not_found(text: str) -> None:
+    assert LeakScanner().scan_text(text) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "kind"),
+    [
+        ("user u10293847 logged in", "raw:user_id"),
+        ("target u55.", "raw:user_id"),
+        ("device 35 693803 564380 9", "raw:imei"),
+        ("device 35693803564380", "raw:imei"),
+        ("phone 138-1234-5678", "raw:phone"),
+        ("phone 0086 138 1234 5678", "raw:phone"),
+        ("mac 3C5A.B412.3456", "raw:mac"),
+        ("bssid A4-5E-60-11-22-33", "raw:bssid"),
+        ("ip ::ffff:61.128.128.68", "raw:ip"),
+        ("meid 268435457803430008", "raw:meid"),
+        ("wifi Home-5G here", "raw:ssid"),
+        ("cell 460-0-4301-20571", "raw:cell"),
+        ("lat=29.557", "raw:coordinate"),
+    ],
+)
+def test_when_raw_value_in_any_spelling_then_found(text: str, kind: str) -> None:
+    assert kind in _kinds(_raw_scanner().scan_text(text))
+
+
+def test_when_short_user_id_inside_longer_token_then_not_found() -> None:
+    assert _raw_scanner().scan_text("users u551 and xu55") == []
+
+
+def test_when_raw_ipv6_then_any_compression_found() -> None:
+    scanner = LeakScanner([(IdKind.IP, "2001:DB8::1")])
+    for text in ("2001:db8::1", "2001:0db8:0000:0000:0000:0000:0000:0001"):
+        assert "raw:ip" in _kinds(scanner.scan_text(f"from {text} ok"))
+
+
+def test_when_placeholders_in_raw_events_then_not_searched() -> None:
+    scanner = LeakScanner([(IdKind.IMEI, "000000000000000"), (IdKind.USER_ID, "unknown")])
+    assert scanner.scan_text("imei 000000000000000 user unknown") == []
+
+
+def test_when_json_line_then_where_is_json_path() -> None:
+    line = json.dumps({"value": {"device": {"imei": "356938035643809"}, "u10293847": 1}})
+    findings = _raw_scanner().scan_lines([line.encode()])
+    assert {(f.line, f.kind, f.where) for f in findings} == {
+        (1, "raw:imei", "value.device.imei"),
+        (1, "raw:user_id", "value.u10293847 (key)"),
+    }
+
+
+def test_when_found_then_report_never_holds_the_raw_value() -> None:
+    raw_values = [
+        "356938035643809",
+        "13812345678",
+        "61.128.128.68",
+        "3C:5A:B4:12:34:56",
+        "u10293847",
+    ]
+    findings = _raw_scanner().scan_lines([" ".join(raw_values)])
+    assert len(findings) == len(raw_values)
+    report = "\n".join(f"{f.line} {f.kind} {f.where} {f.excerpt}" for f in findings)
+    for value in raw_values:
+        assert value not in report
+
+
+@pytest.mark.parametrize(("value", "masked"), [("356938035643809", "35***09"), ("u55", "u***")])
+def test_when_masked_then_only_ends_shown(value: str, masked: str) -> None:
+    assert mask(value) == masked
+
+
+def _run_scan(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "processor", "scan", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def test_when_cli_finds_leak_then_exit_1_with_masked_report(tmp_path: Path) -> None:
+    raw = tmp_path / "raw.jsonl"
+    raw.write_text(json.dumps(_RAW_EVENT) + "\n")
+    out = tmp_path / "out.jsonl"
+    out.write_text(json.dumps(_CLEAN_RECORD) + "\n" + '{"value": {"ssid": "Home-5G"}}\n')
+    result = _run_scan(str(out), "--raw", str(raw))
+    assert result.returncode == 1
+    assert result.stdout.splitlines() == [
+        f"{out}:2 raw:ssid value.ssid Ho***5G",
+        "scanned 2 lines, 1 findings",
+    ]
+
+
+def test_when_cli_input_is_clean_then_exit_0() -> None:
+    result = _run_scan("-", stdin=json.dumps(_CLEAN_RECORD) + "\n")
+    assert (result.returncode, result.stdout) == (0, "scanned 1 lines, 0 findings\n")
+
+
+def test_when_cli_file_is_missing_then_one_line_error_and_exit_2(tmp_path: Path) -> None:
+    result = _run_scan(str(tmp_path / "missing.jsonl"))
+    assert result.returncode == 2
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "missing.jsonl" in result.stderr
