@@ -18,13 +18,13 @@ import hmac
 import json
 import os
 import platform
+import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-
-import psutil
 
 from keys import Domain, Keyring
 from processor import synth
@@ -93,6 +93,33 @@ def measure(fn: Callable[[bytes], object], records: list[bytes], rounds: int) ->
     return best
 
 
+def _stream_rss(path: Path) -> None:
+    """Child process: stream the records through a pipeline (with the geo data loaded) and
+    print the peak RSS in MB, so the figure holds no benchmark harness."""
+    pipeline = Pipeline(Keyring.generate(), locator=build_locator())
+    source = SourceRef("raw.behaviour", 0, 0)
+    with path.open("rb") as lines:
+        for line in lines:
+            pipeline.process(line.rstrip(b"\n"), source)
+    # VmHWM: the peak of this process image (ru_maxrss would count the forked parent too).
+    status = Path("/proc/self/status").read_text()
+    peak_kb = next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:"))
+    print(int(peak_kb) / 1024)
+
+
+def pipeline_rss_mb(records: list[bytes]) -> float:
+    with tempfile.NamedTemporaryFile(suffix=".jsonl") as file:
+        file.write(b"\n".join(r.replace(b"\n", b" ") for r in records) + b"\n")
+        file.flush()
+        out = subprocess.run(
+            [sys.executable, __file__, "--rss-child", file.name],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+    return float(out.stdout.strip())
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -100,7 +127,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--json", type=Path, default=Path("bench/results/core.json"))
+    parser.add_argument("--rss-child", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.rss_child:
+        _stream_rss(args.rss_child)
+        return 0
 
     records = [value for _, _, value in synth.generate(args.events, seed=7)]
     keyring = Keyring.generate()
@@ -115,10 +146,9 @@ def main(argv: list[str] | None = None) -> int:
         return run
 
     naive = naive_transform(keyring)
-    rss_before = psutil.Process().memory_info().rss
     ours = measure(fresh(), records, args.rounds)
-    rss = psutil.Process().memory_info().rss
     baseline = measure(naive, records, max(1, args.rounds - 1))
+    rss = pipeline_rss_mb(records)
     result = {
         "benchmark": "core",
         "events": len(records),
@@ -126,8 +156,7 @@ def main(argv: list[str] | None = None) -> int:
         "pipeline_events_per_cpu_s": round(ours),
         "naive_events_per_cpu_s": round(baseline),
         "speedup_vs_naive": round(ours / baseline, 2),
-        "rss_mb": round(rss / 2**20, 1),
-        "rss_input_mb": round(rss_before / 2**20, 1),
+        "pipeline_peak_rss_mb": round(rss, 1),
         "python": sys.version.split()[0],
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.processor() or 'cpu'}",
     }
@@ -135,8 +164,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'pseudostream pipeline':<28}{ours:>15,.0f}")
     print(f"{'naive baseline':<28}{baseline:>15,.0f}")
     print(
-        f"speed-up {ours / baseline:.2f}x; RSS {result['rss_mb']} MB "
-        f"(of which the {len(records):,} input records {result['rss_input_mb']} MB)"
+        f"speed-up {ours / baseline:.2f}x; peak RSS of a process streaming the same records"
+        f" through the pipeline (geo data loaded): {rss:.0f} MB"
     )
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(result, indent=2) + "\n")

@@ -47,12 +47,12 @@ def free_port(host: str = "127.0.0.1") -> int:
 def bootstrap_servers(url: str) -> list[str]:
     """``kafka://h1:9092;h2:9092`` or ``h1:9092,h2:9092`` -> ``["h1:9092", "h2:9092"]``."""
     servers = []
-    for part in url.replace(";", ",").split(","):
-        part = part.strip()
+    for raw in url.replace(";", ",").split(","):
+        server = raw.strip()
         for scheme in ("kafka://", "aiokafka://", "tcp://"):
-            part = part.removeprefix(scheme)
-        if part:
-            servers.append(part)
+            server = server.removeprefix(scheme)
+        if server:
+            servers.append(server)
     if not servers:
         raise ConfigError(f"broker: no host:port in {url!r}")
     return servers
@@ -78,8 +78,10 @@ def wait_until_answering(servers: list[str], timeout: float = 20.0) -> None:
         except Exception as exc:  # any failure means "not yet"; we retry until the deadline
             last = exc
             time.sleep(0.05)
-    raise BrokerError(f"broker at {','.join(servers)} did not answer within {timeout:.0f}s "
-                      f"({type(last).__name__ if last else 'timeout'})")
+    raise BrokerError(
+        f"broker at {','.join(servers)} did not answer within {timeout:.0f}s "
+        f"({type(last).__name__ if last else 'timeout'})"
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,8 +91,13 @@ class TopicSpec:
     compacted: bool = False
 
 
-def create_topics(servers: list[str], topics: Iterable[TopicSpec], *,
-                  replication_factor: int = 1, timeout: float = 15.0) -> list[str]:
+def create_topics(
+    servers: list[str],
+    topics: Iterable[TopicSpec],
+    *,
+    replication_factor: int = 1,
+    timeout: float = 15.0,
+) -> list[str]:
     """Create the topics that do not exist yet; return the names created.
 
     An existing topic with another partition count is an error (faust and the consent
@@ -106,14 +113,16 @@ def create_topics(servers: list[str], topics: Iterable[TopicSpec], *,
             if count != wanted[name].partitions:
                 raise ConfigError(
                     f"topic {name!r} exists with {count} partitions, but the configuration says "
-                    f"{wanted[name].partitions}: fix the partitions setting or recreate the topic")
+                    f"{wanted[name].partitions}: fix the partitions setting or recreate the topic"
+                )
         missing = {
             name: {
                 "num_partitions": spec.partitions,
                 "replication_factor": replication_factor,
                 "configs": {"cleanup.policy": "compact"} if spec.compacted else {},
             }
-            for name, spec in wanted.items() if name not in existing
+            for name, spec in wanted.items()
+            if name not in existing
         }
         if missing:
             admin.create_topics(missing, timeout_ms=int(timeout * 1000), raise_errors=False)
@@ -123,8 +132,10 @@ def create_topics(servers: list[str], topics: Iterable[TopicSpec], *,
                 if all(counts.get(name) == wanted[name].partitions for name in missing):
                     break
                 if time.monotonic() > deadline:
-                    raise BrokerError(f"topics not ready after {timeout:.0f}s: "
-                                      f"{sorted(set(missing) - set(counts))}")
+                    raise BrokerError(
+                        f"topics not ready after {timeout:.0f}s: "
+                        f"{sorted(set(missing) - set(counts))}"
+                    )
                 time.sleep(0.05)
         return sorted(missing)
     finally:
@@ -149,8 +160,9 @@ class EmbeddedBroker:
     ``url`` is ``kafka://127.0.0.1:PORT``; everything is gone when it stops.
     """
 
-    def __init__(self, port: int | None = None, *, log_file: Path | None = None,
-                 binary: str | None = None) -> None:
+    def __init__(
+        self, port: int | None = None, *, log_file: Path | None = None, binary: str | None = None
+    ) -> None:
         self.port = port or free_port()
         self.log_file = log_file
         self._binary = binary
@@ -177,8 +189,16 @@ class EmbeddedBroker:
         if self.log_file is not None:
             self._log = self.log_file.open("ab")
         self._proc = subprocess.Popen(  # noqa: S603 - fixed binary, fixed arguments
-            [binary, "broker", "--listener-url", listener, "--advertised-listener-url", listener,
-             "--storage-engine", "memory://tansu/"],
+            [
+                binary,
+                "broker",
+                "--listener-url",
+                listener,
+                "--advertised-listener-url",
+                listener,
+                "--storage-engine",
+                "memory://tansu/",
+            ],
             stdin=subprocess.DEVNULL,
             stdout=self._log or subprocess.DEVNULL,
             stderr=subprocess.STDOUT if self._log else subprocess.DEVNULL,
@@ -213,8 +233,12 @@ class EmbeddedBroker:
     def __enter__(self) -> EmbeddedBroker:
         return self.start()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.stop()
 
 
@@ -240,4 +264,6 @@ def embedded_broker(**kwargs: Any) -> Iterator[EmbeddedBroker]:
 
 def topic_specs(names: Mapping[str, tuple[int, bool]]) -> list[TopicSpec]:
     """``{name: (partitions, compacted)}`` -> specs (a small convenience for callers)."""
-    return [TopicSpec(name, partitions, compacted) for name, (partitions, compacted) in names.items()]
+    return [
+        TopicSpec(name, partitions, compacted) for name, (partitions, compacted) in names.items()
+    ]

@@ -33,11 +33,13 @@ class Source:
         return "\n".join(self.lines) + "\n"
 
 
-def compile_function(source: Source, name: str, namespace: dict[str, Any]) -> Callable[..., Any]:
-    """Define ``name`` from ``source`` in a fresh namespace; the source stays readable on the
-    function as ``__source__`` for debugging."""
+def compile_function(
+    source: Source, name: str, namespace: dict[str, Any], label: str
+) -> Callable[..., Any]:
+    """Define ``name`` from ``source`` in a fresh namespace. ``label`` names it in tracebacks
+    and profiles; the source stays readable on the function as ``__source__``."""
     scope = dict(namespace)
-    code = compile(source.text, f"<pseudostream {name}>", "exec")
+    code = compile(source.text, f"<pseudostream {label}>", "exec")
     exec(code, scope)  # noqa: S102 - our own generated code, built from checked plans
     function: Callable[..., Any] = scope[name]
     function.__source__ = source.text  # type: ignore[attr-defined]

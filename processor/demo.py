@@ -74,12 +74,20 @@ def start_worker(index: int, workdir: Path, settings: dict[str, str]) -> WorkerP
     stats_file = workdir / f"worker-{index}.stats.json"
     log_file = workdir / f"worker-{index}.log"
     stats_file.unlink(missing_ok=True)
-    env = worker_environment({**settings, "stats_file": str(stats_file),
-                              "data_dir": str(workdir / f"worker-{index}.data")})
+    env = worker_environment(
+        {
+            **settings,
+            "stats_file": str(stats_file),
+            "data_dir": str(workdir / f"worker-{index}.data"),
+        }
+    )
     with log_file.open("ab") as log:
-        proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+        proc = subprocess.Popen(
             [sys.executable, "-m", "processor", "worker"],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
             start_new_session=True,  # Ctrl-C reaches the demo only; it stops the child itself
         )
     return WorkerProcess(index, proc, stats_file, log_file)
@@ -88,8 +96,9 @@ def start_worker(index: int, workdir: Path, settings: dict[str, str]) -> WorkerP
 async def _produce(broker: str, records: Iterable[tuple[str, bytes | None, bytes]]) -> int:
     from aiokafka import AIOKafkaProducer
 
-    producer = AIOKafkaProducer(bootstrap_servers=broker, linger_ms=5, acks="all",
-                                max_batch_size=1 << 20)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=broker, linger_ms=5, acks="all", max_batch_size=1 << 20
+    )
     await producer.start()
     try:
         futures = []
@@ -106,14 +115,20 @@ def produce(broker: str, records: Iterable[tuple[str, bytes | None, bytes]]) -> 
     return asyncio.run(_produce(broker, records))
 
 
-def read_topic(broker: str, topic: str, *, limit: int | None = None,
-               timeout: float = 5.0) -> list[Any]:
+def read_topic(
+    broker: str, topic: str, *, limit: int | None = None, timeout: float = 5.0
+) -> list[Any]:
     """Every record of ``topic`` (kafka-python consumer, from the beginning, no group)."""
     from kafka import KafkaConsumer
 
-    consumer = KafkaConsumer(topic, bootstrap_servers=broker, group_id=None,
-                             auto_offset_reset="earliest", enable_auto_commit=False,
-                             consumer_timeout_ms=int(timeout * 1000))
+    consumer = KafkaConsumer(
+        topic,
+        bootstrap_servers=broker,
+        group_id=None,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        consumer_timeout_ms=int(timeout * 1000),
+    )
     records: list[Any] = []
     try:
         for record in consumer:
@@ -137,23 +152,39 @@ class Report:
     workers: int = 1
 
 
-def _tagged(records: Iterable[tuple[str, bytes | None, bytes]], settings: Settings,
-            fed: Counter[str], raw_by_event: dict[str, bytes],
-            keep: int) -> Iterator[tuple[str, bytes | None, bytes]]:
+def _tagged(
+    records: Iterable[tuple[str, bytes | None, bytes]],
+    settings: Settings,
+    fed: Counter[str],
+    raw_by_event: dict[str, bytes],
+    keep: int,
+) -> Iterator[tuple[str, bytes | None, bytes]]:
     topics = settings.input_topics
     for source, key, value in records:
         fed[source] += 1
         if len(raw_by_event) < keep and source == synth.RAW_BEHAVIOUR:
             with contextlib.suppress(orjson.JSONDecodeError):
                 event = orjson.loads(value)
-                if isinstance(event, dict) and event.get("user_id") and event.get("event_type") in (
-                        "search", "comment", "follow", "gift", "like", "view"):
+                if (
+                    isinstance(event, dict)
+                    and event.get("user_id")
+                    and event.get("event_type")
+                    in ("search", "comment", "follow", "gift", "like", "view")
+                ):
                     raw_by_event[str(event["event_id"])] = value
         yield topics[source], key, value
 
 
-def run_demo(*, events: int = 20_000, users: int = 2_000, partitions: int = 4, seed: int = 0,
-             workers: int = 1, keep: Path | None = None, out: Any = None) -> int:
+def run_demo(
+    *,
+    events: int = 20_000,
+    users: int = 2_000,
+    partitions: int = 4,
+    seed: int = 0,
+    workers: int = 1,
+    keep: Path | None = None,
+    out: Any = None,
+) -> int:
     """Run the demo; returns the exit code (0 when every event was accounted for)."""
     from rich.console import Console
 
@@ -163,10 +194,20 @@ def run_demo(*, events: int = 20_000, users: int = 2_000, partitions: int = 4, s
             keep.mkdir(parents=True, exist_ok=True)
             workdir = keep
         else:
-            workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="pseudostream-demo-")))
+            workdir = Path(
+                stack.enter_context(tempfile.TemporaryDirectory(prefix="pseudostream-demo-"))
+            )
         try:
-            report = _run(console, workdir, stack, events=events, users=users,
-                          partitions=partitions, seed=seed, workers=workers)
+            report = _run(
+                console,
+                workdir,
+                stack,
+                events=events,
+                users=users,
+                partitions=partitions,
+                seed=seed,
+                workers=workers,
+            )
         except KeyboardInterrupt:
             console.print("[yellow]interrupted: stopping the workers and the broker[/yellow]")
             stack.close()
@@ -188,36 +229,58 @@ def _make_keyring(workdir: Path) -> tuple[Path, Path]:
     return keyring_file, master_file
 
 
-def _run(console: Any, workdir: Path, stack: contextlib.ExitStack, *, events: int, users: int,
-         partitions: int, seed: int, workers: int) -> Report:
+def _run(
+    console: Any,
+    workdir: Path,
+    stack: contextlib.ExitStack,
+    *,
+    events: int,
+    users: int,
+    partitions: int,
+    seed: int,
+    workers: int,
+) -> Report:
     from processor.worker import prepare_topics
 
     started = time.monotonic()
     keyring_file, master_file = _make_keyring(workdir)
-    console.print(f"[bold]pseudostream demo[/bold]: {events:,} synthetic events, {users:,} users, "
-                  f"{partitions} partitions, {workers} worker(s)")
+    console.print(
+        f"[bold]pseudostream demo[/bold]: {events:,} synthetic events, {users:,} users, "
+        f"{partitions} partitions, {workers} worker(s)"
+    )
     broker = EmbeddedBroker(log_file=workdir / "tansu.log")
     broker.start()
     stack.callback(broker.stop)
     console.print(f"  broker   tansu (memory) pid {broker.pid} at {broker.url}")
     env = {
-        "broker": broker.url, "keyring": str(keyring_file), "master_key_file": str(master_file),
-        "partitions": str(partitions), "output_partitions": str(partitions),
-        "session_timeout": "6", "log_level": "warning", "app_id": "pseudostream-demo",
+        "broker": broker.url,
+        "keyring": str(keyring_file),
+        "master_key_file": str(master_file),
+        "partitions": str(partitions),
+        "output_partitions": str(partitions),
+        "session_timeout": "6",
+        "log_level": "warning",
+        "app_id": "pseudostream-demo",
     }
     settings = Settings.load({f"PSEUDOSTREAM_{k.upper()}": v for k, v in env.items()})
     prepare_topics(settings)
     procs = [start_worker(i, workdir, env) for i in range(workers)]
     for proc in procs:
         stack.callback(proc.stop)
-    console.print(f"  workers  pid {', '.join(str(p.proc.pid) for p in procs)} "
-                  f"(python -m processor worker)")
+    console.print(
+        f"  workers  pid {', '.join(str(p.proc.pid) for p in procs)} (python -m processor worker)"
+    )
 
     report = Report(workers=workers)
     raw_by_event: dict[str, bytes] = {}
     fed_by_source: Counter[str] = Counter()
-    records = _tagged(synth.generate(events, seed=seed, users=users), settings, fed_by_source,
-                      raw_by_event, keep=500)
+    records = _tagged(
+        synth.generate(events, seed=seed, users=users),
+        settings,
+        fed_by_source,
+        raw_by_event,
+        keep=500,
+    )
     t0 = time.monotonic()
     report.fed = produce(broker.address, records)
     report.by_source = fed_by_source
@@ -234,16 +297,18 @@ def _run(console: Any, workdir: Path, stack: contextlib.ExitStack, *, events: in
                 break
             dead = [p for p in procs if p.proc.poll() is not None]
             if dead:
-                raise RuntimeError(f"worker {dead[0].index} exited with {dead[0].proc.returncode}; "
-                                   f"see {dead[0].log_file}")
+                raise RuntimeError(
+                    f"worker {dead[0].index} exited with {dead[0].proc.returncode}; "
+                    f"see {dead[0].log_file}"
+                )
             time.sleep(0.2)
     for proc in procs:
         proc.stop()
     for proc in procs:
-        stats = proc.stats()
-        report.counts.update(stats.get("counts", {}))
-        report.pipeline.update(stats.get("pipeline", {}))
-        rate = stats.get("events_per_second")
+        final = proc.stats()
+        report.counts.update(final.get("counts", {}))
+        report.pipeline.update(final.get("pipeline", {}))
+        rate = final.get("events_per_second")
         if rate:
             report.rate = (report.rate or 0.0) + float(rate)
     report.sample = _sample(broker.address, settings, raw_by_event)
@@ -251,7 +316,9 @@ def _run(console: Any, workdir: Path, stack: contextlib.ExitStack, *, events: in
     return report
 
 
-def _sample(broker: str, settings: Settings, raw_by_event: dict[str, bytes]) -> tuple[bytes, bytes] | None:
+def _sample(
+    broker: str, settings: Settings, raw_by_event: dict[str, bytes]
+) -> tuple[bytes, bytes] | None:
     topic = settings.output_topics[Route.RECOMMENDATION]
     for record in read_topic(broker, topic, limit=2000, timeout=3.0):
         with contextlib.suppress(orjson.JSONDecodeError):
@@ -287,17 +354,30 @@ def print_report(console: Any, report: Report) -> None:
     for prefix, label in (("quarantined:", "quarantined"), ("suppressed:", "suppressed")):
         for name, n in sorted(report.pipeline.items()):
             if name.startswith(prefix):
-                table.add_row(f"{label}: {name[len(prefix):]}", f"{n:,}")
+                table.add_row(f"{label}: {name[len(prefix) :]}", f"{n:,}")
     if report.rate:
         table.add_row("events/s (worker, busy time)", f"{report.rate:,.0f}")
     table.add_row("wall time (whole demo)", f"{report.wall:.1f}s")
     console.print(table)
     if report.sample is not None:
         raw, clean = report.sample
-        left = Syntax(orjson.dumps(orjson.loads(raw), option=orjson.OPT_INDENT_2).decode(), "json",
-                      word_wrap=True)
-        right = Syntax(orjson.dumps(orjson.loads(clean), option=orjson.OPT_INDENT_2).decode(), "json",
-                       word_wrap=True)
-        console.print(Columns([Panel(left, title="raw input (raw.behaviour)"),
-                               Panel(right, title="clean output (clean.recommendation)")],
-                              equal=True, expand=True))
+        left = Syntax(
+            orjson.dumps(orjson.loads(raw), option=orjson.OPT_INDENT_2).decode(),
+            "json",
+            word_wrap=True,
+        )
+        right = Syntax(
+            orjson.dumps(orjson.loads(clean), option=orjson.OPT_INDENT_2).decode(),
+            "json",
+            word_wrap=True,
+        )
+        console.print(
+            Columns(
+                [
+                    Panel(left, title="raw input (raw.behaviour)"),
+                    Panel(right, title="clean output (clean.recommendation)"),
+                ],
+                equal=True,
+                expand=True,
+            )
+        )

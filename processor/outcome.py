@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -35,10 +35,10 @@ class SourceRef:
     offset: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Routed:
+class Routed(NamedTuple):
     """One output record, ready for the wire: ``value`` is UTF-8 JSON bytes, ``key`` a
-    pseudonym (or a non-identifying id) or None, ``headers`` name schema, policy and keys."""
+    pseudonym (or a non-identifying id) or None, ``headers`` name schema, policy and keys.
+    (A NamedTuple: built on the hot path, where a frozen dataclass costs 4x more.)"""
 
     route: Route
     key: str | None
@@ -50,12 +50,11 @@ class Routed:
         return decoded
 
 
-@dataclass(frozen=True, slots=True)
-class Outcome:
+class Outcome(NamedTuple):
     """Every input ends as exactly one outcome: routed records, a quarantine record (also in
     ``records``, with ``quarantined`` set to its reason code), or a counted suppression
     (``suppressed`` says why nothing was routed, e.g. ``account_deleted``)."""
 
-    records: list[Routed] = field(default_factory=list)
+    records: list[Routed]
     quarantined: str | None = None
     suppressed: str | None = None

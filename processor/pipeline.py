@@ -36,6 +36,7 @@ _CONSENT_SCHEMA = "consent/1"
 _EVENT_SCHEMAS = ("behaviour/1", "device/1")
 _ERASURE_SCHEMA = "erasure/1"
 _BOM = b"\xef\xbb\xbf"
+_OUT_STAT_KEYS = {route: f"out:{route}" for route in Route}
 
 
 def _now_ms() -> int:
@@ -58,10 +59,10 @@ class _RouteRuntime:
         self.projectors = {
             name: compile_projector(
                 plan,
+                name,
                 blocks,
-                pseudonym=pseudonymizer.pseudonym,
+                pseudonymizer=pseudonymizer,
                 policy_version=policy_version,
-                key_ids=[pseudonymizer.key_id],
                 headers=headers,
             )
             for name, blocks in plan.variants().items()
@@ -123,8 +124,9 @@ class Pipeline:
             error = RecordError("internal_error", self._stage, type(exc).__name__)
             return self._quarantine(error, source, key, raw)
         stats = self.stats
+        stat_keys = _OUT_STAT_KEYS
         for record in outcome.records:
-            stats["out:" + record.route] += 1
+            stats[stat_keys[record.route]] += 1
         if outcome.suppressed:
             stats["suppressed:" + outcome.suppressed] += 1
         return outcome
@@ -134,7 +136,7 @@ class Pipeline:
     ) -> Outcome:
         self.stats["quarantined:" + error.code] += 1
         record = self._sealer.record(error, source, key, raw, self._clock())
-        return Outcome(records=[record], quarantined=error.code)
+        return Outcome([record], quarantined=error.code)
 
     def _process(self, raw: bytes) -> Outcome:
         event = self._decode(raw)
@@ -147,8 +149,10 @@ class Pipeline:
                 "validate",
                 f"'schema' must be one of {', '.join(self._validators)}",
             )
-        for dropped in validator(event):
-            self.stats["dropped_field:" + dropped] += 1
+        dropped_fields = validator(event)
+        if dropped_fields:
+            for dropped in dropped_fields:
+                self.stats["dropped_field:" + dropped] += 1
         if schema == _CONSENT_SCHEMA:
             self._stage = "consent"
             return self._apply_consent(event)
@@ -198,11 +202,11 @@ class Pipeline:
         )
         previous = self.consent.get(user)
         if previous is not None and new.event_time < previous.event_time:
-            return Outcome(suppressed="consent_stale")
+            return Outcome([], suppressed="consent_stale")
         self.consent.put(user, new)
         if new.erased and (previous is None or not previous.erased):
-            return Outcome(records=[self._erasure(user, new)])
-        return Outcome(suppressed="consent_update")
+            return Outcome([self._erasure(user, new)])
+        return Outcome([], suppressed="consent_update")
 
     def _erasure(self, user: str, consent: Consent) -> Routed:
         # Pseudonyms under every key still in the ring: downstream may hold data made
@@ -238,7 +242,7 @@ class Pipeline:
         if consent is None:
             consent = self.policy.without_consent
         elif consent.erased:
-            return Outcome(suppressed="account_deleted")
+            return Outcome([], suppressed="account_deleted")
         device = event.get("device")
         limit_ad_tracking = device is not None and is_limit_ad_tracking(device.get("oaid"))
         self._stage = "coarsen"
@@ -249,7 +253,7 @@ class Pipeline:
             variant = runtime.plan.variant_for(consent, limit_ad_tracking)
             if variant is not None:
                 records.append(runtime.projectors[variant](event, schema, location))
-        return Outcome(records=records)
+        return Outcome(records)
 
     def _ip_place(self, ip: str) -> tuple[dict[str, Any] | None, bool]:
         """(coarse place, unusable?) for an address, cached by its /24 for plain IPv4 text

@@ -15,7 +15,8 @@ import orjson
 from processor.codegen import Source, compile_function
 from processor.kinds import IdKind
 from processor.outcome import Routed
-from processor.policy import Action, BlockPlan, RoutePlan
+from processor.policy import Action, BlockPlan, Op, RoutePlan
+from processor.pseudonym import Pseudonymizer
 from processor.scrub import scrub_text
 
 Projector = Callable[[dict[str, Any], str, dict[str, Any] | None], Routed]
@@ -32,12 +33,12 @@ def _emit_op(
     src: Source,
     holder: str,
     target: str,
-    name: str,
-    action: Action,
-    kind: IdKind | None,
+    op: Op,
     key_var: str | None,
     namespace: dict[str, Any],
+    pseudonymizer: Pseudonymizer,
 ) -> None:
+    name, action, kind = op
     src(f"v = {holder}.get({name!r})")
     src("if v is not None:")
     src.indent()
@@ -46,30 +47,35 @@ def _emit_op(
     elif action is Action.SCRUB:
         src(f"{target}[{name!r}] = scrub(v)")
     else:
-        kind_var = f"KIND_{kind}"
-        namespace[kind_var] = kind
-        argument = "cell_string(v)" if kind is IdKind.CELL else "v"
-        src(f"v = pseudonym({kind_var}, {argument})")
-        src("if v is not None:")
+        assert kind is not None  # noqa: S101 - the policy compiler gives every identifier a kind
+        namespace[f"KIND_{kind}"] = kind
+        namespace[f"CACHE_{kind}"] = pseudonymizer.caches[kind]
+        if kind is IdKind.CELL:
+            src("v = cell_string(v)")
+        src(f"p = CACHE_{kind}.get(v)")
+        src("if p is None:")
+        src(f"    p = miss(KIND_{kind}, v)")
+        src("if p:")  # PLACEHOLDER is falsy: a placeholder gives no field at all
         src.indent()
-        src(f"{target}[{name!r}] = v")
+        src(f"{target}[{name!r}] = p")
         if key_var:
-            src(f"{key_var} = v")
+            src(f"{key_var} = p")
         src.dedent()
     src.dedent()
 
 
 def compile_projector(
     plan: RoutePlan,
+    variant: str,
     blocks: tuple[BlockPlan, ...],
     *,
-    pseudonym: Callable[[IdKind, Any], str | None],
+    pseudonymizer: Pseudonymizer,
     policy_version: str,
-    key_ids: list[str],
     headers: tuple[tuple[str, bytes], ...],
 ) -> Projector:
+    """The projection of one route variant as generated straight-line code."""
     namespace: dict[str, Any] = {
-        "pseudonym": pseudonym,
+        "miss": pseudonymizer.miss,
         "scrub": scrub_text,
         "cell_string": cell_string,
         "dumps": orjson.dumps,
@@ -77,7 +83,7 @@ def compile_projector(
         "ROUTE": plan.route,
         "SCHEMA": plan.schema,
         "POLICY": policy_version,
-        "KEY_IDS": key_ids,
+        "KEY_IDS": [pseudonymizer.key_id],
         "HEADERS": headers,
     }
     key_vars = {field: f"key{i}" for i, field in enumerate(plan.key_from)}
@@ -91,17 +97,17 @@ def compile_projector(
         src(f"{var} = None")
     for block, ops in blocks:
         if block is None:
-            for name, action, kind in ops:
+            for op in ops:
                 _emit_op(
-                    src, "event", "out", name, action, kind, key_vars.get((None, name)), namespace
+                    src, "event", "out", op, key_vars.get((None, op[0])), namespace, pseudonymizer
                 )
             continue
         src(f"b = event.get({block!r})")
         src("if b:")
         src.indent()
         src("d = {}")
-        for name, action, kind in ops:
-            _emit_op(src, "b", "d", name, action, kind, key_vars.get((block, name)), namespace)
+        for op in ops:
+            _emit_op(src, "b", "d", op, key_vars.get((block, op[0])), namespace, pseudonymizer)
         src("if d:")
         src(f"    out[{block!r}] = d")
         src.dedent()
@@ -109,5 +115,7 @@ def compile_projector(
         src("if location is not None:")
         src('    out["location"] = location')
     src(f"return Routed(ROUTE, {' or '.join([*key_vars.values(), 'None'])}, dumps(out), HEADERS)")
-    projector: Projector = compile_function(src, "project", namespace)
+    projector: Projector = compile_function(
+        src, "project", namespace, f"project {plan.route} {variant}"
+    )
     return projector

@@ -15,6 +15,7 @@ excerpt is masked, so the scanner's own report does not leak what it found.
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from ipaddress import IPv6Address, ip_address
@@ -204,6 +205,38 @@ _DECIMAL = re.compile(r"(?<![0-9.])-?[0-9]{1,3}\.[0-9]{3,}(?![0-9])")
 # A hit inside one string: start, end, kind; exact hits outrank pattern hits.
 _Hit = tuple[int, int, str]
 
+# Every detector but "email" consumes only these characters, so its matches lie inside
+# runs of them ("regions"); it is run on each region (pos/endpos: lookbehinds still see the
+# text before, and the character after a region is outside it, so lookaheads do not change).
+_DETECTOR_REGION = re.compile(r"[0-9A-Fa-fXx:.+ -]{2,}")
+_SHORTEST_DETECTION = 7  # "1.2.3.4"; only an IPv6 address ("a::") can be shorter
+
+# The texts of one document are scanned joined by this: it is in no pattern's character
+# classes, and every boundary assertion treats it like the edge of a string.
+_SEPARATOR = "\x00"
+_DIGIT_RUN = re.compile(r"[0-9]+")
+
+
+def _may_hold_coordinate_key(text: str) -> bool:
+    """Necessary for _COORDINATE_IN_TEXT: only ASCII letters match these case-insensitively."""
+    lowered = text.lower()
+    return "lat" in lowered or "lon" in lowered or "lng" in lowered
+
+
+def _substring_key(needle: str) -> str | None:
+    """The longest run of ASCII digits with a non-digit on both sides inside ``needle``.
+
+    An ASCII digit matches only itself, even case-insensitively, and nothing else matches
+    it: wherever ``needle`` matches, its key is a whole run of digits of the text. None when
+    there is no such run (the needle is then searched everywhere).
+    """
+    runs = [
+        match.group()
+        for match in _DIGIT_RUN.finditer(needle)
+        if match.start() > 0 and match.end() < len(needle)
+    ]
+    return max(runs, key=len) if runs else None
+
 
 def _decimals(value: float) -> int:
     text = repr(value)
@@ -235,7 +268,15 @@ class LeakScanner:
     def __init__(self, raw_values: Iterable[tuple[IdKind, str]] = ()) -> None:
         self._exact: dict[str, IdKind] = {}
         self._squeezed: dict[str, IdKind] = {}
-        self._substrings: dict[str, tuple[re.Pattern[str], IdKind]] = {}
+        # For ASCII text, a window can only grow into a needle while it is a prefix of one.
+        self._exact_prefixes: set[str] = set()
+        self._squeezed_prefixes: set[str] = set()
+        # Needles that are not windows, searched as case-insensitive substrings, in this
+        # order; each is only searched in lines holding its key (see _substring_key).
+        self._substrings: dict[str, IdKind] = {}
+        self._substring_patterns: dict[str, re.Pattern[str]] = {}  # compiled on first use
+        self._substrings_by_key: dict[str, list[str]] = {}
+        self._unkeyed_substrings: list[str] = []
         self._coordinates: set[float] = set()
         for kind, value in raw_values:
             self.add_raw_value(kind, value)
@@ -284,17 +325,31 @@ class LeakScanner:
             if len(needle) < _MIN_NEEDLE or (needle.isdigit() and len(needle) < _MIN_DIGITS_NEEDLE):
                 continue
             if _WINDOW_GRAMMAR.fullmatch(needle) is None:
-                self._substrings[needle] = (re.compile(re.escape(needle), re.IGNORECASE), kind)
+                self._add_substring(needle, kind)
                 continue
             self._exact[needle] = kind
+            self._exact_prefixes.update(needle[: m.end()] for m in _SEGMENT.finditer(needle))
             if kind in _SQUEEZABLE:
-                self._squeezed["".join(_SEGMENT.findall(needle))] = kind
+                squeezed = "".join(_SEGMENT.findall(needle))
+                self._squeezed[squeezed] = kind
+                self._squeezed_prefixes.update(
+                    squeezed[:end] for end in range(1, len(squeezed) + 1)
+                )
+
+    def _add_substring(self, needle: str, kind: IdKind) -> None:
+        if needle not in self._substrings:
+            key = _substring_key(needle)
+            if key is None:
+                self._unkeyed_substrings.append(needle)
+            else:
+                self._substrings_by_key.setdefault(key, []).append(needle)
+        self._substrings[needle] = kind
 
     def scan_text(self, text: str, line_no: int = 0) -> list[Finding]:
         """Findings in one line of arbitrary text; ``where`` is the 1-based column."""
         return [
             Finding(line_no, kind, f"col {start + 1}", mask(text[start:end]))
-            for start, end, kind in self._hits(text, version_field=False)
+            for start, end, kind in self._hits([(text, False)])[0]
         ]
 
     def scan_lines(self, lines: Iterable[str | bytes]) -> list[Finding]:
@@ -318,49 +373,129 @@ class LeakScanner:
 
     def _scan_document(
         self, document: dict[str, object] | list[object], line_no: int
-    ) -> Iterator[Finding]:
-        for where, value in _leaves(document, ""):
+    ) -> list[Finding]:
+        # Each leaf is either a coordinate finding already, or a text to scan (all the
+        # texts of a document are scanned in one pass, see _hits).
+        leaves: list[tuple[str, Finding | str]] = []
+        texts: list[tuple[str, bool]] = []
+        for where, value in _leaves(document):
             field = where.rpartition(".")[2].lower()
             if (
                 isinstance(value, float)
                 and field in _COORDINATE_KEYS
                 and _decimals(value) >= _MIN_COORDINATE_DECIMALS
             ):
-                yield Finding(line_no, "coordinate", where, mask(repr(value)))
+                leaves.append((where, Finding(line_no, "coordinate", where, mask(repr(value)))))
                 continue
             text = value if isinstance(value, str) else repr(value)
-            for start, end, kind in self._hits(text, version_field="version" in field):
-                yield Finding(line_no, kind, where, mask(text[start:end]))
+            leaves.append((where, text))
+            texts.append((text, "version" in field))
+        text_hits = self._hits(texts)
+        if len(leaves) == len(texts) and not any(text_hits):
+            return []  # the usual case: nothing found
+        hits = iter(text_hits)
+        findings: list[Finding] = []
+        for where, leaf in leaves:
+            if isinstance(leaf, Finding):
+                findings.append(leaf)
+                continue
+            findings.extend(
+                Finding(line_no, kind, where, mask(leaf[start:end]))
+                for start, end, kind in next(hits)
+            )
+        return findings
 
-    def _hits(self, text: str, *, version_field: bool) -> list[_Hit]:
-        text = _PSEUDONYM.sub(lambda match: "#" * len(match.group()), text.translate(_HALF_WIDTH))
-        ranked: list[tuple[int, _Hit]] = [(0, hit) for hit in self._exact_hits(text)]
+    def _hits(self, texts: list[tuple[str, bool]]) -> list[list[_Hit]]:
+        """The hits of each (text, is a version field), as if each text were scanned alone.
+
+        The texts are joined by a separator that no pattern, needle window or pseudonym can
+        cross and that every boundary assertion treats like the edge of a string, so each
+        pattern runs once over the join; hits are then given back to their text.
+        """
+        joined = _SEPARATOR.join(text for text, _ in texts)
+        if not joined.isascii():
+            joined = joined.translate(_HALF_WIDTH)  # one-to-one: offsets are kept
+        if ":" in joined:
+            joined = _PSEUDONYM.sub(lambda match: "#" * len(match.group()), joined)
+        starts: list[int] = []
+        offset = 0
+        for text, _ in texts:
+            starts.append(offset)
+            offset += len(text) + len(_SEPARATOR)
+        ranked: list[list[tuple[int, _Hit]]] = [[] for _ in texts]
+
+        def add(rank: int, start: int, end: int, kind: str) -> None:
+            index = bisect_right(starts, start) - 1
+            base = starts[index]
+            ranked[index].append((rank, (start - base, end - base, kind)))
+
+        for start, end, kind in self._exact_hits(joined, starts):
+            add(0, start, end, kind)
+        # Where each detector is run, as (pos, endpos): a region and the character after it.
+        email: list[tuple[int, int]] = [(0, len(joined))] if "@" in joined else []
+        ipv6: list[tuple[int, int]] = []
+        longer: list[tuple[int, int]] = []
+        for region in _DETECTOR_REGION.finditer(joined):
+            pos, end = region.span()
+            span = (pos, min(end + 1, len(joined)))
+            if joined.count(":", pos, end) >= 2:
+                ipv6.append(span)
+            if end - pos >= _SHORTEST_DETECTION:
+                longer.append(span)
+        searched = {"email": email, "ipv6": ipv6}
         for kind, pattern, valid in _DETECTORS:
-            for match in pattern.finditer(text):
-                value = match.group()
-                if valid is not None and not valid(value):
-                    continue
-                if kind == "ipv4" and (
-                    version_field
-                    or _VERSION_CONTEXT.search(text, max(0, match.start() - 12), match.start())
-                ):
-                    continue
-                ranked.append((1, (match.start(), match.end(), kind)))
-        for match in _COORDINATE_IN_TEXT.finditer(text):
-            ranked.append((1, (match.start(1), match.end(1), "coordinate")))
-        return _without_overlaps(ranked)
+            for pos, endpos in searched.get(kind, longer):
+                for match in pattern.finditer(joined, pos, endpos):
+                    value = match.group()
+                    if valid is not None and not valid(value):
+                        continue
+                    if kind == "ipv4":
+                        index = bisect_right(starts, match.start()) - 1
+                        if texts[index][1] or _VERSION_CONTEXT.search(
+                            joined, max(starts[index], match.start() - 12), match.start()
+                        ):
+                            continue
+                    add(1, match.start(), match.end(), kind)
+        if _may_hold_coordinate_key(joined):
+            for match in _COORDINATE_IN_TEXT.finditer(joined):
+                add(1, match.start(1), match.end(1), "coordinate")
+        return [_without_overlaps(text_ranked) if text_ranked else [] for text_ranked in ranked]
 
-    def _exact_hits(self, text: str) -> Iterator[_Hit]:
-        if self._coordinates:
+    def _exact_hits(self, text: str, starts: list[int]) -> Iterator[_Hit]:
+        if self._coordinates and "." in text:
             for match in _DECIMAL.finditer(text):
                 if float(match.group()) in self._coordinates:
                     yield match.start(), match.end(), "raw:coordinate"
         if not (self._exact or self._substrings):
             return
-        for pattern, kind in self._substrings.values():
-            for match in pattern.finditer(text):
-                yield match.start(), match.end(), f"raw:{kind}"
+        lowered = text.lower() if text.isascii() else None
+        yield from self._substring_hits(text, lowered, starts)
         segments = [(match.start(), match.end()) for match in _SEGMENT.finditer(text)]
+        if lowered is None:  # lower() may change lengths and depends on the neighbours
+            yield from self._window_hits(text, segments)
+            return
+        # ASCII: lowering is per character, and a window can only grow into a needle while
+        # it (or its squeezed form) is a prefix of one.
+        exact_prefixes, squeezed_prefixes = self._exact_prefixes, self._squeezed_prefixes
+        for first, (start, first_end) in enumerate(segments):
+            squeezed = lowered[start:first_end]
+            if squeezed not in exact_prefixes and squeezed not in squeezed_prefixes:
+                continue
+            for index in range(first, min(len(segments), first + _WINDOW)):
+                segment_start, end = segments[index]
+                if index > first:
+                    if text[segments[index - 1][1] : segment_start] not in _JOINERS:
+                        break
+                    squeezed += lowered[segment_start:end]
+                window = lowered[start:end]
+                if window not in exact_prefixes and squeezed not in squeezed_prefixes:
+                    break  # no longer window can be a needle either
+                found = self._exact.get(window) or self._squeezed.get(squeezed)
+                if found is not None:
+                    yield start, end, f"raw:{found}"
+
+    def _window_hits(self, text: str, segments: list[tuple[int, int]]) -> Iterator[_Hit]:
+        """Windows of segments joined by one grouping character, as written or squeezed."""
         for first, (start, _) in enumerate(segments):
             squeezed = ""
             for index in range(first, min(len(segments), first + _WINDOW)):
@@ -375,20 +510,57 @@ class LeakScanner:
                 if found is not None:
                     yield start, end, f"raw:{found}"
 
+    def _substring_hits(self, text: str, lowered: str | None, starts: list[int]) -> Iterator[_Hit]:
+        """Case-insensitive substring hits of the non-window needles, in insertion order.
 
-def _leaves(node: object, path: str) -> Iterator[tuple[str, object]]:
+        ``lowered`` is the lowered text when it is ASCII (then an ASCII needle matches only
+        where it is a substring of it).
+        """
+        if not self._substrings:
+            return
+        candidates = set(self._unkeyed_substrings)
+        for run in set(_DIGIT_RUN.findall(text)):
+            candidates.update(self._substrings_by_key.get(run, ()))
+        if lowered is not None:
+            candidates = {n for n in candidates if n in lowered or not n.isascii()}
+        if not candidates:
+            return
+        ends = [*starts[1:], len(text) + len(_SEPARATOR)]
+        for needle, kind in self._substrings.items():
+            if needle not in candidates:
+                continue
+            pattern = self._substring_patterns.get(needle)
+            if pattern is None:
+                pattern = re.compile(re.escape(needle), re.IGNORECASE)
+                self._substring_patterns[needle] = pattern
+            if _SEPARATOR not in needle:  # then no match can cross the separator
+                for match in pattern.finditer(text):
+                    yield match.start(), match.end(), f"raw:{kind}"
+                continue
+            for start, end in zip(starts, ends, strict=True):
+                for match in pattern.finditer(text, start, end - len(_SEPARATOR)):
+                    yield match.start(), match.end(), f"raw:{kind}"
+
+
+def _leaves(document: dict[str, object] | list[object]) -> list[tuple[str, object]]:
     """(path, value) for each scalar leaf, and (path + " (key)", key) for each dict key: a
     map keyed by a raw identifier leaks it too."""
+    leaves: list[tuple[str, object]] = []
+    _add_leaves(document, "", leaves)
+    return leaves
+
+
+def _add_leaves(node: object, path: str, leaves: list[tuple[str, object]]) -> None:
     if isinstance(node, dict):
         for key, value in node.items():
             child = f"{path}.{key}" if path else str(key)
-            yield f"{child} (key)", str(key)
-            yield from _leaves(value, child)
+            leaves.append((f"{child} (key)", str(key)))
+            _add_leaves(value, child, leaves)
     elif isinstance(node, list):
         for index, value in enumerate(node):
-            yield from _leaves(value, f"{path}[{index}]")
+            _add_leaves(value, f"{path}[{index}]", leaves)
     elif isinstance(node, str | int | float) and not isinstance(node, bool):
-        yield path, node
+        leaves.append((path, node))
 
 
 def _without_overlaps(ranked: list[tuple[int, _Hit]]) -> list[_Hit]:

@@ -74,6 +74,9 @@ class Settings:
     topic_consent_changelog: str = ""
     """The consent table's changelog (compacted; keys are keyed hashes, values hold no
     identifier). Empty means ``<app_id>-consent-changelog``."""
+    changelog_catch_up: bool = True
+    """After faust's table recovery, re-read the consent changelog to its real end (needed on
+    Tansu, whose end offsets can be one batch short; harmless on Kafka)."""
     partitions: int = 4
     """Partitions of the input topics and of the consent changelog (must be equal: the
     consent of a user lives in the worker that gets the user's events)."""
@@ -151,8 +154,12 @@ class Settings:
     # -- loading ----------------------------------------------------------------------
 
     @classmethod
-    def load(cls, environ: Mapping[str, str] | None = None, config_file: Path | None = None,
-             **overrides: Any) -> Settings:
+    def load(
+        cls,
+        environ: Mapping[str, str] | None = None,
+        config_file: Path | None = None,
+        **overrides: Any,
+    ) -> Settings:
         """Defaults < TOML file < environment < ``overrides`` (from the command line)."""
         env = os.environ if environ is None else environ
         raw: dict[str, Any] = {}
@@ -162,7 +169,7 @@ class Settings:
         known = {f.name for f in fields(cls)}
         for name, value in env.items():
             if name.startswith(ENV_PREFIX) and name != CONFIG_ENV:
-                key = name[len(ENV_PREFIX):].lower()
+                key = name[len(ENV_PREFIX) :].lower()
                 if key in known:
                     raw[key] = value
         raw.update({k: v for k, v in overrides.items() if v is not None})
@@ -191,7 +198,9 @@ class Settings:
         if self.stats_interval < 0:
             raise ConfigError(f"stats_interval: must be 0 or positive, got {self.stats_interval}")
         if not 0 <= self.producer_linger_ms <= 10_000:
-            raise ConfigError(f"producer_linger_ms: must be 0..10000, got {self.producer_linger_ms}")
+            raise ConfigError(
+                f"producer_linger_ms: must be 0..10000, got {self.producer_linger_ms}"
+            )
         if self.producer_max_batch_bytes < 1024:
             raise ConfigError("producer_max_batch_bytes: must be at least 1024")
         if self.producer_acks not in ("all", "1", "0", "-1"):
@@ -199,9 +208,13 @@ class Settings:
         if not 0 <= self.web_port <= 65535:
             raise ConfigError(f"web_port: must be 0..65535, got {self.web_port}")
         if self.log_level not in _LOG_LEVELS:
-            raise ConfigError(f"log_level: must be one of {', '.join(_LOG_LEVELS)}, "
-                              f"got {self.log_level!r}")
-        if not self.app_id or not self.app_id.replace("-", "").replace("_", "").replace(".", "").isalnum():
+            raise ConfigError(
+                f"log_level: must be one of {', '.join(_LOG_LEVELS)}, got {self.log_level!r}"
+            )
+        if (
+            not self.app_id
+            or not self.app_id.replace("-", "").replace("_", "").replace(".", "").isalnum()
+        ):
             raise ConfigError(f"app_id: letters, digits, '-', '_', '.' only, got {self.app_id!r}")
         from processor.broker import bootstrap_servers
 

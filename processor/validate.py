@@ -169,7 +169,7 @@ class Validator:
             src.dedent()
         src("return dropped")
         self._validate: Callable[[dict[str, Any]], tuple[str, ...]] = compile_function(
-            src, "validate", namespace
+            src, "validate", namespace, f"validate {contract.schema}"
         )
 
     def __call__(self, event: dict[str, Any]) -> tuple[str, ...]:

@@ -11,8 +11,12 @@ from processor.cli import main
 
 
 @main.command()
-@click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path),
-              help="TOML settings file (else PSEUDOSTREAM_CONFIG). Environment wins over it.")
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="TOML settings file (else PSEUDOSTREAM_CONFIG). Environment wins over it.",
+)
 @click.option("--show-settings", is_flag=True, help="Print the effective settings and exit.")
 def worker(config_file: Path | None, show_settings: bool) -> None:
     """Run the stream worker against a Kafka cluster (settings: PSEUDOSTREAM_* or --config).
@@ -37,16 +41,29 @@ def worker(config_file: Path | None, show_settings: bool) -> None:
 @click.option("--users", default=2_000, show_default=True, help="Distinct synthetic users.")
 @click.option("--partitions", default=4, show_default=True, help="Partitions per topic.")
 @click.option("--seed", default=0, show_default=True, help="Seed of the synthetic data.")
-@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 4),
-              help="Worker processes in the consumer group.")
-@click.option("--keep", type=click.Path(file_okay=False, path_type=Path),
-              help="Keep the demo's keyring and stats in this directory.")
-def demo(events: int, users: int, partitions: int, seed: int, workers: int, keep: Path | None) -> None:
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 4),
+    help="Worker processes in the consumer group.",
+)
+@click.option(
+    "--keep",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Keep the demo's keyring and stats in this directory.",
+)
+def demo(
+    events: int, users: int, partitions: int, seed: int, workers: int, keep: Path | None
+) -> None:
     """Start an embedded broker, feed synthetic events through the worker, print a report.
 
     Everything started here (broker, workers) is stopped at the end, also on Ctrl-C.
     """
     from processor.demo import run_demo
 
-    raise SystemExit(run_demo(events=events, users=users, partitions=partitions, seed=seed,
-                              workers=workers, keep=keep))
+    raise SystemExit(
+        run_demo(
+            events=events, users=users, partitions=partitions, seed=seed, workers=workers, keep=keep
+        )
+    )
