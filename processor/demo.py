@@ -319,14 +319,18 @@ def _run(
 def _sample(
     broker: str, settings: Settings, raw_by_event: dict[str, bytes]
 ) -> tuple[bytes, bytes] | None:
+    # Prefer a record that shows both replaced identifiers and a coarsened location.
     topic = settings.output_topics[Route.RECOMMENDATION]
+    fallback = None
     for record in read_topic(broker, topic, limit=2000, timeout=3.0):
         with contextlib.suppress(orjson.JSONDecodeError):
             value = orjson.loads(record.value)
             raw = raw_by_event.get(str(value.get("event_id")))
             if raw is not None and value.get("user_id"):
-                return raw, record.value
-    return None
+                if "location" in value:
+                    return raw, record.value
+                fallback = fallback or (raw, record.value)
+    return fallback
 
 
 def print_report(console: Any, report: Report) -> None:

@@ -205,11 +205,16 @@ _DECIMAL = re.compile(r"(?<![0-9.])-?[0-9]{1,3}\.[0-9]{3,}(?![0-9])")
 # A hit inside one string: start, end, kind; exact hits outrank pattern hits.
 _Hit = tuple[int, int, str]
 
-# Every detector but "email" consumes only these characters, so its matches lie inside
-# runs of them ("regions"); it is run on each region (pos/endpos: lookbehinds still see the
-# text before, and the character after a region is outside it, so lookaheads do not change).
+# The detectors of these kinds consume only the characters of _DETECTOR_REGION, so their
+# matches lie inside runs of them ("regions"), at least _SHORTEST_DETECTION long (IPv6: with
+# two colons). They are run on each region only (pos/endpos: lookbehinds still see the text
+# before it, and the character after it, outside it, is kept for the lookaheads). Any other
+# detector (e-mail, or a new one) is run on the whole text.
+_REGION_KINDS = frozenset(
+    {"imsi", "iccid", "imei", "idcard", "phone", "mac", "oaid", "android_id", "meid", "ipv4"}
+)
 _DETECTOR_REGION = re.compile(r"[0-9A-Fa-fXx:.+ -]{2,}")
-_SHORTEST_DETECTION = 7  # "1.2.3.4"; only an IPv6 address ("a::") can be shorter
+_SHORTEST_DETECTION = 7  # "1.2.3.4"
 
 # The texts of one document are scanned joined by this: it is in no pattern's character
 # classes, and every boundary assertion treats it like the edge of a string.
@@ -432,7 +437,6 @@ class LeakScanner:
         for start, end, kind in self._exact_hits(joined, starts):
             add(0, start, end, kind)
         # Where each detector is run, as (pos, endpos): a region and the character after it.
-        email: list[tuple[int, int]] = [(0, len(joined))] if "@" in joined else []
         ipv6: list[tuple[int, int]] = []
         longer: list[tuple[int, int]] = []
         for region in _DETECTOR_REGION.finditer(joined):
@@ -442,9 +446,14 @@ class LeakScanner:
                 ipv6.append(span)
             if end - pos >= _SHORTEST_DETECTION:
                 longer.append(span)
-        searched = {"email": email, "ipv6": ipv6}
+        everywhere = [(0, len(joined))]
+        searched = {
+            "ipv6": ipv6,
+            "email": everywhere if "@" in joined else [],
+        }
         for kind, pattern, valid in _DETECTORS:
-            for pos, endpos in searched.get(kind, longer):
+            spans = longer if kind in _REGION_KINDS else searched.get(kind, everywhere)
+            for pos, endpos in spans:
                 for match in pattern.finditer(joined, pos, endpos):
                     value = match.group()
                     if valid is not None and not valid(value):

@@ -310,9 +310,12 @@ class StreamWorker:
             return
         from processor.broker import bootstrap_servers
 
-        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers(self.settings.broker),
-                                    group_id=None, enable_auto_commit=False,
-                                    auto_offset_reset="earliest")
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap_servers(self.settings.broker),
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+        )
         await consumer.start()
         started = time.monotonic()
         applied = 0
@@ -330,14 +333,21 @@ class StreamWorker:
                     for record in records:
                         if record.key is None:
                             continue
-                        self.consent.apply_changelog(orjson.loads(record.key),
-                                                     orjson.loads(record.value) if record.value else None,
-                                                     tp.partition)
+                        self.consent.apply_changelog(
+                            orjson.loads(record.key),
+                            orjson.loads(record.value) if record.value else None,
+                            tp.partition,
+                        )
                         applied += 1
         finally:
             await consumer.stop()
-        log.info("consent table: re-read %d changelog records of %d partitions in %.2fs; %d users",
-                 applied, len(actives), time.monotonic() - started, len(self.consent))
+        log.info(
+            "consent table: re-read %d changelog records of %d partitions in %.2fs; %d users",
+            applied,
+            len(actives),
+            time.monotonic() - started,
+            len(self.consent),
+        )
 
     # -- the hot path ---------------------------------------------------------------
 

@@ -87,7 +87,11 @@ def _read(package_path: str) -> dict[str, Any]:
 def _field(path: str, raw: dict[str, Any], where: str) -> FieldSpec:
     types = raw.get("type")
     type_list = [types] if isinstance(types, str) else types
-    if not isinstance(type_list, list) or not type_list or any(t not in _JSON_TYPES for t in type_list):
+    if (
+        not isinstance(type_list, list)
+        or not type_list
+        or any(t not in _JSON_TYPES for t in type_list)
+    ):
         raise PolicyError(f"{where}: field {path} has an invalid type {types!r}")
     enum = raw.get("enum")
     return FieldSpec(

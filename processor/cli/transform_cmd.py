@@ -91,15 +91,15 @@ def _summary(totals: Counter[str], stats: Counter[str]) -> str:
     "--mmdb",
     "mmdb_path",
     type=click.Path(dir_okay=False, exists=True, path_type=Path),
-    envvar="PSEUDOSTREAM_GEO_MMDB",
-    help="MaxMind MMDB city database for IP location. Env: PSEUDOSTREAM_GEO_MMDB.",
+    envvar="PSEUDOSTREAM_GEO_CITY_DB",
+    help="MaxMind MMDB city database for IP location. Env: PSEUDOSTREAM_GEO_CITY_DB.",
 )
 @click.option(
     "--xdb",
     "xdb_path",
     type=click.Path(dir_okay=False, exists=True, path_type=Path),
-    envvar="PSEUDOSTREAM_GEO_XDB",
-    help="ip2region xdb database for IP location in China. Env: PSEUDOSTREAM_GEO_XDB.",
+    envvar="PSEUDOSTREAM_GEO_IP2REGION_DB",
+    help="ip2region xdb database for IP location in China. Env: PSEUDOSTREAM_GEO_IP2REGION_DB.",
 )
 @click.option(
     "--max-record-bytes",

@@ -58,8 +58,9 @@ class Stack:
 
     @property
     def keyring(self) -> Keyring:
-        return load_keyring_from(self.settings.require_keyring(), self.settings.master_key_file,
-                                 os.environ)
+        return load_keyring_from(
+            self.settings.require_keyring(), self.settings.master_key_file, os.environ
+        )
 
     def start_worker(self) -> WorkerProcess:
         proc = start_worker(len(self.workers), self.workdir, self.env)
@@ -74,8 +75,11 @@ class Stack:
         return sum(int(w.stats().get("in", 0)) for w in self.workers)
 
     def wait_processed(self, n: int, timeout: float = 60.0) -> None:
-        wait_for(lambda: self.processed() >= n, timeout,
-                 lambda: f"processed {self.processed()} of {n}; logs in {self.workdir}")
+        wait_for(
+            lambda: self.processed() >= n,
+            timeout,
+            lambda: f"processed {self.processed()} of {n}; logs in {self.workdir}",
+        )
 
     def output(self, route: Route, timeout: float = 2.0) -> list[Any]:
         return read_topic(self.broker.address, self.settings.output_topics[route], timeout=timeout)
@@ -85,8 +89,9 @@ class Stack:
             worker.stop()
 
 
-def wait_for(condition: Callable[[], bool], timeout: float,
-             message: Callable[[], str] = lambda: "") -> None:
+def wait_for(
+    condition: Callable[[], bool], timeout: float, message: Callable[[], str] = lambda: ""
+) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
@@ -95,7 +100,9 @@ def wait_for(condition: Callable[[], bool], timeout: float,
 
 
 @pytest.fixture
-def stack(broker: EmbeddedBroker, keyring_files: tuple[Path, Path], tmp_path: Path) -> Iterator[Stack]:
+def stack(
+    broker: EmbeddedBroker, keyring_files: tuple[Path, Path], tmp_path: Path
+) -> Iterator[Stack]:
     keyring, master = keyring_files
     unique = uuid.uuid4().hex[:8]
     env = {
@@ -143,27 +150,59 @@ def quarantine_sources(records: Iterable[Any]) -> Counter[str]:
     return seen
 
 
-def event_json(event_id: str, user_id: str | None, *, event_type: str = "view",
-               event_time: int = 1_764_316_800_000, oaid: str = "6b1e6b2c-6a4f-4e0f-9c3a-2b1d4e5f6a7b",
-               imei: str = "356938035643809") -> bytes:
-    return orjson.dumps({
-        "schema": "behaviour/1", "event_id": event_id, "event_time": event_time,
-        "event_type": event_type, "user_id": user_id, "phone": "+8613812345678",
-        "device": {"imei": imei, "oaid": oaid, "android_id": "9774d56d682e549c",
-                   "mac": "3C:5A:B4:12:34:56", "brand": "Xiaomi", "model": "2211133C"},
-        "network": {"ip": "61.128.128.68", "type": "wifi", "ssid": "Home-5G"},
-        "location": {"lat": 29.557, "lon": 106.577, "accuracy_m": 12, "source": "gps"},
-        "payload": {"item_id": "v-1", "position": 3},
-    })
+def event_json(
+    event_id: str,
+    user_id: str | None,
+    *,
+    event_type: str = "view",
+    event_time: int = 1_764_316_800_000,
+    oaid: str = "6b1e6b2c-6a4f-4e0f-9c3a-2b1d4e5f6a7b",
+    imei: str = "356938035643809",
+) -> bytes:
+    return orjson.dumps(
+        {
+            "schema": "behaviour/1",
+            "event_id": event_id,
+            "event_time": event_time,
+            "event_type": event_type,
+            "user_id": user_id,
+            "phone": "+8613812345678",
+            "device": {
+                "imei": imei,
+                "oaid": oaid,
+                "android_id": "9774d56d682e549c",
+                "mac": "3C:5A:B4:12:34:56",
+                "brand": "Xiaomi",
+                "model": "2211133C",
+            },
+            "network": {"ip": "61.128.128.68", "type": "wifi", "ssid": "Home-5G"},
+            "location": {"lat": 29.557, "lon": 106.577, "accuracy_m": 12, "source": "gps"},
+            "payload": {"item_id": "v-1", "position": 3},
+        }
+    )
 
 
-def consent_json(user_id: str, event_time: int, *, ads: bool = True, rec: bool = True,
-                 account: str = "active", age_band: str = "adult") -> bytes:
-    return orjson.dumps({
-        "schema": "consent/1", "user_id": user_id, "event_time": event_time,
-        "personalized_recommendation": rec, "personalized_ads": ads, "precise_location": True,
-        "age_band": age_band, "account": account,
-    })
+def consent_json(
+    user_id: str,
+    event_time: int,
+    *,
+    ads: bool = True,
+    rec: bool = True,
+    account: str = "active",
+    age_band: str = "adult",
+) -> bytes:
+    return orjson.dumps(
+        {
+            "schema": "consent/1",
+            "user_id": user_id,
+            "event_time": event_time,
+            "personalized_recommendation": rec,
+            "personalized_ads": ads,
+            "precise_location": True,
+            "age_band": age_band,
+            "account": account,
+        }
+    )
 
 
 def routes_by_event(stack: Stack) -> dict[str, set[str]]:

@@ -28,12 +28,18 @@ from tests.integration.conftest import (
 pytestmark = pytest.mark.broker
 
 
-def _consent_first(records: list[tuple[str, bytes | None, bytes]]) -> list[tuple[str, bytes | None, bytes]]:
+def _consent_first(
+    records: list[tuple[str, bytes | None, bytes]],
+) -> list[tuple[str, bytes | None, bytes]]:
     """All consent records first (each topic keeps its order): no cross-topic race."""
-    return [r for r in records if r[0] == synth.CONSENT] + [r for r in records if r[0] != synth.CONSENT]
+    return [r for r in records if r[0] == synth.CONSENT] + [
+        r for r in records if r[0] != synth.CONSENT
+    ]
 
 
-def _expected(stack: Stack, records: list[tuple[str, bytes | None, bytes]]) -> tuple[dict[str, set[str]], int, Counter[str]]:
+def _expected(
+    stack: Stack, records: list[tuple[str, bytes | None, bytes]]
+) -> tuple[dict[str, set[str]], int, Counter[str]]:
     """What the pure pipeline makes of the records in this order: routes per event_id, the
     number quarantined, and the pipeline's counters."""
     pipeline = Pipeline(stack.keyring, consent=MemoryConsentState())
@@ -78,17 +84,23 @@ def test_no_raw_identifier_in_any_output_topic(stack: Stack) -> None:
     lines: list[bytes] = []
     for route in Route:
         for record in stack.output(route):
-            lines.append(orjson.dumps({
-                "topic": record.topic,
-                "key": record.key.decode() if record.key else None,
-                "headers": {k: v.decode() for k, v in record.headers},
-                "value": orjson.loads(record.value),
-            }))
+            lines.append(
+                orjson.dumps(
+                    {
+                        "topic": record.topic,
+                        "key": record.key.decode() if record.key else None,
+                        "headers": {k: v.decode() for k, v in record.headers},
+                        "value": orjson.loads(record.value),
+                    }
+                )
+            )
     changelog = stack.settings.changelog_topic
     from processor.demo import read_topic
 
     for record in read_topic(stack.broker.address, changelog, timeout=2.0):
-        lines.append(orjson.dumps({"key": orjson.loads(record.key), "value": orjson.loads(record.value)}))
+        lines.append(
+            orjson.dumps({"key": orjson.loads(record.key), "value": orjson.loads(record.value)})
+        )
     assert len(lines) > 500
     findings = scanner.scan_lines(lines)
     assert findings == []
@@ -112,14 +124,22 @@ def test_consent_change_takes_effect_for_later_events(stack: Stack) -> None:
 def test_erasure_notice_carries_pseudonyms_and_later_events_are_suppressed(stack: Stack) -> None:
     stack.start_worker()
     user = "u777001"
-    stack.feed([(synth.CONSENT, user.encode(), consent_json(user, 1000)),
-                (synth.RAW_BEHAVIOUR, user.encode(), event_json("e-1", user))])
+    stack.feed(
+        [
+            (synth.CONSENT, user.encode(), consent_json(user, 1000)),
+            (synth.RAW_BEHAVIOUR, user.encode(), event_json("e-1", user)),
+        ]
+    )
     stack.wait_processed(2)
-    stack.feed([(synth.CONSENT, user.encode(), consent_json(user, 2000, account="deletion_requested"))])
+    stack.feed(
+        [(synth.CONSENT, user.encode(), consent_json(user, 2000, account="deletion_requested"))]
+    )
     stack.wait_processed(3)
-    stack.feed([(synth.RAW_BEHAVIOUR, user.encode(), event_json(f"e-late-{i}", user)) for i in range(5)]
-               + [(synth.RAW_DEVICE, user.encode(), event_json("e-late-device", user))]
-               + [(synth.CONSENT, user.encode(), consent_json(user, 3000, account="deleted"))])
+    stack.feed(
+        [(synth.RAW_BEHAVIOUR, user.encode(), event_json(f"e-late-{i}", user)) for i in range(5)]
+        + [(synth.RAW_DEVICE, user.encode(), event_json("e-late-device", user))]
+        + [(synth.CONSENT, user.encode(), consent_json(user, 3000, account="deleted"))]
+    )
     stack.wait_processed(10)
     erasures = [orjson.loads(r.value) for r in stack.output(Route.ERASURE)]
     assert len(erasures) == 1
@@ -148,8 +168,11 @@ def test_two_workers_split_partitions_and_one_takes_over_after_sigkill(stack: St
     kill9(first)
     stack.feed(records[3500:])
     expected, _, _ = _expected(stack, records)
-    wait_for(lambda: set(routes_by_event(stack)) >= set(expected), 60,
-             lambda: f"{len(set(expected) - set(routes_by_event(stack)))} events missing")
+    wait_for(
+        lambda: set(routes_by_event(stack)) >= set(expected),
+        60,
+        lambda: f"{len(set(expected) - set(routes_by_event(stack)))} events missing",
+    )
     assert routes_by_event(stack) == expected
 
 
@@ -176,5 +199,7 @@ def test_sigkill_and_restart_loses_no_event(stack: Stack) -> None:
     recommendation = by_event(stack.output(Route.RECOMMENDATION))
     duplicates = sum(n - 1 for n in recommendation.values())
     restarted_in = int(restarted.stats().get("in", 0))
-    print(f"\nkill -9 after {len(records) - restarted_in} of {len(records)}: "
-          f"restart reprocessed {restarted_in}, {duplicates} duplicate recommendation records")
+    print(
+        f"\nkill -9 after {len(records) - restarted_in} of {len(records)}: "
+        f"restart reprocessed {restarted_in}, {duplicates} duplicate recommendation records"
+    )

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
+from keys import Keyring
+from processor import synth
+from processor.cli.transform_cmd import run_transform
 from processor.kinds import IdKind
+from processor.pipeline import Pipeline
 from processor.scan import Finding, LeakScanner, mask
 
 _RAW_EVENT = {
@@ -191,6 +197,64 @@ def test_when_found_then_report_never_holds_the_raw_value() -> None:
     report = "\n".join(f"{f.line} {f.kind} {f.where} {f.excerpt}" for f in findings)
     for value in raw_values:
         assert value not in report
+
+
+def test_when_values_of_one_line_are_split_identifiers_then_not_joined() -> None:
+    # A line's values are scanned in one pass: nothing may match across two of them.
+    line = json.dumps(
+        {
+            "a": "138123",
+            "b": "45678",
+            "c": "3C:5A:B4",
+            "d": "12:34:56",
+            "e": "61.128",
+            "f": "128.68",
+        }
+    )
+    assert _raw_scanner().scan_lines([line]) == []
+
+
+def test_when_identifier_follows_another_value_then_found_with_its_own_path() -> None:
+    line = json.dumps(
+        {"a": "x", "b": "13812345678", "c": ["y", "61.128.128.68"], "app_version": "61.128.128.69"}
+    )
+    findings = LeakScanner().scan_lines([line])
+    assert [(f.kind, f.where, f.excerpt) for f in findings] == [
+        ("phone", "b", "13***78"),
+        ("ipv4", "c[1]", "61***68"),
+    ]
+
+
+def test_when_raw_value_is_not_a_window_then_found_as_substring_in_json() -> None:
+    line = json.dumps({"value": {"ip": "::FFFF:61.128.128.68", "room": "r-128", "n": 61}})
+    findings = _raw_scanner().scan_lines([line])
+    assert [(f.kind, f.where) for f in findings] == [("raw:ip", "value.ip")]
+
+
+def test_when_raw_value_holds_a_control_character_then_found_only_whole() -> None:
+    scanner = LeakScanner([(IdKind.SSID, "my\x00wifi!")])
+    assert scanner.scan_lines([json.dumps({"a": "my", "b": "wifi!"})]) == []
+    findings = scanner.scan_lines([json.dumps({"a": "x", "b": "MY\x00WIFI!"})])
+    assert [(f.kind, f.where) for f in findings] == [("raw:ssid", "b")]
+
+
+def test_when_non_ascii_text_then_windows_still_found() -> None:
+    assert _kinds(_raw_scanner().scan_text("成都 u10293847 İ Home-5G")) == [
+        "raw:user_id",
+        "raw:ssid",
+    ]
+
+
+def test_when_realistic_pipeline_output_then_no_findings_quickly() -> None:
+    raw = [value for _, _, value in synth.generate(3000, seed=1, malformed=0.01)]
+    out = io.BytesIO()
+    run_transform(Pipeline(Keyring.generate()), io.BytesIO(b"\n".join(raw) + b"\n"), out)
+    lines = out.getvalue().splitlines()
+    started = time.perf_counter()
+    findings = LeakScanner.from_raw_events(raw).scan_lines(lines)
+    assert findings == []
+    assert len(lines) > 2000
+    assert time.perf_counter() - started < 10  # about 1 s; it took minutes before indexing
 
 
 @pytest.mark.parametrize(("value", "masked"), [("356938035643809", "35***09"), ("u55", "u***")])
