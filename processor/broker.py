@@ -97,16 +97,22 @@ def create_topics(
     *,
     replication_factor: int = 1,
     timeout: float = 15.0,
+    client_options: Mapping[str, Any] | None = None,
 ) -> list[str]:
     """Create the topics that do not exist yet; return the names created.
 
     An existing topic with another partition count is an error (faust and the consent
     table's co-partitioning need the configured count, and Tansu cannot add partitions).
+    ``client_options`` go to the admin client (``Settings.kafka_python_options()``: SASL/TLS).
     """
     from kafka.admin import KafkaAdminClient
 
     wanted = {spec.name: spec for spec in topics}
-    admin = KafkaAdminClient(bootstrap_servers=servers, request_timeout_ms=int(timeout * 1000))
+    admin = KafkaAdminClient(
+        bootstrap_servers=servers,
+        request_timeout_ms=int(timeout * 1000),
+        **(client_options or {}),  # SASL/TLS: Settings.kafka_python_options()
+    )
     try:
         existing = _partition_counts(admin, list(wanted))
         for name, count in existing.items():

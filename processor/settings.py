@@ -10,6 +10,7 @@ environment (``PSEUDOSTREAM_<FIELD>`` in upper case). Every field is documented 
 from __future__ import annotations
 
 import os
+import ssl
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
@@ -22,6 +23,10 @@ from processor.outcome import DEFAULT_TOPICS, Route
 ENV_PREFIX = "PSEUDOSTREAM_"
 CONFIG_ENV = "PSEUDOSTREAM_CONFIG"
 _LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+_UPPER_CASE = ("security_protocol", "sasl_mechanism")
+_SSL_FILES = ("ssl_cafile", "ssl_certfile", "ssl_keyfile")
 
 
 class Secret:
@@ -123,6 +128,24 @@ class Settings:
     """Seconds between one-line counter logs; 0 logs only at stop."""
     stats_file: Path | None = None
     """Where the worker writes its counters as JSON (on every stats log and at stop)."""
+    security_protocol: str = "PLAINTEXT"
+    """How clients talk to the brokers: ``PLAINTEXT``, ``SSL`` (TLS), ``SASL_PLAINTEXT`` or
+    ``SASL_SSL`` (SASL over TLS, the usual choice for a managed cluster)."""
+    sasl_mechanism: str = "PLAIN"
+    """SASL mechanism (``SASL_*`` only): ``PLAIN``, ``SCRAM-SHA-256`` or ``SCRAM-SHA-512``."""
+    sasl_username: str = ""
+    """SASL user name (required with ``SASL_*``)."""
+    sasl_password: Secret | None = None
+    """SASL password (required with ``SASL_*``); prefer the environment. Never printed."""
+    ssl_cafile: Path | None = None
+    """PEM file of the CA(s) that signed the brokers' certificates (``SSL``/``SASL_SSL``);
+    empty means the system's trust store."""
+    ssl_certfile: Path | None = None
+    """PEM client certificate for mutual TLS (``SSL``/``SASL_SSL``, optional)."""
+    ssl_keyfile: Path | None = None
+    """PEM private key of ``ssl_certfile`` (if not in the certificate file itself)."""
+    ssl_check_hostname: bool = True
+    """Check that a broker's certificate names the host we connected to."""
 
     # -- derived --------------------------------------------------------------------
 
@@ -222,12 +245,125 @@ class Settings:
             bootstrap_servers(self.broker)
         except ConfigError as exc:
             raise ConfigError(f"broker: {exc}") from exc
+        self._validate_security()
         names = [*self.input_topics.values(), *self.output_topics.values(), self.changelog_topic]
         for topic in names:
             if not topic or len(topic) > 249 or not all(c.isalnum() or c in "._-" for c in topic):
                 raise ConfigError(f"topic name {topic!r}: use letters, digits, '.', '_', '-'")
         if len(set(names)) != len(names):
             raise ConfigError("topic_*: two settings name the same topic")
+
+    def _validate_security(self) -> None:
+        protocol = self.security_protocol
+        if protocol not in SECURITY_PROTOCOLS:
+            raise ConfigError(
+                f"security_protocol: must be one of {', '.join(SECURITY_PROTOCOLS)}, got {protocol!r}"
+            )
+        if self.sasl_mechanism not in SASL_MECHANISMS:
+            raise ConfigError(
+                f"sasl_mechanism: must be one of {', '.join(SASL_MECHANISMS)}, "
+                f"got {self.sasl_mechanism!r}"
+            )
+        if self.uses_sasl:
+            if not self.sasl_username:
+                raise ConfigError(f"sasl_username: required with security_protocol {protocol}")
+            if self.sasl_password is None or not self.sasl_password.reveal():
+                raise ConfigError(f"sasl_password: required with security_protocol {protocol}")
+        else:
+            for name in ("sasl_username", "sasl_password"):
+                if getattr(self, name):
+                    raise ConfigError(
+                        f"{name}: set, but security_protocol {protocol} does not use SASL"
+                    )
+        for name in _SSL_FILES:
+            path: Path | None = getattr(self, name)
+            if path is None:
+                continue
+            if not self.uses_ssl:
+                raise ConfigError(f"{name}: set, but security_protocol {protocol} does not use TLS")
+            if not path.is_file():
+                raise ConfigError(f"{name}: no such file {str(path)!r}")
+        if self.ssl_keyfile is not None and self.ssl_certfile is None:
+            raise ConfigError("ssl_keyfile: set without ssl_certfile")
+
+    # -- client options (SASL/TLS) ------------------------------------------------------
+
+    @property
+    def uses_sasl(self) -> bool:
+        return self.security_protocol in ("SASL_PLAINTEXT", "SASL_SSL")
+
+    @property
+    def uses_ssl(self) -> bool:
+        return self.security_protocol in ("SSL", "SASL_SSL")
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        """The TLS context for aiokafka/faust (None without TLS); errors name the setting."""
+        if not self.uses_ssl:
+            return None
+        try:
+            context = ssl.create_default_context(
+                cafile=str(self.ssl_cafile) if self.ssl_cafile else None
+            )
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(f"ssl_cafile: cannot be read as PEM ({type(exc).__name__})") from exc
+        context.check_hostname = self.ssl_check_hostname
+        if self.ssl_certfile is not None:
+            try:
+                context.load_cert_chain(
+                    str(self.ssl_certfile), str(self.ssl_keyfile) if self.ssl_keyfile else None
+                )
+            except (OSError, ssl.SSLError) as exc:
+                raise ConfigError(
+                    f"ssl_certfile: certificate/key cannot be loaded ({type(exc).__name__})"
+                ) from exc
+        return context
+
+    def kafka_python_options(self) -> dict[str, Any]:
+        """Keyword arguments for kafka-python clients (admin, consumer, producer)."""
+        options: dict[str, Any] = {"security_protocol": self.security_protocol}
+        if self.uses_sasl:
+            assert self.sasl_password is not None  # noqa: S101 - validate() guarantees it
+            options["sasl_mechanism"] = self.sasl_mechanism
+            options["sasl_plain_username"] = self.sasl_username
+            options["sasl_plain_password"] = self.sasl_password.reveal()
+        if self.uses_ssl:
+            options["ssl_check_hostname"] = self.ssl_check_hostname
+            for name in _SSL_FILES:
+                path = getattr(self, name)
+                if path is not None:
+                    options[name] = str(path)
+        return options
+
+    def aiokafka_options(self) -> dict[str, Any]:
+        """Keyword arguments for aiokafka clients (the worker's own consumers)."""
+        options: dict[str, Any] = {"security_protocol": self.security_protocol}
+        if self.uses_sasl:
+            assert self.sasl_password is not None  # noqa: S101 - validate() guarantees it
+            options["sasl_mechanism"] = self.sasl_mechanism
+            options["sasl_plain_username"] = self.sasl_username
+            options["sasl_plain_password"] = self.sasl_password.reveal()
+        if self.uses_ssl:
+            options["ssl_context"] = self.ssl_context()
+        return options
+
+    def faust_options(self) -> dict[str, Any]:
+        """Keyword arguments for ``faust.App``: ``broker_credentials`` for SASL/TLS."""
+        if self.security_protocol == "PLAINTEXT":
+            return {}
+        from faust.auth import SASLCredentials, SSLCredentials
+
+        context = self.ssl_context()
+        if not self.uses_sasl:
+            return {"broker_credentials": SSLCredentials(context)}
+        assert self.sasl_password is not None  # noqa: S101 - validate() guarantees it
+        return {
+            "broker_credentials": SASLCredentials(
+                username=self.sasl_username,
+                password=self.sasl_password.reveal(),
+                ssl_context=context,
+                mechanism=self.sasl_mechanism,
+            )
+        }
 
     def require_keyring(self) -> Path:
         if self.keyring is None:
@@ -279,6 +415,9 @@ def _coerce(name: str, annotation: Any, value: Any) -> Any:
         if kind == "str":
             if not isinstance(value, (str, int)):
                 raise ValueError(value)
+            if name in _UPPER_CASE:
+                text = str(value).strip().upper()
+                return text.replace("_", "-") if name == "sasl_mechanism" else text
             return str(value).lower() if name == "log_level" else str(value)
     except (TypeError, ValueError) as exc:
         shown = "****" if kind.startswith("Secret") else repr(value)

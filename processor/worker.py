@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from processor.consent import Consent
+from processor.metrics import PartitionOffsets, WorkerMetrics, event_time_ms, install_pages
 from processor.outcome import SourceRef
 from processor.settings import Settings
 
@@ -262,6 +263,7 @@ class StreamWorker:
             web_port=s.web_port or 6066,
             web_bind="127.0.0.1",
             stream_wait_empty=True,
+            **s.faust_options(),  # SASL/TLS credentials (docs/operations-config.md)
         )
         self.counters = Counters()
         self._logical = {physical: logical for logical, physical in s.input_topics.items()}
@@ -294,6 +296,20 @@ class StreamWorker:
         else:
             self.app.agent(self.source, name="pseudostream.process")(self._agent)
         self.app.on_before_shutdown.connect(self._on_shutdown)  # type: ignore[arg-type]
+        self._keyring = keyring
+        self.topics_present = False  # set by run() once the topics were created or checked
+        self._last_seen: dict[Any, int] = {}  # TP -> highest offset handed to the handler
+        self._pseudonym_prefix = {
+            plan.route: (
+                str(plan.domain),
+                f'"{self.pipeline.pseudonymizers[plan.domain].key_id}:'.encode(),
+            )
+            for plan in self.pipeline.policy.routes
+        }
+        self.metrics = WorkerMetrics()
+        self.metrics.bind(self)
+        if s.web_port:
+            install_pages(self.app, self.metrics, self.readiness)
         self._stats_dirty = False
         self.app.timer(0.25, name="pseudostream.stats_file")(self._flush_stats)
 
@@ -377,7 +393,7 @@ class StreamWorker:
         for message in current:
             ack(message)
 
-    async def process_batch(self, messages: Sequence[Any]) -> None:
+    async def process_batch(self, messages: Sequence[Any]) -> None:  # noqa: PLR0915 - one inlined hot loop
         """Pipeline over the batch, then produce everything and await every delivery."""
         if not messages:
             return
@@ -398,9 +414,15 @@ class StreamWorker:
         sends: list[tuple[str, bytes | None, bytes, tuple[tuple[str, bytes], ...] | None]] = []
         out_topics = self._out_topics
         routed = quarantined = suppressed = 0
+        reasons_q: Counter[str] = Counter()
+        reasons_s: Counter[str] = Counter()
+        pseudonyms: Counter[str] = Counter()
+        prefixes = self._pseudonym_prefix
+        last_seen = self._last_seen
         for message in ordered:
             topic = message.topic
             value: bytes | None = message.value
+            last_seen[message.tp] = message.offset
             if topic == consent_topic:
                 consent.partition = message.partition
             outcome = process(
@@ -411,10 +433,15 @@ class StreamWorker:
             for record in outcome.records:
                 key = record.key.encode() if record.key is not None else None
                 sends.append((out_topics[record.route], key, record.value, record.headers or None))
+                domain_prefix = prefixes.get(record.route)
+                if domain_prefix is not None:
+                    pseudonyms[domain_prefix[0]] += record.value.count(domain_prefix[1])
             if outcome.quarantined:
                 quarantined += 1
+                reasons_q[outcome.quarantined] += 1
             elif outcome.suppressed:
                 suppressed += 1
+                reasons_s[outcome.suppressed] += 1
             else:
                 routed += 1
         t1 = time.monotonic()
@@ -429,6 +456,99 @@ class StreamWorker:
         counts["batches"] += 1
         self.counters.last_event = time.monotonic()
         self._stats_dirty = True
+        self._record_metrics(ordered, sends, reasons_q, reasons_s, pseudonyms, t2 - now)
+
+    def _record_metrics(
+        self,
+        messages: Sequence[Any],
+        sends: Sequence[tuple[str, Any, Any, Any]],
+        quarantined: Mapping[str, int],
+        suppressed: Mapping[str, int],
+        pseudonyms: Mapping[str, int],
+        seconds: float,
+    ) -> None:
+        """Per batch, after the deliveries were acknowledged (docs/operations.md)."""
+        acked = time.time()
+        consent_topic = self._consent_topic
+        event_latencies = []
+        record_latencies = []
+        for message in messages:
+            if message.timestamp:
+                record_latencies.append(max(0.0, acked - message.timestamp))
+            if message.topic != consent_topic:
+                event_time = event_time_ms(message.value)
+                if event_time is not None:
+                    event_latencies.append(max(0.0, acked - event_time / 1000.0))
+        self.metrics.record_batch(
+            topics_in=Counter(m.topic for m in messages),
+            topics_out=Counter(send[0] for send in sends),
+            quarantined=quarantined,
+            suppressed=suppressed,
+            pseudonyms=pseudonyms,
+            seconds=seconds,
+            event_latencies=event_latencies,
+            record_latencies=record_latencies,
+        )
+
+    # -- what the metrics and /ready read (processor.metrics.WorkerView) ---------------
+
+    def consent_table_size(self) -> int:
+        return len(self.consent)
+
+    def active_key_ids(self) -> dict[str, str]:
+        from keys import Domain
+
+        active = {str(d): p.key_id for d, p in self.pipeline.pseudonymizers.items()}
+        active[str(Domain.QUARANTINE)] = self._keyring.active(Domain.QUARANTINE).key_id
+        return active
+
+    def pseudonym_cache(self) -> dict[str, tuple[int, int]]:
+        return {str(d): (p.misses, p.computed) for d, p in self.pipeline.pseudonymizers.items()}
+
+    def _assigned_sources(self) -> set[Any]:
+        sources = set(self.settings.input_topics.values())
+        try:
+            assigned = self.app.consumer.assignment()
+        except Exception:  # not started yet
+            return set()
+        return {tp for tp in assigned if tp.topic in sources}
+
+    def partition_offsets(self) -> list[PartitionOffsets]:
+        consumer = self.app.consumer
+        committed_offsets = consumer._committed_offset
+        result = []
+        for tp in self._assigned_sources():
+            try:
+                highwater = consumer.highwater(tp)
+            except Exception:  # no fetch yet
+                highwater = None
+            result.append(
+                PartitionOffsets(
+                    tp.topic,
+                    tp.partition,
+                    committed_offsets.get(tp),
+                    highwater,
+                    self._last_seen.get(tp),
+                )
+            )
+        return result
+
+    def readiness(self) -> dict[str, bool]:
+        """/ready: keyring loaded, topics present, partitions assigned and recovered."""
+        app = self.app
+        names = [*self.settings.input_topics.values(), self.settings.changelog_topic]
+        try:
+            known = all(app.consumer.topic_partitions(name) for name in names)
+        except Exception:  # consumer not started yet
+            known = False
+        recovering = bool(getattr(app.tables.recovery, "in_recovery", False))
+        return {
+            "keyring_loaded": bool(self.pipeline.pseudonymizers),
+            "topics_present": self.topics_present and known,
+            "partitions_assigned": bool(self._assigned_sources())
+            and not app.rebalancing
+            and not recovering,
+        }
 
     async def _deliver(
         self,
@@ -498,8 +618,8 @@ class StreamWorker:
         import faust
 
         worker = faust.Worker(
-            self.app, loglevel=self.settings.log_level.upper(), quiet=True, override_logging=True
-        )
+            self.app, loglevel=self.settings.log_level.upper(), quiet=True, override_logging=False
+        )  # logging is ours: JSON lines (setup_logging, processor.logs)
         worker.spinner = None  # the spinner sets the root logger to DEBUG (DESIGN.md)
         if self.settings.stats_interval > 0:
             interval = self.settings.stats_interval
@@ -555,7 +675,10 @@ def prepare_topics(settings: Settings) -> list[str]:
         *(TopicSpec(name, settings.output_partitions) for name in settings.output_topics.values()),
     ]
     return create_topics(
-        bootstrap_servers(settings.broker), specs, replication_factor=settings.replication_factor
+        bootstrap_servers(settings.broker),
+        specs,
+        replication_factor=settings.replication_factor,
+        client_options=settings.kafka_python_options(),
     )
 
 
@@ -569,7 +692,11 @@ def run(settings: Settings) -> int:
             log.info("created topics: %s", ", ".join(created))
     Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
     with contextlib.suppress(KeyboardInterrupt):
-        return StreamWorker(settings, keyring, locator).run()
+        stream_worker = StreamWorker(settings, keyring, locator)
+        # with create_topics they were created or checked above; else /ready relies on the
+        # consumer's metadata for the inputs and the changelog
+        stream_worker.topics_present = True
+        return stream_worker.run()
     return 0
 
 
@@ -585,9 +712,8 @@ __all__ = [
 
 
 def setup_logging(level: str) -> None:
-    """One stderr handler at ``level``; the noisy client libraries one level quieter."""
-    logging.basicConfig(
-        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    for name in ("aiokafka", "kafka", "faust", "mode"):
-        logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLevelName(level.upper())))
+    """JSON lines on stderr at ``level`` (:mod:`processor.logs`); the noisy client
+    libraries at WARNING or above."""
+    from processor.logs import configure
+
+    configure(level)

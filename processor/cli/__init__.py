@@ -34,7 +34,16 @@ def main() -> None:
 
 def _register() -> None:
     # Imported for their side effect of adding commands to ``main``.
-    from processor.cli import keys_cmd, scan_cmd, schemas_cmd, transform_cmd, worker_cmd  # noqa: F401
+    from processor.cli import (  # noqa: F401
+        config_cmd,
+        keys_cmd,
+        quarantine_cmd,
+        scan_cmd,
+        schemas_cmd,
+        top_cmd,
+        transform_cmd,
+        worker_cmd,
+    )
 
 
 _register()

@@ -1,0 +1,338 @@
+"""Prometheus metrics of the worker, and its ``/metrics``, ``/health`` and ``/ready`` pages.
+
+Counted per batch in the batch handler, never per event where it can be helped. Labels are
+topic names, reason codes, domains, key ids and partition numbers: never a value taken from
+an event. The names and their meaning are documented in ``docs/operations.md``.
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector
+
+PREFIX = "pseudostream"
+CONTENT_TYPE = "text/plain; version=0.0.4"
+# Event time -> output: real clients lag by seconds to days (offline phones); synthetic
+# events carry 2025 times, which land in +Inf (docs/operations.md).
+EVENT_LATENCY_BUCKETS = (
+    0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0, 21600.0, 86400.0
+)  # fmt: skip
+RECORD_LATENCY_BUCKETS = (
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0
+)  # fmt: skip
+BATCH_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+_EVENT_TIME = re.compile(rb'"event_time"\s*:\s*(\d{1,16})[\s,}]')
+
+
+def event_time_ms(raw: bytes | None) -> int | None:
+    """The top-level ``event_time`` of a raw JSON event, read without decoding it (the
+    pipeline decodes it already); None when there is none."""
+    if not raw:
+        return None
+    match = _EVENT_TIME.search(raw)
+    return int(match.group(1)) if match else None
+
+
+class BulkHistogram(Collector):
+    """A label-less histogram fed many observations at once (``bisect`` per value, no lock:
+    written and read on the worker's event loop)."""
+
+    def __init__(self, name: str, documentation: str, buckets: Iterable[float]) -> None:
+        self.name = name
+        self.documentation = documentation
+        self.bounds = sorted(buckets)
+        self.counts = [0] * (len(self.bounds) + 1)  # the last one is +Inf
+        self.sum = 0.0
+
+    def observe(self, value: float) -> None:
+        self.counts[bisect.bisect_left(self.bounds, value)] += 1
+        self.sum += value
+
+    def observe_many(self, values: Iterable[float]) -> None:
+        bounds, counts, find = self.bounds, self.counts, bisect.bisect_left
+        total = 0.0
+        for value in values:
+            counts[find(bounds, value)] += 1
+            total += value
+        self.sum += total
+
+    def collect(self) -> Iterator[Metric]:
+        cumulative: list[tuple[str, float]] = []
+        running = 0
+        for bound, count in zip([*self.bounds, float("inf")], self.counts, strict=True):
+            running += count
+            cumulative.append(("+Inf" if bound == float("inf") else repr(bound), running))
+        yield HistogramMetricFamily(
+            self.name, self.documentation, buckets=cumulative, sum_value=self.sum
+        )
+
+    def describe(self) -> Iterator[Metric]:
+        yield HistogramMetricFamily(self.name, self.documentation)
+
+
+@dataclass(frozen=True, slots=True)
+class PartitionOffsets:
+    """What the worker knows of one input partition."""
+
+    topic: str
+    partition: int
+    committed: int | None  # next offset to read, as committed (Kafka semantics)
+    highwater: int | None  # from the last fetch response (may be one batch short on Tansu)
+    last_seen: int | None  # highest offset handed to the batch handler
+
+
+def partition_end(offsets: PartitionOffsets) -> int | None:
+    """The best known end of the partition: the broker's high watermark, or one past the
+    highest offset already fetched if that is further (Tansu's can be one batch short)."""
+    known = [offsets.highwater] if offsets.highwater is not None else []
+    if offsets.last_seen is not None:
+        known.append(offsets.last_seen + 1)
+    return max(known) if known else None
+
+
+def partition_lag(offsets: PartitionOffsets) -> int | None:
+    """Records not yet committed: end - committed (nothing committed = from offset 0, as
+    ``auto_offset_reset = earliest``); None when the end is not known yet."""
+    end = partition_end(offsets)
+    if end is None:
+        return None
+    return max(0, end - (offsets.committed or 0))
+
+
+class WorkerView(Protocol):
+    """What the metrics read from the worker at scrape time."""
+
+    def consent_table_size(self) -> int: ...
+    def active_key_ids(self) -> Mapping[str, str]: ...
+    def pseudonym_cache(self) -> Mapping[str, tuple[int, int]]: ...
+    def partition_offsets(self) -> Iterable[PartitionOffsets]: ...
+    def readiness(self) -> Mapping[str, bool]: ...
+
+
+class _StateCollector(Collector):
+    def __init__(self, metrics: WorkerMetrics, view: WorkerView) -> None:
+        self.metrics = metrics
+        self.view = view
+
+    def collect(self) -> Iterator[Metric]:
+        view = self.view
+        p = PREFIX
+        keys = GaugeMetricFamily(
+            f"{p}_active_key_info",
+            "Active key id per domain (value 1)",
+            labels=["domain", "key_id"],
+        )
+        for domain, key_id in sorted(view.active_key_ids().items()):
+            keys.add_metric([domain, key_id], 1)
+        yield keys
+        yield GaugeMetricFamily(
+            f"{p}_consent_table_entries",
+            "Users in this worker's part of the consent table",
+            value=view.consent_table_size(),
+        )
+        misses = CounterMetricFamily(
+            f"{p}_pseudonym_cache_misses",
+            "Pseudonym lookups not answered by the cache, per domain",
+            labels=["domain"],
+        )
+        hmacs = CounterMetricFamily(
+            f"{p}_pseudonym_hmacs",
+            "Pseudonyms actually computed (canonicalization + HMAC), per domain",
+            labels=["domain"],
+        )
+        ratio = GaugeMetricFamily(
+            f"{p}_pseudonym_cache_hit_ratio",
+            "1 - cache misses / pseudonyms written, per domain, since start",
+            labels=["domain"],
+        )
+        out = self.metrics.pseudonyms_out
+        for domain, (n_miss, n_hmac) in sorted(view.pseudonym_cache().items()):
+            misses.add_metric([domain], n_miss)
+            hmacs.add_metric([domain], n_hmac)
+            written = out.get(domain, 0)
+            if written:
+                ratio.add_metric([domain], min(1.0, max(0.0, 1.0 - n_miss / written)))
+        yield misses
+        yield hmacs
+        yield ratio
+        written_family = CounterMetricFamily(
+            f"{p}_pseudonyms_written",
+            "Pseudonyms in delivered clean records, per domain",
+            labels=["domain"],
+        )
+        for domain, n in sorted(out.items()):
+            written_family.add_metric([domain], n)
+        yield written_family
+        labels = ["topic", "partition"]
+        lag = GaugeMetricFamily(
+            f"{p}_consumer_lag", "Records of the partition not yet committed", labels=labels
+        )
+        end = GaugeMetricFamily(
+            f"{p}_partition_end_offset",
+            "max(broker high watermark, highest fetched offset + 1)",
+            labels=labels,
+        )
+        committed = GaugeMetricFamily(
+            f"{p}_partition_committed_offset", "Committed offset (next to read)", labels=labels
+        )
+        for offsets in sorted(view.partition_offsets(), key=lambda o: (o.topic, o.partition)):
+            key = [offsets.topic, str(offsets.partition)]
+            value = partition_lag(offsets)
+            if value is not None:
+                lag.add_metric(key, value)
+            end_value = partition_end(offsets)
+            if end_value is not None:
+                end.add_metric(key, end_value)
+            if offsets.committed is not None:
+                committed.add_metric(key, offsets.committed)
+        yield lag
+        yield end
+        yield committed
+        checks = view.readiness()
+        yield GaugeMetricFamily(
+            f"{p}_ready", "1 when /ready says ready", value=all(checks.values())
+        )
+        check_family = GaugeMetricFamily(
+            f"{p}_ready_check", "Each readiness check (1 = passes)", labels=["check"]
+        )
+        for name, passed in checks.items():
+            check_family.add_metric([name], 1 if passed else 0)
+        yield check_family
+
+
+class WorkerMetrics:
+    """Every metric of one worker, in its own registry."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        disable_created_metrics()  # type: ignore[no-untyped-call]  # no ``*_created`` timestamp series: noise for operations
+        self.registry = registry if registry is not None else CollectorRegistry()
+        r = self.registry
+        p = PREFIX
+        self.events_in = Counter(
+            f"{p}_events_in", "Input records processed, by source topic", ["topic"], registry=r
+        )
+        self.events_out = Counter(
+            f"{p}_events_out",
+            "Output records delivered (acknowledged by the broker), by topic",
+            ["topic"],
+            registry=r,
+        )
+        self.quarantined = Counter(
+            f"{p}_quarantined", "Input records quarantined, by reason code", ["reason"], registry=r
+        )
+        self.suppressed = Counter(
+            f"{p}_suppressed",
+            "Input records that produced nothing on purpose, by reason",
+            ["reason"],
+            registry=r,
+        )
+        self.batches = Counter(f"{p}_batches", "Batches processed", registry=r)
+        self.batch_seconds = Histogram(
+            f"{p}_batch_seconds",
+            "In-process latency per batch: from the fetched batch to the delivery ack",
+            buckets=BATCH_BUCKETS,
+            registry=r,
+        )
+        self.event_latency = BulkHistogram(
+            f"{p}_event_latency_seconds",
+            "Event time (the event's event_time) to delivery ack, per input record",
+            EVENT_LATENCY_BUCKETS,
+        )
+        self.record_latency = BulkHistogram(
+            f"{p}_record_latency_seconds",
+            "Kafka record timestamp to delivery ack, per input record",
+            RECORD_LATENCY_BUCKETS,
+        )
+        r.register(self.event_latency)
+        r.register(self.record_latency)
+        self.pseudonyms_out: dict[str, int] = {}
+
+    def bind(self, view: WorkerView) -> None:
+        """Read the worker's state at scrape time (tables, keys, caches, offsets)."""
+        self.registry.register(_StateCollector(self, view))
+
+    def record_batch(
+        self,
+        *,
+        topics_in: Mapping[str, int],
+        topics_out: Mapping[str, int],
+        quarantined: Mapping[str, int],
+        suppressed: Mapping[str, int],
+        pseudonyms: Mapping[str, int],
+        seconds: float,
+        event_latencies: Iterable[float],
+        record_latencies: Iterable[float],
+    ) -> None:
+        """One batch, after its deliveries were acknowledged."""
+        for topic, n in topics_in.items():
+            self.events_in.labels(topic).inc(n)
+        for topic, n in topics_out.items():
+            self.events_out.labels(topic).inc(n)
+        for reason, n in quarantined.items():
+            self.quarantined.labels(reason).inc(n)
+        for reason, n in suppressed.items():
+            self.suppressed.labels(reason).inc(n)
+        for domain, n in pseudonyms.items():
+            self.pseudonyms_out[domain] = self.pseudonyms_out.get(domain, 0) + n
+        self.batches.inc()
+        self.batch_seconds.observe(seconds)
+        self.event_latency.observe_many(event_latencies)
+        self.record_latency.observe_many(record_latencies)
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+def install_pages(
+    app: Any, metrics: WorkerMetrics, readiness: Callable[[], Mapping[str, bool]]
+) -> None:
+    """``/metrics`` (Prometheus text), ``/health`` (the process and its event loop answer)
+    and ``/ready`` (200 only when every readiness check passes, else 503) on faust's web
+    server."""
+    from faust import web
+
+    async def metrics_page(self: web.View, request: web.Request) -> web.Response:
+        return self.bytes(metrics.exposition(), content_type=CONTENT_TYPE)
+
+    async def health_page(self: web.View, request: web.Request) -> web.Response:
+        return self.json({"status": "ok"})
+
+    async def ready_page(self: web.View, request: web.Request) -> web.Response:
+        checks = dict(readiness())
+        ready = all(checks.values())
+        return self.json({"ready": ready, "checks": checks}, status=200 if ready else 503)
+
+    app.page("/metrics", name="pseudostream-metrics")(metrics_page)
+    app.page("/health", name="pseudostream-health")(health_page)
+    app.page("/ready", name="pseudostream-ready")(ready_page)
+
+
+__all__ = [
+    "BulkHistogram",
+    "PartitionOffsets",
+    "WorkerMetrics",
+    "WorkerView",
+    "event_time_ms",
+    "install_pages",
+    "partition_end",
+    "partition_lag",
+]

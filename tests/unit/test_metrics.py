@@ -1,0 +1,135 @@
+"""Metrics without a broker: lag arithmetic, the bulk histogram, event-time extraction,
+the exposition of a fake worker, and ``top``'s parsing and rendering."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from click.testing import CliRunner
+from prometheus_client.parser import text_string_to_metric_families
+from rich.console import Console
+
+from processor.cli import main
+from processor.cli.top_cmd import parse_metrics, quantile, render
+from processor.metrics import (
+    PartitionOffsets,
+    WorkerMetrics,
+    event_time_ms,
+    partition_end,
+    partition_lag,
+)
+
+
+class FakeWorker:
+    def consent_table_size(self) -> int:
+        return 7
+
+    def active_key_ids(self) -> Mapping[str, str]:
+        return {"recommendation": "rec-2", "ad-analytics": "ad-1", "quarantine": "quar-1"}
+
+    def pseudonym_cache(self) -> Mapping[str, tuple[int, int]]:
+        return {"recommendation": (10, 8)}
+
+    def partition_offsets(self) -> Iterable[PartitionOffsets]:
+        return [PartitionOffsets("raw.behaviour", 0, 90, 100, 104)]
+
+    def readiness(self) -> Mapping[str, bool]:
+        return {"keyring_loaded": True, "topics_present": True, "partitions_assigned": False}
+
+
+def test_lag_uses_the_highest_known_end() -> None:
+    assert partition_lag(PartitionOffsets("t", 0, 90, 100, 104)) == 15  # Tansu one batch short
+    assert partition_lag(PartitionOffsets("t", 0, 90, 100, 50)) == 10
+    assert partition_lag(PartitionOffsets("t", 0, None, 30, None)) == 30
+    assert partition_lag(PartitionOffsets("t", 0, 5, None, None)) is None
+    assert partition_end(PartitionOffsets("t", 0, None, None, 9)) == 10
+
+
+def test_event_time_is_read_without_decoding() -> None:
+    assert event_time_ms(b'{"schema":"behaviour/1","event_time": 1764316800123,"x":1}') == (
+        1764316800123
+    )
+    assert event_time_ms(b'{"event_time":"soon"}') is None
+    assert event_time_ms(b'{"text":"\\"event_time\\": 5"}') is None
+    assert event_time_ms(None) is None
+
+
+def _samples(metrics: WorkerMetrics) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(metrics.exposition().decode())
+        for s in family.samples
+    }
+
+
+def test_exposition_of_a_batch() -> None:
+    metrics = WorkerMetrics()
+    metrics.bind(FakeWorker())
+    metrics.record_batch(
+        topics_in={"raw.behaviour": 3},
+        topics_out={"clean.recommendation": 2},
+        quarantined={"bad_json": 1},
+        suppressed={},
+        pseudonyms={"recommendation": 40},
+        seconds=0.02,
+        event_latencies=[0.2, 3.0, 1e8],
+        record_latencies=[0.01, 0.02, 0.03],
+    )
+    s = _samples(metrics)
+    assert s[("pseudostream_events_in_total", (("topic", "raw.behaviour"),))] == 3
+    assert s[("pseudostream_events_out_total", (("topic", "clean.recommendation"),))] == 2
+    assert s[("pseudostream_quarantined_total", (("reason", "bad_json"),))] == 1
+    assert s[("pseudostream_event_latency_seconds_count", ())] == 3
+    assert s[("pseudostream_event_latency_seconds_bucket", (("le", "+Inf"),))] == 3
+    assert s[("pseudostream_event_latency_seconds_bucket", (("le", "5.0"),))] == 2
+    assert s[("pseudostream_batch_seconds_count", ())] == 1
+    assert s[("pseudostream_consumer_lag", (("partition", "0"), ("topic", "raw.behaviour")))] == 15
+    assert s[("pseudostream_active_key_info", (("domain", "recommendation"), ("key_id", "rec-2")))]
+    assert s[("pseudostream_pseudonym_cache_hit_ratio", (("domain", "recommendation"),))] == 0.75
+    assert s[("pseudostream_consent_table_entries", ())] == 7
+    assert s[("pseudostream_ready", ())] == 0
+    assert s[("pseudostream_ready_check", (("check", "keyring_loaded"),))] == 1
+    assert not any(name.endswith("_created") for name, _ in s)
+
+
+def test_top_parses_and_renders() -> None:
+    metrics = WorkerMetrics()
+    metrics.bind(FakeWorker())
+    metrics.record_batch(
+        topics_in={"raw.behaviour": 1000},
+        topics_out={"clean.recommendation": 900},
+        quarantined={"bad_json": 10},
+        suppressed={},
+        pseudonyms={},
+        seconds=0.3,
+        event_latencies=[],
+        record_latencies=[0.04] * 99 + [7.0],
+    )
+    before = parse_metrics(metrics.exposition().decode(), at=0.0)
+    metrics.record_batch(
+        topics_in={"raw.behaviour": 500},
+        topics_out={},
+        quarantined={},
+        suppressed={},
+        pseudonyms={},
+        seconds=0.1,
+        event_latencies=[],
+        record_latencies=[],
+    )
+    now = parse_metrics(metrics.exposition().decode(), at=2.0)
+    assert sum(now.events_in.values()) == 1500
+    assert quantile(now.latency["record_latency_seconds"], 0.5) == 0.05
+    assert quantile(now.latency["record_latency_seconds"], 0.999) == 10.0
+    assert quantile([], 0.5) is None
+    console = Console(width=100, record=True)
+    console.print(render(now, before, "http://x/metrics"))
+    text = console.export_text()
+    assert "250" in text  # 500 events in 2 s
+    assert "1,500" in text
+    assert "raw.behaviour/0" in text
+
+
+def test_top_refuses_a_non_http_url() -> None:
+    result = CliRunner().invoke(main, ["top", "--url", "file:///etc/passwd", "--once"])
+    assert result.exit_code == 2
+    assert "http" in result.output
