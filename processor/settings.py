@@ -120,6 +120,8 @@ class Settings:
     """Seconds between offset commits of acknowledged (fully produced) input."""
     web_port: int = 0
     """faust's web server port (health, metrics); 0 disables it."""
+    web_host: str = "127.0.0.1"
+    """Address the web server binds; a container sets ``0.0.0.0`` so Prometheus can scrape."""
     data_dir: Path = Path("pseudostream-data")
     """faust's local data directory."""
     log_level: str = "info"
@@ -230,6 +232,8 @@ class Settings:
             raise ConfigError(f"producer_acks: must be all, 1 or 0, got {self.producer_acks!r}")
         if not 0 <= self.web_port <= 65535:
             raise ConfigError(f"web_port: must be 0..65535, got {self.web_port}")
+        if not self.web_host.strip() or any(c.isspace() for c in self.web_host):
+            raise ConfigError("web_host: must be an address or host name without spaces")
         if self.log_level not in _LOG_LEVELS:
             raise ConfigError(
                 f"log_level: must be one of {', '.join(_LOG_LEVELS)}, got {self.log_level!r}"

@@ -261,7 +261,7 @@ class StreamWorker:
             table_standby_replicas=0,
             web_enabled=s.web_port != 0,
             web_port=s.web_port or 6066,
-            web_bind="127.0.0.1",
+            web_bind=s.web_host,
             stream_wait_empty=True,
             **s.faust_options(),  # SASL/TLS credentials (docs/operations-config.md)
         )
@@ -331,6 +331,7 @@ class StreamWorker:
             group_id=None,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
+            **self.settings.aiokafka_options(),
         )
         await consumer.start()
         started = time.monotonic()

@@ -73,13 +73,13 @@ def test_replay_routes_fixed_records_again_and_requarantines_bad_ones(stack: Sta
 
     requeued = stack.output(Route.QUARANTINE)
     assert len(requeued) == 6
-    again = requeued[-1] if RUN_HEADER in dict(requeued[-1].headers) else None
-    assert again is not None
+    # Partitions are read one after the other: the re-quarantined record can be anywhere.
+    [again] = [r for r in requeued if RUN_HEADER in dict(r.headers or ())]
     assert orjson.loads(again.value)["error"] == "bad_json"
     assert dict(again.headers)[RUN_HEADER] == report.run_id.encode()
     consent_topic = settings.input_topics["consent"]
     consent = read_topic(stack.broker.address, consent_topic, timeout=1.0)
-    assert [orjson.loads(r.value)["user_id"] for r in consent] == ["u1", "u2"]  # handed back
+    assert sorted(orjson.loads(r.value)["user_id"] for r in consent) == ["u1", "u2"]  # handed back
 
     # a second run continues after the committed offsets: only the re-quarantined record
     second = Replayer(settings, keyring, Pipeline(keyring)).run()
