@@ -281,8 +281,11 @@ def _run(
         raw_by_event,
         keep=500,
     )
+    from rich.progress import track
+
     t0 = time.monotonic()
-    report.fed = produce(broker.address, records)
+    feeding = track(records, total=events, description="feeding", console=console, transient=True)
+    report.fed = produce(broker.address, feeding)
     report.by_source = fed_by_source
     console.print(f"  fed      {report.fed:,} events in {time.monotonic() - t0:.1f}s")
 
