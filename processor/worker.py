@@ -22,6 +22,7 @@ values hold no identifier, so its changelog topic carries no raw identifier. See
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import hashlib
 import hmac
@@ -54,16 +55,18 @@ EXIT_DELIVERY_FAILED = 75
 
 
 def table_key_function(keyring: Keyring, cache_size: int = 262_144) -> Callable[[str], str]:
-    """Canonical user id -> consent-table key: hex HMAC-SHA256 under a key derived from the
-    oldest quarantine-domain key still in the ring, so rotations do not move the table's
-    keys (dropping that key from the ring does: see docs/worker.md)."""
+    """Canonical user id -> consent-table key: 160 bits of HMAC-SHA256 in lowercase base32,
+    under a key derived from the oldest quarantine-domain key still in the ring, so rotations
+    do not move the table's keys (dropping that key from the ring does: see docs/worker.md).
+    Base32 like the pseudonyms: hex would hold digit runs that look like phone numbers."""
     from keys import Domain
 
     base = keyring.keys_for(Domain.QUARANTINE)[-1].sealing_key()
     derived = hmac.digest(base, _TABLE_KEY_LABEL, "sha256")
 
     def key_of(user_id: str) -> str:
-        return hmac.new(derived, user_id.encode("utf-8"), hashlib.sha256).hexdigest()[:40]
+        digest = hmac.new(derived, user_id.encode("utf-8"), hashlib.sha256).digest()
+        return base64.b32encode(digest[:20]).decode("ascii").lower()
 
     return lru_cache(maxsize=cache_size)(key_of)
 
