@@ -322,14 +322,19 @@ class Settings:
                 ) from exc
         return context
 
-    def kafka_python_options(self) -> dict[str, Any]:
-        """Keyword arguments for kafka-python clients (admin, consumer, producer)."""
+    def _sasl_options(self) -> dict[str, Any]:
+        """Protocol and SASL keyword arguments: the same names in kafka-python and aiokafka."""
         options: dict[str, Any] = {"security_protocol": self.security_protocol}
         if self.uses_sasl:
             assert self.sasl_password is not None  # noqa: S101 - validate() guarantees it
             options["sasl_mechanism"] = self.sasl_mechanism
             options["sasl_plain_username"] = self.sasl_username
             options["sasl_plain_password"] = self.sasl_password.reveal()
+        return options
+
+    def kafka_python_options(self) -> dict[str, Any]:
+        """Keyword arguments for kafka-python clients (admin, consumer, producer)."""
+        options = self._sasl_options()
         if self.uses_ssl:
             options["ssl_check_hostname"] = self.ssl_check_hostname
             for name in _SSL_FILES:
@@ -340,12 +345,7 @@ class Settings:
 
     def aiokafka_options(self) -> dict[str, Any]:
         """Keyword arguments for aiokafka clients (the worker's own consumers)."""
-        options: dict[str, Any] = {"security_protocol": self.security_protocol}
-        if self.uses_sasl:
-            assert self.sasl_password is not None  # noqa: S101 - validate() guarantees it
-            options["sasl_mechanism"] = self.sasl_mechanism
-            options["sasl_plain_username"] = self.sasl_username
-            options["sasl_plain_password"] = self.sasl_password.reveal()
+        options = self._sasl_options()
         if self.uses_ssl:
             options["ssl_context"] = self.ssl_context()
         return options
