@@ -89,7 +89,12 @@ class Pipeline:
         self.max_record_bytes = max_record_bytes
         self.stats: Counter[str] = Counter()
         self._clock = clock
-        self._keyring = keyring
+        # Erasure names the user under every key still in the ring: downstream may hold data
+        # made under a retired key too. Uncached: erasures are rare.
+        self._erasure_pseudonymizers = {
+            domain: [Pseudonymizer(k, cache_size=0) for k in keyring.keys_for(domain)]
+            for domain in (Domain.RECOMMENDATION, Domain.AD_ANALYTICS)
+        }
         self._sealer = Sealer(keyring, self.policy.version)
         self.pseudonymizers = {
             d: Pseudonymizer(keyring.active(d), cache_size) for d in self.policy.domains
@@ -142,17 +147,14 @@ class Pipeline:
         event = self._decode(raw)
         self._stage = "validate"
         schema = event.get("schema")
-        validator = self._validators.get(schema) if type(schema) is str else None
-        if validator is None or type(schema) is not str:
+        if type(schema) is not str or (validator := self._validators.get(schema)) is None:
             raise RecordError(
                 "unknown_schema",
                 "validate",
                 f"'schema' must be one of {', '.join(self._validators)}",
             )
-        dropped_fields = validator(event)
-        if dropped_fields:
-            for dropped in dropped_fields:
-                self.stats["dropped_field:" + dropped] += 1
+        for dropped in validator(event):
+            self.stats["dropped_field:" + dropped] += 1
         if schema == _CONSENT_SCHEMA:
             self._stage = "consent"
             return self._apply_consent(event)
@@ -209,16 +211,11 @@ class Pipeline:
         return Outcome([], suppressed="consent_update")
 
     def _erasure(self, user: str, consent: Consent) -> Routed:
-        # Pseudonyms under every key still in the ring: downstream may hold data made
-        # under a retired key too.
         pseudonyms = {
-            domain.value: [
-                Pseudonymizer(k, cache_size=0).of_canonical(IdKind.USER_ID, user)
-                for k in self._keyring.keys_for(domain)
-            ]
-            for domain in (Domain.RECOMMENDATION, Domain.AD_ANALYTICS)
+            domain.value: [p.of_canonical(IdKind.USER_ID, user) for p in pseudonymizers]
+            for domain, pseudonymizers in self._erasure_pseudonymizers.items()
         }
-        key_ids = [p.partition(":")[0] for ps in pseudonyms.values() for p in ps]
+        key_ids = [p.key_id for ps in self._erasure_pseudonymizers.values() for p in ps]
         body = {
             "schema": _ERASURE_SCHEMA,
             "policy": self.policy.version,

@@ -11,6 +11,7 @@ import click
 import orjson
 
 from processor.cli import main
+from processor.cli.options import config_file_option
 from processor.settings import Secret, Settings
 
 HIDDEN = "**********"
@@ -48,12 +49,7 @@ def config() -> None:
 
 
 @config.command("show")
-@click.option(
-    "--config",
-    "config_file",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="TOML settings file (else PSEUDOSTREAM_CONFIG). Environment wins over it.",
-)
+@config_file_option
 @click.option("--json", "as_json", is_flag=True, help="One JSON object instead of name = value.")
 def show(config_file: Path | None, as_json: bool) -> None:
     """Print the effective settings, validated, with secrets shown as **********."""

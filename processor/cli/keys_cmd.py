@@ -21,6 +21,7 @@ from keys import (
     save_keyring,
 )
 from processor.cli import main
+from processor.cli.options import master_key_file_option
 from processor.errors import KeyringError, MasterKeyError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -36,12 +37,7 @@ def _keyring_options(command: F) -> F:
         required=True,
         help="Path of the sealed keyring file.",
     )
-    master = click.option(
-        "--master-key-file",
-        type=_FILE,
-        help="File holding the base64 master key; default: $PSEUDOSTREAM_MASTER_KEY.",
-    )
-    return keyring(master(command))
+    return keyring(master_key_file_option(command))
 
 
 def _utc(moment: datetime) -> str:

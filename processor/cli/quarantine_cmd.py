@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from processor.cli import main
+from processor.cli.options import config_file_option
 
 
 @main.group()
@@ -23,12 +24,7 @@ def quarantine() -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Sealed keyring (its quarantine keys open the records); else the keyring setting.",
 )
-@click.option(
-    "--config",
-    "config_file",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="TOML settings file (else PSEUDOSTREAM_CONFIG). Environment wins over it.",
-)
+@config_file_option
 @click.option(
     "--from-topic",
     "from_topic",

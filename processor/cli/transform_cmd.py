@@ -13,6 +13,7 @@ import orjson
 
 from keys import load_keyring_from
 from processor.cli import main
+from processor.cli.options import master_key_file_option
 from processor.geo import build_locator
 from processor.outcome import DEFAULT_TOPICS, SourceRef
 from processor.pipeline import DEFAULT_MAX_RECORD_BYTES, Pipeline
@@ -25,11 +26,6 @@ keyring_option = click.option(
     envvar="PSEUDOSTREAM_KEYRING",
     type=click.Path(dir_okay=False, path_type=Path),
     help="Sealed keyring file (`pseudostream keys init` makes one). Env: PSEUDOSTREAM_KEYRING.",
-)
-master_key_option = click.option(
-    "--master-key-file",
-    type=click.Path(dir_okay=False, exists=True, path_type=Path),
-    help="File holding the base64 master key; otherwise PSEUDOSTREAM_MASTER_KEY is read.",
 )
 
 
@@ -80,7 +76,7 @@ def _summary(totals: Counter[str], stats: Counter[str]) -> str:
 
 @main.command()
 @keyring_option
-@master_key_option
+@master_key_file_option
 @click.option(
     "--policy",
     "policy_path",

@@ -8,15 +8,11 @@ from pathlib import Path
 import click
 
 from processor.cli import main
+from processor.cli.options import config_file_option
 
 
 @main.command()
-@click.option(
-    "--config",
-    "config_file",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="TOML settings file (else PSEUDOSTREAM_CONFIG). Environment wins over it.",
-)
+@config_file_option
 @click.option("--show-settings", is_flag=True, help="Print the effective settings and exit.")
 def worker(config_file: Path | None, show_settings: bool) -> None:
     """Run the stream worker against a Kafka cluster (settings: PSEUDOSTREAM_* or --config).
