@@ -13,9 +13,11 @@ string operations, no regular expressions, ``phonenumbers`` imported only when n
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from collections.abc import Callable
 from ipaddress import IPv4Address, IPv6Address, ip_address
+from socket import inet_aton
 
 from processor.kinds import IdKind
 
@@ -172,18 +174,10 @@ def _strip_ip_noise(value: str) -> str:
     return text.partition("%")[0].strip()  # drop an IPv6 zone id
 
 
-def _dotted_quad(text: str) -> bool:
-    """True for an IPv4 address already in canonical form (the common case, 10x faster
-    than ``ipaddress``)."""
-    octets = text.split(".")
-    return len(octets) == 4 and all(
-        octet.isascii()
-        and octet.isdigit()
-        and len(octet) <= 3
-        and int(octet) <= 255
-        and (octet[0] != "0" or octet == "0")
-        for octet in octets
-    )
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+# An IPv4 address already in canonical form (no leading zeros): the common case, matched
+# ~10x faster than ``ipaddress`` parses it.
+_DOTTED_QUAD = re.compile(rf"{_OCTET}\.{_OCTET}\.{_OCTET}\.{_OCTET}", re.ASCII).fullmatch
 
 
 def _address(text: str) -> IPv4Address | IPv6Address | None:
@@ -199,13 +193,17 @@ def _address(text: str) -> IPv4Address | IPv6Address | None:
 def parse_ip(raw: str) -> IPv4Address | IPv6Address | None:
     """The address in ``raw`` (IPv4-mapped IPv6 as IPv4), or None when ``raw`` is no usable
     address (unparseable or unspecified)."""
-    address = _address(_strip_ip_noise(raw))
+    text = _strip_ip_noise(raw)
+    if _DOTTED_QUAD(text):  # skips the slow string parser of ``ipaddress``
+        packed = inet_aton(text)
+        return IPv4Address(packed) if any(packed) else None
+    address = _address(text)
     return address if address is not None and int(address) else None
 
 
 def _ip(value: str) -> str | None:
     text = _strip_ip_noise(value)
-    if _dotted_quad(text):
+    if _DOTTED_QUAD(text):
         return None if text == "0.0.0.0" else text  # noqa: S104 (a placeholder, not a bind)
     address = _address(text)
     if address is not None:
@@ -302,6 +300,9 @@ def canonicalize(kind: IdKind, raw: str | int) -> str | None:
 
     Integers (JSON numbers) are taken as their decimal string.
     """
+    if kind is IdKind.IP and type(raw) is str and _DOTTED_QUAD(raw):
+        # Most addresses arrive canonical already, and a fresh one misses every cache.
+        return None if raw == "0.0.0.0" else raw  # noqa: S104 (a placeholder, not a bind)
     value = str(raw).strip()
     if kind in _MARKED_KINDS and value.startswith(NONCONFORMING_PREFIX):
         value = value[len(NONCONFORMING_PREFIX) :].strip()  # idempotent on our own output

@@ -201,6 +201,21 @@ def test_when_ipv4_spelled_any_way_then_same_canonical(address: IPv4Address) -> 
     assert {canonicalize(IdKind.IP, spelling) for spelling in spellings} == {text}
 
 
+@given(st.from_regex(r"[0-9]{1,4}(\.[0-9]{1,4}){2,4}", fullmatch=True))
+def test_when_dotted_text_then_fast_path_agrees_with_ipaddress(text: str) -> None:
+    try:
+        parsed: str | None = str(ip_address(text))
+    except ValueError:
+        parsed = None
+    expected = parsed if parsed != "0.0.0.0" else None  # noqa: S104 - the placeholder
+    got = canonicalize(IdKind.IP, text)
+    assert got == expected or (
+        parsed is None and got is not None and got.startswith(NONCONFORMING_PREFIX)
+    )
+    address = parse_ip(text)
+    assert (str(address) if address is not None else None) == expected
+
+
 def _plain_v6(address: IPv4Address | IPv6Address) -> bool:
     return (
         isinstance(address, IPv6Address)

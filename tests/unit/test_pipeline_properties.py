@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import hmac
 import io
 import json
 from typing import Any
@@ -13,6 +15,7 @@ from hypothesis import strategies as st
 
 from keys import Domain, Keyring
 from processor import synth
+from processor.canonical import canonicalize
 from processor.cli.transform_cmd import run_transform
 from processor.kinds import IdKind
 from processor.outcome import Route, SourceRef
@@ -46,6 +49,19 @@ def test_other_domain_or_key_gives_another_pseudonym(kind: IdKind, value: str) -
         return
     assert len({rec, ad, rec2}) == 3
     assert rec2 is not None and rec2.startswith("rec-2:")
+
+
+@given(kind=st.sampled_from(list(IdKind)), value=identifiers)
+def test_pseudonym_is_the_documented_hmac_in_base32(kind: IdKind, value: str) -> None:
+    """The format downstream joins on: <key id>:base32(HMAC-SHA256(kind NUL canonical)[:16])."""
+    key = KEYRING.active(Domain.RECOMMENDATION)
+    canonical = canonicalize(kind, value)
+    got = Pseudonymizer(key, cache_size=0).pseudonym(kind, value)
+    if canonical is None:
+        assert got is None
+        return
+    digest = hmac.digest(key.pseudonym_key(), f"{kind.value}\0{canonical}".encode(), "sha256")
+    assert got == key.key_id + ":" + base64.b32encode(digest[:16]).decode().rstrip("=").lower()
 
 
 @given(
