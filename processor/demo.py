@@ -93,7 +93,9 @@ def start_worker(index: int, workdir: Path, settings: dict[str, str]) -> WorkerP
     return WorkerProcess(index, proc, stats_file, log_file)
 
 
-async def _produce(broker: str, records: Iterable[tuple[str, bytes | None, bytes]]) -> int:
+async def _produce(
+    broker: str, records: Iterable[tuple[str, bytes | None, bytes | None]]
+) -> list[tuple[int, int]]:
     from aiokafka import AIOKafkaProducer
 
     producer = AIOKafkaProducer(
@@ -104,14 +106,21 @@ async def _produce(broker: str, records: Iterable[tuple[str, bytes | None, bytes
         futures = []
         for topic, key, value in records:
             futures.append(await producer.send(topic, value, key=key))
-        await asyncio.gather(*futures)
-        return len(futures)
+        return [(m.partition, m.offset) for m in await asyncio.gather(*futures)]
     finally:
         await producer.stop()
 
 
 def produce(broker: str, records: Iterable[tuple[str, bytes | None, bytes]]) -> int:
     """Produce (topic, key, value) records with aiokafka; returns the count acknowledged."""
+    return len(produce_placed(broker, records))
+
+
+def produce_placed(
+    broker: str, records: Iterable[tuple[str, bytes | None, bytes | None]]
+) -> list[tuple[int, int]]:
+    """Like :func:`produce`, returning each record's (partition, offset), in input order
+    (a None value is a tombstone)."""
     return asyncio.run(_produce(broker, records))
 
 

@@ -36,6 +36,7 @@ _CONSENT_SCHEMA = "consent/1"
 _EVENT_SCHEMAS = ("behaviour/1", "device/1")
 _ERASURE_SCHEMA = "erasure/1"
 _BOM = b"\xef\xbb\xbf"
+_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 _OUT_STAT_KEYS = {route: f"out:{route}" for route in Route}
 
 
@@ -173,8 +174,13 @@ class Pipeline:
             try:
                 raw.decode("utf-8")
             except UnicodeDecodeError as utf_exc:
+                hint = "UTF-16 byte-order mark; " if raw[:2] in _UTF16_BOMS else ""
                 raise RecordError(
-                    "bad_encoding", "decode", f"invalid UTF-8 at byte {utf_exc.start}"
+                    "bad_encoding", "decode", f"{hint}invalid UTF-8 at byte {utf_exc.start}"
+                ) from exc
+            if b"\x00" in raw:  # JSON in UTF-8 never holds a NUL byte; ASCII in UTF-16 does
+                raise RecordError(
+                    "bad_encoding", "decode", "NUL bytes: UTF-16 or UTF-32 text, not UTF-8"
                 ) from exc
             code = "empty" if not raw.strip() else "bad_json"
             raise RecordError(

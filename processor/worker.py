@@ -286,7 +286,9 @@ class StreamWorker:
         )
         self.consent = TableConsentState(self.table, table_key_function(keyring), s.changelog_topic)
         self.table.on_recover(self._catch_up_changelog)
-        self.pipeline = pipeline or Pipeline(keyring, consent=self.consent, locator=locator)
+        self.pipeline = pipeline or Pipeline(
+            keyring, consent=self.consent, locator=locator, max_record_bytes=s.max_record_bytes
+        )
         self.pipeline.consent = self.consent
         self.source = self.app.topic(
             *s.input_topics.values(),

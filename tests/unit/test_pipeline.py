@@ -334,6 +334,8 @@ def test_when_field_is_unknown_then_it_is_dropped(pipeline: Pipeline) -> None:
     [
         (b'{"schema": "behaviour/1", "event_id": "e-1"', "bad_json", "decode"),
         (b"\xff\xfe{}", "bad_encoding", "decode"),
+        ('{"schema": "behaviour/1"}'.encode("utf-16-le"), "bad_encoding", "decode"),
+        ('{"schema": "behaviour/1"}'.encode("utf-32"), "bad_encoding", "decode"),
         (b"", "empty", "decode"),
         (b"[1, 2]", "not_object", "decode"),
         (
