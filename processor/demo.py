@@ -99,7 +99,11 @@ async def _produce(
     from aiokafka import AIOKafkaProducer
 
     producer = AIOKafkaProducer(
-        bootstrap_servers=broker, linger_ms=5, acks="all", max_batch_size=1 << 20
+        bootstrap_servers=broker,
+        linger_ms=5,
+        acks="all",
+        max_batch_size=1 << 20,
+        max_request_size=16 << 20,  # the drills feed records over the 1 MiB record limit
     )
     await producer.start()
     try:

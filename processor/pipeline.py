@@ -96,7 +96,7 @@ class Pipeline:
             domain: [Pseudonymizer(k, cache_size=0) for k in keyring.keys_for(domain)]
             for domain in (Domain.RECOMMENDATION, Domain.AD_ANALYTICS)
         }
-        self._sealer = Sealer(keyring, self.policy.version)
+        self._sealer = Sealer(keyring, self.policy.version, max_sealed_bytes=max_record_bytes)
         self.pseudonymizers = {
             d: Pseudonymizer(keyring.active(d), cache_size) for d in self.policy.domains
         }
@@ -107,6 +107,18 @@ class Pipeline:
         self._coarsen = any(plan.coarsen for plan in self.policy.routes)
         self._validators = {
             s: Validator(load_contract(s)) for s in (*_EVENT_SCHEMAS, _CONSENT_SCHEMA)
+        }
+        # Names the projectors read that a contract lacks (a device report has no payload):
+        # the validator never checked them, so they are dropped before projection.
+        read = {
+            name if block is None else block
+            for plan in self.policy.routes
+            for blocks in plan.variants().values()
+            for block, ops in blocks
+            for name in ([op[0] for op in ops] if block is None else [block])
+        }
+        self._foreign = {
+            s: tuple(sorted(read - set(load_contract(s).fields))) for s in _EVENT_SCHEMAS
         }
         self._user_key = lru_cache(maxsize=cache_size)(self._canonical_user)
         self._place_of_prefix = lru_cache(maxsize=cache_size)(self._place_of_ip)
@@ -159,6 +171,9 @@ class Pipeline:
         if schema == _CONSENT_SCHEMA:
             self._stage = "consent"
             return self._apply_consent(event)
+        for name in self._foreign[schema]:
+            if event.pop(name, None) is not None:
+                self.stats["dropped_field:" + name] += 1
         return self._route_event(event, schema)
 
     def _decode(self, raw: bytes) -> dict[str, Any]:

@@ -41,8 +41,13 @@ def _envelope(key: bytes | None, value: bytes) -> bytes:
 class Sealer:
     """Seals originals with the active quarantine key; opens them with any key of the ring."""
 
-    def __init__(self, keyring: Keyring, policy_version: str) -> None:
+    def __init__(
+        self, keyring: Keyring, policy_version: str, max_sealed_bytes: int | None = None
+    ) -> None:
         active = keyring.active(Domain.QUARANTINE)
+        # A record over the size limit is sealed cut to the limit (``original_bytes`` says
+        # how long it was): sealing it whole made a quarantine record too large to produce.
+        self._max_sealed_bytes = max_sealed_bytes
         self._keyring = keyring
         self._key_id = active.key_id
         self._aead = AESGCM(active.sealing_key())
@@ -66,6 +71,9 @@ class Sealer:
             "partition": source.partition,
             "offset": source.offset,
         }
+        original_bytes = len(value)
+        if self._max_sealed_bytes is not None and original_bytes > self._max_sealed_bytes:
+            value = value[: self._max_sealed_bytes]
         nonce = os.urandom(_NONCE_BYTES)
         sealed = nonce + self._aead.encrypt(nonce, _envelope(key, value), _aad(self._key_id, src))
         body: dict[str, Any] = {
@@ -80,6 +88,8 @@ class Sealer:
         }
         if error.detail:
             body["detail"] = error.detail
+        if len(value) < original_bytes:
+            body["original_bytes"] = original_bytes
         # The message key says where the record came from: unique, and no identifier.
         msg_key = f"{source.topic}/{source.partition if source.partition is not None else '-'}/{source.offset if source.offset is not None else '-'}"
         return Routed(Route.QUARANTINE, msg_key, orjson.dumps(body), self._headers)

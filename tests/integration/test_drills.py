@@ -41,7 +41,6 @@ from tests.integration.conftest import (
 pytestmark = pytest.mark.broker
 
 RAW = synth.RAW_BEHAVIOUR
-LIMIT = 4096  # max_record_bytes of the bad-records drill: "huge" without megabyte records
 
 
 def _good(n: int, prefix: str) -> list[tuple[str, bytes | None, bytes]]:
@@ -59,7 +58,13 @@ def _assert_unseals_to_original(stack: Stack, fed: list[Fed]) -> int:
         body = orjson.loads(record.value)
         source = body["source"]
         original = by_ref[f"{source['topic']}/{source['partition']}/{source['offset']}"]
-        assert sealer.unseal(body) == (original.key, original.value or b"")
+        key, value = sealer.unseal(body)
+        assert key == original.key
+        if "original_bytes" in body:  # over the size limit: sealed cut to the limit
+            assert original.value is not None and body["original_bytes"] == len(original.value)
+            assert len(value) < len(original.value) and original.value.startswith(value)
+        else:
+            assert value == (original.value or b"")
         opened += 1
     return opened
 
@@ -145,10 +150,8 @@ _BAD: dict[str, tuple[bytes | None, str]] = {
     # name: (value, the quarantine reason it must get)
     "corrupt_bytes": (b"\x00\x9f\xffPK\x03\x04\x8b\x08garbage\xc3", "bad_encoding"),
     "truncated_json": (_EVENT[: len(_EVENT) // 2], "bad_json"),
-    "over_the_size_limit": (
-        _EVENT[:-1] + b',"pad":"' + b"x" * (LIMIT + 100) + b'"}',
-        "too_large",
-    ),
+    # megabytes through the real broker, over the default 1 MiB limit: sealed cut to the limit
+    "over_the_size_limit": (_EVENT[:-1] + b',"pad":"' + b"7" * 1_500_000 + b'"}', "too_large"),
     "event_time_is_a_string": (
         _EVENT.replace(b'"event_time":1764316800000', b'"event_time":"now"'),
         "",
@@ -187,13 +190,15 @@ def test_drill_bad_records_are_quarantined_with_reason_and_sealed_original(stack
         records.append((RAW, name.encode(), value))
     records += good[len(_BAD) * 10 :]
     records.append((RAW, b"bom", b"\xef\xbb\xbf" + event_json("with-bom", "u7654321")))
-    stack.start_worker(max_record_bytes=str(LIMIT))
+    stack.start_worker()
     fed = stack.feed_placed(records)
-    expected = expected_outcomes(stack.keyring, fed, max_record_bytes=LIMIT)
+    expected = expected_outcomes(stack.keyring, fed)
     account = stack.wait_accounted(expected)
     account.assert_exact()
     reasons = {
-        str(f.key, "utf-8"): account.quarantined[f.ref] for f in fed if f.ref in account.quarantined
+        (f.key or b"").decode(): account.quarantined[f.ref]
+        for f in fed
+        if f.ref in account.quarantined
     }
     for name, (_, reason) in _BAD.items():
         if reason:
