@@ -27,7 +27,7 @@ from processor.outcome import Outcome, Route, Routed, SourceRef
 from processor.policy import Policy, RoutePlan, compile_policy
 from processor.project import compile_projector
 from processor.pseudonym import DEFAULT_CACHE_SIZE, Pseudonymizer
-from processor.quarantine import Sealer
+from processor.quarantine import Sealer, sealable_bytes
 from processor.validate import Validator
 from schemas import load_contract
 
@@ -96,7 +96,9 @@ class Pipeline:
             domain: [Pseudonymizer(k, cache_size=0) for k in keyring.keys_for(domain)]
             for domain in (Domain.RECOMMENDATION, Domain.AD_ANALYTICS)
         }
-        self._sealer = Sealer(keyring, self.policy.version, max_sealed_bytes=max_record_bytes)
+        self._sealer = Sealer(
+            keyring, self.policy.version, max_sealed_bytes=sealable_bytes(max_record_bytes)
+        )
         self.pseudonymizers = {
             d: Pseudonymizer(keyring.active(d), cache_size) for d in self.policy.domains
         }

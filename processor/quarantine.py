@@ -21,6 +21,22 @@ from processor.outcome import Route, Routed, SourceRef
 
 SCHEMA = "quarantine/1"
 _NONCE_BYTES = 12
+_REQUEST_HEADROOM = 65_536  # the record's key, fields and headers, and the request's framing
+
+
+def request_bytes(max_record_bytes: int) -> int:
+    """Producer request limit that fits every record the worker emits: at least faust's
+    default, and twice the input limit plus headroom, since a quarantine record holds its
+    original base64 inside base64 (16/9 of it). faust's default (1,000,000 bytes) alone
+    made a quarantined input over about 560 kB undeliverable, and the worker exited on it
+    at every start."""
+    return max(1_048_576, 2 * max_record_bytes + _REQUEST_HEADROOM)
+
+
+def sealable_bytes(max_record_bytes: int) -> int:
+    """The longest original sealed whole (at least ``max_record_bytes``): a longer one
+    (``too_large``) is sealed cut to this length so its record still fits the request."""
+    return (request_bytes(max_record_bytes) - _REQUEST_HEADROOM) * 9 // 16
 
 
 def _aad(key_id: str, source: dict[str, Any]) -> bytes:
@@ -45,8 +61,8 @@ class Sealer:
         self, keyring: Keyring, policy_version: str, max_sealed_bytes: int | None = None
     ) -> None:
         active = keyring.active(Domain.QUARANTINE)
-        # A record over the size limit is sealed cut to the limit (``original_bytes`` says
-        # how long it was): sealing it whole made a quarantine record too large to produce.
+        # An original longer than this is sealed cut to it (``original_bytes`` says how long
+        # it was): sealed whole, its quarantine record would be too large to produce.
         self._max_sealed_bytes = max_sealed_bytes
         self._keyring = keyring
         self._key_id = active.key_id

@@ -40,6 +40,7 @@ import orjson
 from processor.consent import Consent
 from processor.metrics import PartitionOffsets, WorkerMetrics, event_time_ms, install_pages
 from processor.outcome import SourceRef
+from processor.quarantine import request_bytes
 from processor.settings import Settings
 
 if TYPE_CHECKING:
@@ -52,15 +53,6 @@ log = logging.getLogger("pseudostream.worker")
 CONSENT_SOURCE = "consent"
 _TABLE_KEY_LABEL = b"pseudostream/consent-table/v1"
 EXIT_DELIVERY_FAILED = 75
-
-
-def max_request_bytes(max_record_bytes: int) -> int:
-    """Producer request limit that fits the largest record the worker can emit: the
-    quarantine record of an input at the size limit, base64 twice (the sealed envelope holds
-    the original in base64, the record the sealed bytes in base64: 16/9), plus headroom
-    for its key and fields. faust's default (1,000,000 bytes) is smaller: a quarantined
-    input over about 560 kB failed to deliver, and the worker exited on it at every start."""
-    return max(1_048_576, 2 * max_record_bytes + 65_536)
 
 
 def table_key_function(keyring: Keyring, cache_size: int = 262_144) -> Callable[[str], str]:
@@ -264,7 +256,7 @@ class StreamWorker:
             broker_commit_interval=s.commit_interval,
             producer_linger=s.producer_linger_ms / 1000.0,
             producer_max_batch_size=s.producer_max_batch_bytes,
-            producer_max_request_size=max_request_bytes(s.max_record_bytes),
+            producer_max_request_size=request_bytes(s.max_record_bytes),
             producer_acks=-1 if s.producer_acks in ("all", "-1") else int(s.producer_acks),
             consumer_auto_offset_reset="earliest",
             topic_partitions=s.partitions,

@@ -73,14 +73,14 @@ def _assert_unseals_to_original(stack: Stack, fed: list[Fed]) -> int:
 
 
 def test_drill_sigkill_mid_stream_then_restart_accounts_for_every_input(stack: Stack) -> None:
-    records = consent_first(list(synth.generate(5000, seed=5, users=400, malformed=0.005)))
+    records = consent_first(list(synth.generate(4000, seed=5, users=300, malformed=0.005)))
     consent_n = sum(1 for r in records if r[0] == synth.CONSENT)
     worker = stack.start_worker()
     fed = stack.feed_placed(records[:consent_n])
     stack.wait_processed(consent_n)
     time.sleep(1.0)  # past one commit interval: the consent offsets are committed
     fed += stack.feed_placed(records[consent_n:])
-    wait_for(lambda: stack.processed() >= consent_n + 1500, 60)
+    wait_for(lambda: stack.processed() >= consent_n + 1000, 60)
     kill9(worker)
     restarted = stack.start_worker()
     expected = expected_outcomes(stack.keyring, fed)
@@ -121,26 +121,34 @@ def proxied(
         proxy.stop()
 
 
-@pytest.mark.parametrize("outage", [3.0, 9.0], ids=["short", "past-session-timeout"])
 def test_drill_connection_cut_and_restored_loses_nothing(
-    proxied: tuple[Stack, CuttableProxy], outage: float
+    proxied: tuple[Stack, CuttableProxy],
 ) -> None:
+    """Two cuts: 3 s in mid-stream (fetches and produce requests fail, the clients retry),
+    then 9 s while idle, past the 6 s session timeout (the group must re-form), after which
+    new input must still flow. The broker keeps its data throughout."""
     stack, proxy = proxied
     records = _good(6000, "cut")
     worker = stack.start_worker()
-    fed = stack.feed_placed(records)
+    fed = stack.feed_placed(records[:5000])
     wait_for(lambda: stack.processed() >= 1000, 60)
     proxy.cut()
     at_cut = stack.processed()
     assert at_cut < len(fed), "the stream ended before the cut: feed more events"
-    time.sleep(outage)  # 9 s is past the 6 s session timeout: the group must re-form
+    time.sleep(3.0)
     proxy.restore()
+    stack.wait_processed(len(fed))
+    proxy.cut()
+    time.sleep(9.0)
+    proxy.restore()
+    fed += stack.feed_placed(records[5000:])
     expected = expected_outcomes(stack.keyring, fed)
     account = stack.wait_accounted(expected, 90)
     account.assert_exact()
     assert worker.proc.poll() is None, f"worker exited with {worker.proc.returncode}"
     assert stack.leaks(v for _, _, v in records) == []
-    print(f"\n{outage}s outage after {at_cut} of {len(fed)}: {account.duplicates} duplicates")
+    print(f"\ncut after {at_cut} of 5000, then idle past the session timeout: ", end="")
+    print(f"{account.duplicates} duplicates, {proxy.connections} proxied connections")
 
 
 # -- bad records --------------------------------------------------------------------------

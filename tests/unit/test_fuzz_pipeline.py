@@ -21,6 +21,7 @@ from keys import Keyring
 from processor import synth
 from processor.kinds import IdKind
 from processor.outcome import SourceRef
+from tests.unit.test_pipeline_properties import json_values  # junk of every JSON type
 
 EXAMPLES = int(os.environ.get("PSEUDOSTREAM_FUZZ_EXAMPLES", "150"))
 FUZZ = settings(
@@ -88,20 +89,9 @@ identifiers = st.one_of(
         ]
     ),
 )
-junk = st.recursive(
-    st.none()
-    | st.booleans()
-    | st.integers()
-    | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text(max_size=30),
-    lambda children: (
-        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=8), children, max_size=3)
-    ),
-    max_leaves=10,
-)
 mutation = st.one_of(
     st.tuples(st.sampled_from(ID_PATHS), identifiers),
-    st.tuples(st.sampled_from(ID_PATHS + OTHER_PATHS), junk),
+    st.tuples(st.sampled_from(ID_PATHS + OTHER_PATHS), json_values),
     st.tuples(st.sampled_from(ID_PATHS + OTHER_PATHS), st.just(...)),  # ... = delete
 )
 

@@ -18,8 +18,7 @@ from processor.location import IPAddress, Place
 from processor.outcome import Outcome, Route, SourceRef
 from processor.pipeline import Pipeline
 from processor.policy import compile_policy
-from processor.quarantine import Sealer
-from processor.worker import max_request_bytes
+from processor.quarantine import Sealer, request_bytes, sealable_bytes
 from schemas import load_contract, to_json_schema
 
 SRC = SourceRef("raw.behaviour", 0, 42)
@@ -391,14 +390,20 @@ def test_when_record_is_too_large_then_quarantined_without_parsing(keyring: Keyr
     assert pipeline.process(raw(), SRC).quarantined == "too_large"
 
 
-def test_when_record_is_too_large_then_only_the_limit_is_sealed_and_its_length_kept(
+def test_when_record_is_too_large_then_what_fits_is_sealed_and_its_length_kept(
     keyring: Keyring,
 ) -> None:
-    data = raw()
-    record = Pipeline(keyring, max_record_bytes=100).process(data, SRC, b"k").records[0]
-    body = record.json()
-    assert body["original_bytes"] == len(data)
-    assert Sealer(keyring, "default/1").unseal(body) == (b"k", data[:100])
+    pipeline = Pipeline(keyring, max_record_bytes=100)
+    sealable = sealable_bytes(100)
+    small, large = b"x" * sealable, b"x" * (sealable + 1)
+    body = pipeline.process(small, SRC, b"k").records[0].json()
+    assert "original_bytes" not in body  # replayable whole once the limit is raised
+    assert Sealer(keyring, "default/1").unseal(body) == (b"k", small)
+    body = pipeline.process(large, SRC, b"k").records[0].json()
+    assert body["error"] == "too_large"
+    assert body["original_bytes"] == len(large)
+    assert Sealer(keyring, "default/1").unseal(body) == (b"k", large[:sealable])
+    assert len(orjson.dumps(body)) < request_bytes(100)
 
 
 def test_when_record_at_the_limit_is_quarantined_then_the_producer_can_send_it(
@@ -408,7 +413,7 @@ def test_when_record_at_the_limit_is_quarantined_then_the_producer_can_send_it(
     data = b"{" + b"7" * (limit - 1)  # bad JSON of exactly the limit: sealed whole
     record = Pipeline(keyring, max_record_bytes=limit).process(data, SRC, b"k" * 200).records[0]
     assert "original_bytes" not in record.json()
-    assert len(record.value) + len(record.key or "") + 1024 < max_request_bytes(limit)
+    assert len(record.value) + len(record.key or "") + 1024 < request_bytes(limit)
 
 
 def test_when_device_report_carries_a_payload_then_it_is_dropped(pipeline: Pipeline) -> None:
