@@ -60,7 +60,7 @@ def _assert_unseals_to_original(stack: Stack, fed: list[Fed]) -> int:
         original = by_ref[f"{source['topic']}/{source['partition']}/{source['offset']}"]
         key, value = sealer.unseal(body)
         assert key == original.key
-        if "original_bytes" in body:  # over the size limit: sealed cut to the limit
+        if "original_bytes" in body:  # too long to seal whole: sealed cut (docs/drills.md)
             assert original.value is not None and body["original_bytes"] == len(original.value)
             assert len(value) < len(original.value) and original.value.startswith(value)
         else:
@@ -87,7 +87,7 @@ def test_drill_sigkill_mid_stream_then_restart_accounts_for_every_input(stack: S
     account = stack.wait_accounted(expected, 90)
     # exact routes also mean: no output at all for the suppressed (e.g. deleted accounts)
     account.assert_exact()
-    stack.wait_processed(len(fed) - int(worker.stats().get("in", 0)))
+    assert int(restarted.stats().get("in", 0)) > 0
     assert restarted.proc.poll() is None
     assert stack.leaks(v for _, _, v in records) == []
     print(
