@@ -167,9 +167,16 @@ class EmbeddedBroker:
     """
 
     def __init__(
-        self, port: int | None = None, *, log_file: Path | None = None, binary: str | None = None
+        self,
+        port: int | None = None,
+        *,
+        log_file: Path | None = None,
+        binary: str | None = None,
+        advertised_port: int | None = None,
     ) -> None:
         self.port = port or free_port()
+        # Clients reconnect to the advertised address: the fault drills put a TCP proxy there.
+        self.advertised_port = advertised_port or self.port
         self.log_file = log_file
         self._binary = binary
         self._proc: subprocess.Popen[bytes] | None = None
@@ -201,7 +208,7 @@ class EmbeddedBroker:
                 "--listener-url",
                 listener,
                 "--advertised-listener-url",
-                listener,
+                f"tcp://127.0.0.1:{self.advertised_port}",
                 "--storage-engine",
                 "memory://tansu/",
             ],

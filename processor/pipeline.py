@@ -27,7 +27,7 @@ from processor.outcome import Outcome, Route, Routed, SourceRef
 from processor.policy import Policy, RoutePlan, compile_policy
 from processor.project import compile_projector
 from processor.pseudonym import DEFAULT_CACHE_SIZE, Pseudonymizer
-from processor.quarantine import Sealer
+from processor.quarantine import Sealer, sealable_bytes
 from processor.validate import Validator
 from schemas import load_contract
 
@@ -36,6 +36,7 @@ _CONSENT_SCHEMA = "consent/1"
 _EVENT_SCHEMAS = ("behaviour/1", "device/1")
 _ERASURE_SCHEMA = "erasure/1"
 _BOM = b"\xef\xbb\xbf"
+_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 _OUT_STAT_KEYS = {route: f"out:{route}" for route in Route}
 
 
@@ -95,7 +96,9 @@ class Pipeline:
             domain: [Pseudonymizer(k, cache_size=0) for k in keyring.keys_for(domain)]
             for domain in (Domain.RECOMMENDATION, Domain.AD_ANALYTICS)
         }
-        self._sealer = Sealer(keyring, self.policy.version)
+        self._sealer = Sealer(
+            keyring, self.policy.version, max_sealed_bytes=sealable_bytes(max_record_bytes)
+        )
         self.pseudonymizers = {
             d: Pseudonymizer(keyring.active(d), cache_size) for d in self.policy.domains
         }
@@ -106,6 +109,18 @@ class Pipeline:
         self._coarsen = any(plan.coarsen for plan in self.policy.routes)
         self._validators = {
             s: Validator(load_contract(s)) for s in (*_EVENT_SCHEMAS, _CONSENT_SCHEMA)
+        }
+        # Names the projectors read that a contract lacks (a device report has no payload):
+        # the validator never checked them, so they are dropped before projection.
+        read = {
+            name if block is None else block
+            for plan in self.policy.routes
+            for blocks in plan.variants().values()
+            for block, ops in blocks
+            for name in ([op[0] for op in ops] if block is None else [block])
+        }
+        self._foreign = {
+            s: tuple(sorted(read - set(load_contract(s).fields))) for s in _EVENT_SCHEMAS
         }
         self._user_key = lru_cache(maxsize=cache_size)(self._canonical_user)
         self._place_of_prefix = lru_cache(maxsize=cache_size)(self._place_of_ip)
@@ -158,6 +173,9 @@ class Pipeline:
         if schema == _CONSENT_SCHEMA:
             self._stage = "consent"
             return self._apply_consent(event)
+        for name in self._foreign[schema]:
+            if event.pop(name, None) is not None:
+                self.stats["dropped_field:" + name] += 1
         return self._route_event(event, schema)
 
     def _decode(self, raw: bytes) -> dict[str, Any]:
@@ -173,8 +191,13 @@ class Pipeline:
             try:
                 raw.decode("utf-8")
             except UnicodeDecodeError as utf_exc:
+                hint = "UTF-16 byte-order mark; " if raw[:2] in _UTF16_BOMS else ""
                 raise RecordError(
-                    "bad_encoding", "decode", f"invalid UTF-8 at byte {utf_exc.start}"
+                    "bad_encoding", "decode", f"{hint}invalid UTF-8 at byte {utf_exc.start}"
+                ) from exc
+            if b"\x00" in raw:  # JSON in UTF-8 never holds a NUL byte; ASCII in UTF-16 does
+                raise RecordError(
+                    "bad_encoding", "decode", "NUL bytes: UTF-16 or UTF-32 text, not UTF-8"
                 ) from exc
             code = "empty" if not raw.strip() else "bad_json"
             raise RecordError(

@@ -21,6 +21,22 @@ from processor.outcome import Route, Routed, SourceRef
 
 SCHEMA = "quarantine/1"
 _NONCE_BYTES = 12
+_REQUEST_HEADROOM = 65_536  # the record's key, fields and headers, and the request's framing
+
+
+def request_bytes(max_record_bytes: int) -> int:
+    """Producer request limit that fits every record the worker emits: at least faust's
+    default, and twice the input limit plus headroom, since a quarantine record holds its
+    original base64 inside base64 (16/9 of it). faust's default (1,000,000 bytes) alone
+    made a quarantined input over about 560 kB undeliverable, and the worker exited on it
+    at every start."""
+    return max(1_048_576, 2 * max_record_bytes + _REQUEST_HEADROOM)
+
+
+def sealable_bytes(max_record_bytes: int) -> int:
+    """The longest original sealed whole (at least ``max_record_bytes``): a longer one
+    (``too_large``) is sealed cut to this length so its record still fits the request."""
+    return (request_bytes(max_record_bytes) - _REQUEST_HEADROOM) * 9 // 16
 
 
 def _aad(key_id: str, source: dict[str, Any]) -> bytes:
@@ -41,8 +57,13 @@ def _envelope(key: bytes | None, value: bytes) -> bytes:
 class Sealer:
     """Seals originals with the active quarantine key; opens them with any key of the ring."""
 
-    def __init__(self, keyring: Keyring, policy_version: str) -> None:
+    def __init__(
+        self, keyring: Keyring, policy_version: str, max_sealed_bytes: int | None = None
+    ) -> None:
         active = keyring.active(Domain.QUARANTINE)
+        # An original longer than this is sealed cut to it (``original_bytes`` says how long
+        # it was): sealed whole, its quarantine record would be too large to produce.
+        self._max_sealed_bytes = max_sealed_bytes
         self._keyring = keyring
         self._key_id = active.key_id
         self._aead = AESGCM(active.sealing_key())
@@ -66,6 +87,9 @@ class Sealer:
             "partition": source.partition,
             "offset": source.offset,
         }
+        original_bytes = len(value)
+        if self._max_sealed_bytes is not None and original_bytes > self._max_sealed_bytes:
+            value = value[: self._max_sealed_bytes]
         nonce = os.urandom(_NONCE_BYTES)
         sealed = nonce + self._aead.encrypt(nonce, _envelope(key, value), _aad(self._key_id, src))
         body: dict[str, Any] = {
@@ -80,6 +104,8 @@ class Sealer:
         }
         if error.detail:
             body["detail"] = error.detail
+        if len(value) < original_bytes:
+            body["original_bytes"] = original_bytes
         # The message key says where the record came from: unique, and no identifier.
         msg_key = f"{source.topic}/{source.partition if source.partition is not None else '-'}/{source.offset if source.offset is not None else '-'}"
         return Routed(Route.QUARANTINE, msg_key, orjson.dumps(body), self._headers)

@@ -108,6 +108,8 @@ class Settings:
     """Most input records processed, produced and committed as one batch."""
     batch_within: float = 0.05
     """Seconds to wait for a batch to fill before processing what is there."""
+    max_record_bytes: int = 1_048_576
+    """Input records larger than this are quarantined as ``too_large`` without parsing."""
     producer_linger_ms: int = 5
     """Producer linger: how long a produce request waits to fill up."""
     producer_max_batch_bytes: int = 1_048_576
@@ -226,6 +228,8 @@ class Settings:
             raise ConfigError(
                 f"producer_linger_ms: must be 0..10000, got {self.producer_linger_ms}"
             )
+        if self.max_record_bytes < 64:
+            raise ConfigError(f"max_record_bytes: must be at least 64, got {self.max_record_bytes}")
         if self.producer_max_batch_bytes < 1024:
             raise ConfigError("producer_max_batch_bytes: must be at least 1024")
         if self.producer_acks not in ("all", "1", "0", "-1"):

@@ -40,6 +40,7 @@ import orjson
 from processor.consent import Consent
 from processor.metrics import PartitionOffsets, WorkerMetrics, event_time_ms, install_pages
 from processor.outcome import SourceRef
+from processor.quarantine import request_bytes
 from processor.settings import Settings
 
 if TYPE_CHECKING:
@@ -255,6 +256,7 @@ class StreamWorker:
             broker_commit_interval=s.commit_interval,
             producer_linger=s.producer_linger_ms / 1000.0,
             producer_max_batch_size=s.producer_max_batch_bytes,
+            producer_max_request_size=request_bytes(s.max_record_bytes),
             producer_acks=-1 if s.producer_acks in ("all", "-1") else int(s.producer_acks),
             consumer_auto_offset_reset="earliest",
             topic_partitions=s.partitions,
@@ -286,7 +288,9 @@ class StreamWorker:
         )
         self.consent = TableConsentState(self.table, table_key_function(keyring), s.changelog_topic)
         self.table.on_recover(self._catch_up_changelog)
-        self.pipeline = pipeline or Pipeline(keyring, consent=self.consent, locator=locator)
+        self.pipeline = pipeline or Pipeline(
+            keyring, consent=self.consent, locator=locator, max_record_bytes=s.max_record_bytes
+        )
         self.pipeline.consent = self.consent
         self.source = self.app.topic(
             *s.input_topics.values(),

@@ -3,9 +3,11 @@ workers as real subprocesses (``python -m processor worker``) so SIGKILL is real
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import signal
+import threading
 import time
 import uuid
 from collections import Counter, defaultdict
@@ -19,9 +21,13 @@ import pytest
 
 from keys import Keyring, MasterKey, generate_master_key, load_keyring_from, save_keyring
 from processor.broker import EmbeddedBroker
-from processor.demo import WorkerProcess, produce, read_topic, start_worker
-from processor.outcome import Route
+from processor.consent import MemoryConsentState
+from processor.demo import WorkerProcess, produce_placed, read_topic, start_worker
+from processor.outcome import Route, SourceRef
+from processor.pipeline import Pipeline
+from processor.scan import Finding, LeakScanner
 from processor.settings import Settings
+from processor.synth import CONSENT
 from processor.worker import prepare_topics
 
 
@@ -62,14 +68,21 @@ class Stack:
             self.settings.require_keyring(), self.settings.master_key_file, os.environ
         )
 
-    def start_worker(self) -> WorkerProcess:
-        proc = start_worker(len(self.workers), self.workdir, self.env)
+    def start_worker(self, **overrides: str) -> WorkerProcess:
+        """A worker subprocess with this stack's settings, ``overrides`` on top."""
+        proc = start_worker(len(self.workers), self.workdir, {**self.env, **overrides})
         self.workers.append(proc)
         return proc
 
     def feed(self, records: Iterable[tuple[str, bytes | None, bytes]]) -> int:
+        return len(self.feed_placed(records))
+
+    def feed_placed(self, records: Iterable[tuple[str, bytes | None, bytes | None]]) -> list[Fed]:
+        """Produce (logical source, key, value) records; each comes back with its offset."""
+        records = list(records)
         topics = self.settings.input_topics
-        return produce(self.broker.address, ((topics[s], k, v) for s, k, v in records))
+        placed = produce_placed(self.broker.address, ((topics[s], k, v) for s, k, v in records))
+        return [Fed(s, k, v, p, o) for (s, k, v), (p, o) in zip(records, placed, strict=True)]
 
     def processed(self) -> int:
         return sum(int(w.stats().get("in", 0)) for w in self.workers)
@@ -84,9 +97,157 @@ class Stack:
     def output(self, route: Route, timeout: float = 2.0) -> list[Any]:
         return read_topic(self.broker.address, self.settings.output_topics[route], timeout=timeout)
 
+    def output_lines(self) -> list[bytes]:
+        """Every record of every output topic and of the consent changelog as one JSON line
+        (topic, message key, headers, value): what the leak scanner reads."""
+        lines: list[bytes] = []
+        for route in Route:
+            for record in self.output(route, timeout=1.0):
+                lines.append(
+                    orjson.dumps(
+                        {
+                            "topic": record.topic,
+                            "key": record.key.decode() if record.key else None,
+                            "headers": {k: v.decode() for k, v in record.headers},
+                            "value": orjson.loads(record.value),
+                        }
+                    )
+                )
+        changelog = self.settings.changelog_topic
+        for record in read_topic(self.broker.address, changelog, timeout=1.0):
+            lines.append(
+                orjson.dumps({"key": orjson.loads(record.key), "value": orjson.loads(record.value)})
+            )
+        return lines
+
+    def log_lines(self) -> list[bytes]:
+        """Everything the workers wrote to stdout and stderr."""
+        return [
+            line
+            for worker in self.workers
+            if worker.log_file.exists()
+            for line in worker.log_file.read_bytes().splitlines()
+        ]
+
+    def leaks(self, raw_values: Iterable[bytes]) -> list[Finding]:
+        """Raw identifiers of ``raw_values`` (or identifier-shaped values) found in any
+        output topic, the changelog, or the workers' logs."""
+        scanner = LeakScanner.from_raw_events(raw_values)
+        return scanner.scan_lines(self.output_lines()) + scanner.scan_lines(self.log_lines())
+
+    def account(self, expected: Expected) -> Accounting:
+        """What the outputs say happened to each input (see :class:`Accounting`)."""
+        copies: Counter[tuple[str, str]] = Counter()
+        for route in (Route.RECOMMENDATION, Route.AD_ANALYTICS):
+            for event_id, n in by_event(self.output(route, timeout=0.5)).items():
+                copies[(event_id, route.value)] += n
+        quarantined: dict[str, str] = {}
+        for record in self.output(Route.QUARANTINE, timeout=0.5):
+            body = orjson.loads(record.value)
+            ref = source_ref(body["source"])
+            copies[(ref, "quarantine")] += 1
+            quarantined[ref] = body["error"]
+        routes: dict[str, set[str]] = defaultdict(set)
+        for event_id, name in copies:
+            if name != "quarantine":
+                routes[event_id].add(name)
+        return Accounting(expected, dict(routes), quarantined, copies)
+
+    def wait_accounted(self, expected: Expected, timeout: float = 60.0) -> Accounting:
+        """Wait until every expected output and quarantine record is there."""
+        latest: list[Accounting] = []
+
+        def complete() -> bool:
+            latest[:] = [self.account(expected)]
+            return not latest[0].missing()
+
+        wait_for(complete, timeout, lambda: f"missing {latest[0].missing()[:10]}; {self.workdir}")
+        return latest[0]
+
     def close(self) -> None:
         for worker in self.workers:
             worker.stop()
+
+
+@dataclass(frozen=True)
+class Fed:
+    """One input record as produced: logical source topic, key, value, partition, offset."""
+
+    source: str
+    key: bytes | None
+    value: bytes | None  # None: a tombstone, which the worker reads as empty bytes
+    partition: int
+    offset: int
+
+    @property
+    def ref(self) -> str:
+        return f"{self.source}/{self.partition}/{self.offset}"
+
+
+def source_ref(source: dict[str, Any]) -> str:
+    """A quarantine record's ``source`` as ``topic/partition/offset`` (like :attr:`Fed.ref`)."""
+    return f"{source['topic']}/{source.get('partition')}/{source.get('offset')}"
+
+
+@dataclass
+class Expected:
+    """What the pure pipeline makes of the inputs in this order: the clean routes of each
+    event_id, the quarantine reason of each quarantined input (by ``Fed.ref``), and the
+    suppressions by reason."""
+
+    routes: dict[str, set[str]]
+    quarantined: dict[str, str]
+    suppressed: Counter[str]
+
+
+def expected_outcomes(keyring: Keyring, fed: Iterable[Fed], **options: Any) -> Expected:
+    """``options`` go to :class:`Pipeline` (e.g. ``max_record_bytes``, as the worker's)."""
+    pipeline = Pipeline(keyring, consent=MemoryConsentState(), **options)
+    routes: dict[str, set[str]] = defaultdict(set)
+    quarantined: dict[str, str] = {}
+    suppressed: Counter[str] = Counter()
+    for f in fed:
+        value = f.value if f.value is not None else b""  # as the worker reads a tombstone
+        outcome = pipeline.process(value, SourceRef(f.source, f.partition, f.offset), f.key)
+        if outcome.quarantined:
+            quarantined[f.ref] = outcome.quarantined
+        elif outcome.suppressed:
+            suppressed[outcome.suppressed] += 1
+        for record in outcome.records:
+            if record.route in (Route.RECOMMENDATION, Route.AD_ANALYTICS):
+                routes[str(record.json()["event_id"])].add(record.route.value)
+    return Expected(dict(routes), quarantined, suppressed)
+
+
+@dataclass
+class Accounting:
+    """Observed outputs against :class:`Expected`: clean routes per event_id, quarantine
+    reasons per input offset, and how many copies of each (at-least-once allows more
+    than one after a crash; they are counted, not hidden)."""
+
+    expected: Expected
+    routes: dict[str, set[str]]
+    quarantined: dict[str, str]
+    copies: Counter[tuple[str, str]]
+
+    def missing(self) -> list[str]:
+        lost = [
+            f"{event_id}:{route}"
+            for event_id, wanted in self.expected.routes.items()
+            for route in sorted(wanted - self.routes.get(event_id, set()))
+        ]
+        return lost + [ref for ref in self.expected.quarantined if ref not in self.quarantined]
+
+    @property
+    def duplicates(self) -> int:
+        return sum(n - 1 for n in self.copies.values())
+
+    def assert_exact(self) -> None:
+        """Every input has exactly its expected outcome: nothing lost, nothing routed where
+        it must not go, every quarantine record at its input's offset with its reason."""
+        assert self.missing() == []
+        assert self.routes == self.expected.routes
+        assert self.quarantined == self.expected.quarantined
 
 
 def wait_for(
@@ -99,14 +260,20 @@ def wait_for(
         time.sleep(0.1)
 
 
-@pytest.fixture
-def stack(
-    broker: EmbeddedBroker, keyring_files: tuple[Path, Path], tmp_path: Path
+@contextlib.contextmanager
+def make_stack(
+    broker: EmbeddedBroker,
+    keyring_files: tuple[Path, Path],
+    workdir: Path,
+    *,
+    broker_url: str | None = None,
 ) -> Iterator[Stack]:
+    """A stack with its own topics and group on ``broker``; workers connect to
+    ``broker_url`` (default: the broker itself; the connection drill puts a proxy there)."""
     keyring, master = keyring_files
     unique = uuid.uuid4().hex[:8]
     env = {
-        "broker": broker.url,
+        "broker": broker_url or broker.url,
         "keyring": str(keyring),
         "master_key_file": str(master),
         "topic_prefix": f"t{unique}.",
@@ -120,11 +287,19 @@ def stack(
     }
     settings = Settings.load({f"PSEUDOSTREAM_{k.upper()}": v for k, v in env.items()})
     prepare_topics(settings)
-    test_stack = Stack(broker, tmp_path, env, settings)
+    test_stack = Stack(broker, workdir, env, settings)
     try:
         yield test_stack
     finally:
         test_stack.close()
+
+
+@pytest.fixture
+def stack(
+    broker: EmbeddedBroker, keyring_files: tuple[Path, Path], tmp_path: Path
+) -> Iterator[Stack]:
+    with make_stack(broker, keyring_files, tmp_path) as test_stack:
+        yield test_stack
 
 
 def kill9(worker: WorkerProcess) -> None:
@@ -143,11 +318,14 @@ def by_event(records: Iterable[Any]) -> dict[str, int]:
 
 
 def quarantine_sources(records: Iterable[Any]) -> Counter[str]:
-    seen: Counter[str] = Counter()
-    for record in records:
-        source = orjson.loads(record.value)["source"]
-        seen[f"{source['topic']}/{source.get('partition')}/{source.get('offset')}"] += 1
-    return seen
+    return Counter(source_ref(orjson.loads(record.value)["source"]) for record in records)
+
+
+def consent_first(
+    records: list[tuple[str, bytes | None, bytes]],
+) -> list[tuple[str, bytes | None, bytes]]:
+    """All consent records first (each topic keeps its order): no cross-topic race."""
+    return [r for r in records if r[0] == CONSENT] + [r for r in records if r[0] != CONSENT]
 
 
 def event_json(
@@ -211,3 +389,74 @@ def routes_by_event(stack: Stack) -> dict[str, set[str]]:
         for event_id in by_event(stack.output(route)):
             out[event_id].add(route.value)
     return out
+
+
+class CuttableProxy:
+    """A TCP proxy on 127.0.0.1 in front of a broker (asyncio, in its own thread).
+
+    ``cut()`` closes every open connection and stops listening, so clients see their
+    broker connection drop and reconnects refused; ``restore()`` listens again. The broker
+    keeps running (and keeps its memory-stored data) all the while.
+    """
+
+    def __init__(self, target_port: int, port: int | None = None) -> None:
+        from processor.broker import free_port
+
+        self.port = port or free_port()
+        self.target_port = target_port
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+        self.connections = 0
+
+    def start(self) -> CuttableProxy:
+        self._thread.start()
+        self._call(self._listen())
+        return self
+
+    def cut(self) -> None:
+        self._call(self._cut())
+
+    def restore(self) -> None:
+        self._call(self._listen())
+
+    def stop(self) -> None:
+        self._call(self._cut())
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(5)
+
+    def _call(self, coro: Any) -> None:
+        asyncio.run_coroutine_threadsafe(coro, self._loop).result(10)
+
+    async def _listen(self) -> None:
+        self._server = await asyncio.start_server(
+            self._serve, "127.0.0.1", self.port, reuse_address=True
+        )
+
+    async def _cut(self) -> None:
+        server, self._server = self._server, None
+        if server is not None:
+            server.close()
+        for writer in list(self._writers):
+            writer.transport.abort()  # a reset, as when a network path dies
+        self._writers.clear()
+
+    async def _serve(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
+        try:
+            broker_r, broker_w = await asyncio.open_connection("127.0.0.1", self.target_port)
+        except OSError:
+            client_w.transport.abort()
+            return
+        self.connections += 1
+        self._writers.update((client_w, broker_w))
+
+        async def pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            with contextlib.suppress(OSError, asyncio.IncompleteReadError):
+                while data := await reader.read(65536):
+                    writer.write(data)
+                    await writer.drain()
+            writer.transport.abort()
+
+        await asyncio.gather(pump(client_r, broker_w), pump(broker_r, client_w))
+        self._writers.difference_update((client_w, broker_w))

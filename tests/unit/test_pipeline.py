@@ -18,7 +18,7 @@ from processor.location import IPAddress, Place
 from processor.outcome import Outcome, Route, SourceRef
 from processor.pipeline import Pipeline
 from processor.policy import compile_policy
-from processor.quarantine import Sealer
+from processor.quarantine import Sealer, request_bytes, sealable_bytes
 from schemas import load_contract, to_json_schema
 
 SRC = SourceRef("raw.behaviour", 0, 42)
@@ -334,6 +334,8 @@ def test_when_field_is_unknown_then_it_is_dropped(pipeline: Pipeline) -> None:
     [
         (b'{"schema": "behaviour/1", "event_id": "e-1"', "bad_json", "decode"),
         (b"\xff\xfe{}", "bad_encoding", "decode"),
+        ('{"schema": "behaviour/1"}'.encode("utf-16-le"), "bad_encoding", "decode"),
+        ('{"schema": "behaviour/1"}'.encode("utf-32"), "bad_encoding", "decode"),
         (b"", "empty", "decode"),
         (b"[1, 2]", "not_object", "decode"),
         (
@@ -386,6 +388,44 @@ def test_when_record_is_bad_then_it_is_quarantined_with_a_reason(
 def test_when_record_is_too_large_then_quarantined_without_parsing(keyring: Keyring) -> None:
     pipeline = Pipeline(keyring, max_record_bytes=100)
     assert pipeline.process(raw(), SRC).quarantined == "too_large"
+
+
+def test_when_record_is_too_large_then_what_fits_is_sealed_and_its_length_kept(
+    keyring: Keyring,
+) -> None:
+    pipeline = Pipeline(keyring, max_record_bytes=100)
+    sealable = sealable_bytes(100)
+    small, large = b"x" * sealable, b"x" * (sealable + 1)
+    body = pipeline.process(small, SRC, b"k").records[0].json()
+    assert "original_bytes" not in body  # replayable whole once the limit is raised
+    assert Sealer(keyring, "default/1").unseal(body) == (b"k", small)
+    body = pipeline.process(large, SRC, b"k").records[0].json()
+    assert body["error"] == "too_large"
+    assert body["original_bytes"] == len(large)
+    assert Sealer(keyring, "default/1").unseal(body) == (b"k", large[:sealable])
+    assert len(orjson.dumps(body)) < request_bytes(100)
+
+
+def test_when_record_at_the_limit_is_quarantined_then_the_producer_can_send_it(
+    keyring: Keyring,
+) -> None:
+    limit = 300_000
+    data = b"{" + b"7" * (limit - 1)  # bad JSON of exactly the limit: sealed whole
+    record = Pipeline(keyring, max_record_bytes=limit).process(data, SRC, b"k" * 200).records[0]
+    assert "original_bytes" not in record.json()
+    assert len(record.value) + len(record.key or "") + 1024 < request_bytes(limit)
+
+
+def test_when_device_report_carries_a_payload_then_it_is_dropped(pipeline: Pipeline) -> None:
+    """Found by the fuzzer: device/1 has no payload block, so the validator never checked
+    it, and a non-object payload crashed the projector (internal_error)."""
+    for payload in (1, "x", {"item_id": "v-1", "query": "q"}):
+        event = orjson.loads(raw())
+        event.update(schema="device/1", event_type="device_report", payload=payload)
+        outcome = pipeline.process(orjson.dumps(event), SourceRef("raw.device", 0, 1))
+        assert outcome.quarantined is None
+        assert all("payload" not in r.json() for r in outcome.records)
+    assert pipeline.stats["dropped_field:payload"] == 3
 
 
 def test_when_quarantined_record_holds_identifiers_then_they_are_sealed(pipeline: Pipeline) -> None:

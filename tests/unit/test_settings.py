@@ -98,6 +98,7 @@ def test_spellings_are_normalised() -> None:
         ({"security_protocol": "SSL", "ssl_cafile": "/nonexistent/ca.pem"}, "ssl_cafile"),
         ({"ssl_cafile": "/etc/hostname"}, "ssl_cafile"),
         ({"ssl_check_hostname": "maybe"}, "ssl_check_hostname"),
+        ({"max_record_bytes": "10"}, "max_record_bytes"),
     ],
 )
 def test_bad_security_settings_name_the_setting(env: dict[str, str], setting: str) -> None:

@@ -1,0 +1,1 @@
+"""Fuzz targets of the decode -> validate -> canonicalize -> project path (docs/drills.md)."""

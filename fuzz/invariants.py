@@ -1,0 +1,117 @@
+"""The invariants every fuzzed input must keep, shared by the hypothesis tests
+(tests/unit/test_fuzz_pipeline.py) and the atheris target (fuzz/fuzz_pipeline.py).
+
+For one raw record through ``Pipeline.process``:
+
+- no exception escapes, and there is exactly one outcome: routed records, or one
+  quarantine record with a reason, or a counted suppression with no record;
+- no ``internal_error`` quarantine: an unexpected exception inside a stage is a bug even
+  though the pipeline contains it;
+- a quarantine record opens, with the quarantine key, to the input's exact bytes;
+- no raw identifier of the input appears in any output (the leak scanner's exact
+  findings, in every spelling it knows), in the value or in the message key, except in a
+  field the policy keeps as sent (``event_id``, ``device.brand``...): a client that puts
+  its OAID into ``event_id`` too is sending it in a kept field, which no allow-list can
+  tell (docs/drills.md);
+- every output record validates against its exported JSON Schema.
+
+For the canonicalizers: no exception, a string or None, and canonical forms are fixed
+points (canonicalizing twice equals canonicalizing once).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jsonschema
+import orjson
+
+from keys import Keyring
+from processor.canonical import canonicalize
+from processor.kinds import IdKind
+from processor.outcome import Outcome, Route, SourceRef
+from processor.pipeline import Pipeline
+from processor.policy import Action
+from processor.quarantine import Sealer
+from processor.scan import LeakScanner
+from schemas import OUTPUT_CONTRACTS, load_contract, to_json_schema
+
+SOURCE = SourceRef("raw.behaviour", 0, 42)
+
+
+class InvariantError(AssertionError):
+    """A fuzzed input broke an invariant; the message says which."""
+
+
+class Checker:
+    """One pipeline (its consent state accumulates across inputs, as in a worker) and the
+    compiled output schemas; ``check`` raises :class:`InvariantError`."""
+
+    def __init__(self, keyring: Keyring | None = None, **pipeline_options: Any) -> None:
+        keyring = keyring or Keyring.generate()
+        self.pipeline = Pipeline(keyring, **pipeline_options)
+        self.sealer = Sealer(keyring, self.pipeline.policy.version)
+        self.kept_paths = {
+            "value." + (name if block is None else f"{block}.{name}")
+            for plan in self.pipeline.policy.routes
+            for blocks in plan.variants().values()
+            for block, ops in blocks
+            for name, action, _ in ops
+            if action is Action.KEEP
+        }
+        self.validators = {}
+        for name in OUTPUT_CONTRACTS:
+            schema = to_json_schema(load_contract(name))
+            self.validators[name] = jsonschema.validators.validator_for(schema)(schema)
+
+    def check(self, raw: bytes, key: bytes | None = None, source: SourceRef = SOURCE) -> Outcome:
+        try:
+            outcome = self.pipeline.process(raw, source, key)
+        except Exception as exc:
+            raise InvariantError(f"exception escaped: {type(exc).__name__}: {exc}") from exc
+        routes = [record.route for record in outcome.records]
+        if outcome.quarantined:
+            if routes != [Route.QUARANTINE] or outcome.suppressed:
+                raise InvariantError(f"quarantined as {outcome.quarantined} but routed {routes}")
+            if outcome.quarantined == "internal_error":
+                detail = outcome.records[0].json().get("detail")
+                raise InvariantError(f"internal_error ({detail}) in a stage")
+            if self.sealer.unseal(outcome.records[0].json()) != (key, raw):
+                raise InvariantError("the sealed original does not open to the input")
+        elif outcome.suppressed:
+            if outcome.records:
+                raise InvariantError(f"suppressed ({outcome.suppressed}) but routed {routes}")
+        elif not outcome.records or Route.QUARANTINE in routes:
+            raise InvariantError(f"no outcome, or a quarantine record without reason: {routes}")
+        lines = []
+        for record in outcome.records:
+            body = record.json()
+            errors = sorted(
+                self.validators[body["schema"]].iter_errors(body), key=lambda e: list(e.path)
+            )
+            if errors:
+                raise InvariantError(
+                    f"{body['schema']} record fails its JSON Schema at "
+                    f"{'.'.join(map(str, errors[0].path)) or '/'}: {errors[0].validator}"
+                )
+            lines.append(orjson.dumps({"topic": record.route, "key": record.key, "value": body}))
+        leaks = [
+            f
+            for f in LeakScanner.from_raw_events([raw]).scan_lines(lines)
+            if f.kind.startswith("raw:") and f.where not in self.kept_paths
+        ]
+        if leaks:
+            raise InvariantError(f"raw identifier in the output: {leaks[:3]}")
+        return outcome
+
+
+def check_canonical(kind: IdKind, raw: str | int) -> str | None:
+    """``canonicalize`` keeps its contract for any input; raises :class:`InvariantError`."""
+    try:
+        canonical = canonicalize(kind, raw)
+        again = canonicalize(kind, canonical) if canonical is not None else None
+    except Exception as exc:
+        raise InvariantError(f"canonicalize({kind}) raised {type(exc).__name__}") from exc
+    if canonical is not None and (type(canonical) is not str or again != canonical):
+        raise InvariantError(f"canonicalize({kind}) is not a fixed point on its own output")
+    return canonical

@@ -1,0 +1,296 @@
+"""Fault drills on the real broker (docs/drills.md): a worker SIGKILLed mid-stream and
+restarted, its broker connection cut and restored, bad records of every kind, a poison
+record among thousands, and keyring failures at start.
+
+Each drill accounts for every input by event_id or by source offset (clean outputs as the
+pure pipeline makes them, a quarantine record with its reason, or a counted suppression),
+counts duplicates rather than hiding them (at-least-once), and runs the leak scanner over
+every output topic, the consent changelog and the workers' logs.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import orjson
+import pytest
+
+from keys import Keyring, MasterKey, generate_master_key, save_keyring
+from processor import synth
+from processor.broker import EmbeddedBroker
+from processor.demo import worker_environment
+from processor.outcome import Route
+from processor.policy import compile_policy
+from processor.quarantine import Sealer
+from tests.integration.conftest import (
+    CuttableProxy,
+    Fed,
+    Stack,
+    consent_first,
+    event_json,
+    expected_outcomes,
+    kill9,
+    make_stack,
+    wait_for,
+)
+
+pytestmark = pytest.mark.broker
+
+RAW = synth.RAW_BEHAVIOUR
+
+
+def _good(n: int, prefix: str) -> list[tuple[str, bytes | None, bytes]]:
+    return [
+        (RAW, f"u{prefix}{i}".encode(), event_json(f"{prefix}-{i}", f"u7{i:06d}")) for i in range(n)
+    ]
+
+
+def _assert_unseals_to_original(stack: Stack, fed: list[Fed]) -> int:
+    """Every quarantine record opens, with the quarantine key, to its input's exact bytes."""
+    sealer = Sealer(stack.keyring, compile_policy().version)
+    by_ref = {f.ref: f for f in fed}
+    opened = 0
+    for record in stack.output(Route.QUARANTINE, timeout=0.5):
+        body = orjson.loads(record.value)
+        source = body["source"]
+        original = by_ref[f"{source['topic']}/{source['partition']}/{source['offset']}"]
+        key, value = sealer.unseal(body)
+        assert key == original.key
+        if "original_bytes" in body:  # too long to seal whole: sealed cut (docs/drills.md)
+            assert original.value is not None and body["original_bytes"] == len(original.value)
+            assert len(value) < len(original.value) and original.value.startswith(value)
+        else:
+            assert value == (original.value or b"")
+        opened += 1
+    return opened
+
+
+# -- a worker killed mid-stream ----------------------------------------------------------
+
+
+def test_drill_sigkill_mid_stream_then_restart_accounts_for_every_input(stack: Stack) -> None:
+    records = consent_first(list(synth.generate(4000, seed=5, users=300, malformed=0.005)))
+    consent_n = sum(1 for r in records if r[0] == synth.CONSENT)
+    worker = stack.start_worker()
+    fed = stack.feed_placed(records[:consent_n])
+    stack.wait_processed(consent_n)
+    time.sleep(1.0)  # past one commit interval: the consent offsets are committed
+    fed += stack.feed_placed(records[consent_n:])
+    wait_for(lambda: stack.processed() >= consent_n + 1000, 60)
+    kill9(worker)
+    restarted = stack.start_worker()
+    expected = expected_outcomes(stack.keyring, fed)
+    account = stack.wait_accounted(expected, 90)
+    # exact routes also mean: no output at all for the suppressed (e.g. deleted accounts)
+    account.assert_exact()
+    assert int(restarted.stats().get("in", 0)) > 0
+    assert restarted.proc.poll() is None
+    assert stack.leaks(v for _, _, v in records) == []
+    print(
+        f"\nSIGKILL after {worker.stats().get('in', 0)} of {len(fed)} (stats file, may lag); "
+        f"restart reprocessed {restarted.stats().get('in', 0)}; {account.duplicates} duplicate"
+        f" records; {len(expected.quarantined)} quarantined; suppressed {dict(expected.suppressed)}"
+    )
+
+
+# -- the broker connection cut and restored -------------------------------------------------
+
+
+@pytest.fixture
+def proxied(
+    keyring_files: tuple[Path, Path], tmp_path: Path
+) -> Iterator[tuple[Stack, CuttableProxy]]:
+    """A broker of its own that advertises a proxy's port: every client connection after
+    bootstrap goes through the proxy, so cutting it cuts the worker off the broker."""
+    proxy = CuttableProxy(target_port=0)
+    broker = EmbeddedBroker(log_file=tmp_path / "tansu.log", advertised_port=proxy.port)
+    proxy.target_port = broker.port
+    proxy.start()
+    try:
+        broker.start()
+        with make_stack(
+            broker, keyring_files, tmp_path, broker_url=f"kafka://127.0.0.1:{proxy.port}"
+        ) as proxied_stack:
+            yield proxied_stack, proxy
+    finally:
+        broker.stop()
+        proxy.stop()
+
+
+def test_drill_connection_cut_and_restored_loses_nothing(
+    proxied: tuple[Stack, CuttableProxy],
+) -> None:
+    """Two cuts: 3 s in mid-stream (fetches and produce requests fail, the clients retry),
+    then 9 s while idle, past the 6 s session timeout (the group must re-form), after which
+    new input must still flow. The broker keeps its data throughout."""
+    stack, proxy = proxied
+    records = _good(6000, "cut")
+    worker = stack.start_worker()
+    fed = stack.feed_placed(records[:5000])
+    wait_for(lambda: stack.processed() >= 1000, 60)
+    proxy.cut()
+    at_cut = stack.processed()
+    assert at_cut < len(fed), "the stream ended before the cut: feed more events"
+    time.sleep(3.0)
+    proxy.restore()
+    stack.wait_processed(len(fed))
+    proxy.cut()
+    time.sleep(9.0)
+    proxy.restore()
+    fed += stack.feed_placed(records[5000:])
+    expected = expected_outcomes(stack.keyring, fed)
+    account = stack.wait_accounted(expected, 90)
+    account.assert_exact()
+    assert worker.proc.poll() is None, f"worker exited with {worker.proc.returncode}"
+    assert stack.leaks(v for _, _, v in records) == []
+    print(f"\ncut after {at_cut} of 5000, then idle past the session timeout: ", end="")
+    print(f"{account.duplicates} duplicates, {proxy.connections} proxied connections")
+
+
+# -- bad records --------------------------------------------------------------------------
+
+_EVENT = event_json("bad-template", "u1234567")
+_BAD: dict[str, tuple[bytes | None, str]] = {
+    # name: (value, the quarantine reason it must get)
+    "corrupt_bytes": (b"\x00\x9f\xffPK\x03\x04\x8b\x08garbage\xc3", "bad_encoding"),
+    "truncated_json": (_EVENT[: len(_EVENT) // 2], "bad_json"),
+    # megabytes through the real broker, over the default 1 MiB limit: sealed cut to the limit
+    "over_the_size_limit": (_EVENT[:-1] + b',"pad":"' + b"7" * 1_500_000 + b'"}', "too_large"),
+    "event_time_is_a_string": (
+        _EVENT.replace(b'"event_time":1764316800000', b'"event_time":"now"'),
+        "",
+    ),
+    "device_is_a_list": (
+        _EVENT.replace(b'"device":{', b'"device":[{').replace(b'},"network"', b'}],"network"'),
+        "",
+    ),
+    "user_id_is_an_object": (
+        _EVENT.replace(b'"user_id":"u1234567"', b'"user_id":{"id":"u1234567"}'),
+        "",
+    ),
+    "latin1_not_utf8": (
+        _EVENT.replace(b'"Xiaomi"', '"Xiaomi Défi"'.encode("latin-1")),
+        "bad_encoding",
+    ),
+    "utf16_with_bom": (_EVENT.decode().encode("utf-16"), "bad_encoding"),
+    "utf16_le_no_bom": (_EVENT.decode().encode("utf-16-le"), "bad_encoding"),
+    "json_array": (b"[" + _EVENT + b"]", "not_object"),
+    "json_number": (b"42", "not_object"),
+    "json_string": (b'"356938035643809"', "not_object"),
+    "json_null": (b"null", "not_object"),
+    "empty_value": (b"", "empty"),
+    "tombstone": (None, "empty"),
+    "unknown_schema": (_EVENT.replace(b'"behaviour/1"', b'"behaviour/9"'), "unknown_schema"),
+}
+
+
+def test_drill_bad_records_are_quarantined_with_reason_and_sealed_original(stack: Stack) -> None:
+    """Each bad kind between good events: quarantined at its offset with its reason, the
+    sealed original opens to the same bytes, the good ones around it are routed."""
+    good = _good(200, "ok")
+    records: list[tuple[str, bytes | None, bytes | None]] = []
+    for i, (name, (value, _)) in enumerate(_BAD.items()):
+        records += good[i * 10 : i * 10 + 10]
+        records.append((RAW, name.encode(), value))
+    records += good[len(_BAD) * 10 :]
+    records.append((RAW, b"bom", b"\xef\xbb\xbf" + event_json("with-bom", "u7654321")))
+    stack.start_worker()
+    fed = stack.feed_placed(records)
+    expected = expected_outcomes(stack.keyring, fed)
+    account = stack.wait_accounted(expected)
+    account.assert_exact()
+    reasons = {
+        (f.key or b"").decode(): account.quarantined[f.ref]
+        for f in fed
+        if f.ref in account.quarantined
+    }
+    for name, (_, reason) in _BAD.items():
+        if reason:
+            assert reasons[name] == reason, name
+        else:  # wrongly typed fields: refused by the contract, never an internal error
+            assert reasons[name].startswith(("bad_", "missing_")), (name, reasons[name])
+    assert set(reasons) == set(_BAD)
+    assert account.routes["with-bom"] == {"recommendation"}  # a UTF-8 BOM is tolerated
+    assert _assert_unseals_to_original(stack, fed) == len(_BAD)
+    assert stack.workers[0].proc.poll() is None
+    assert stack.leaks([_EVENT, *(v for _, _, v in records if v)]) == []
+
+
+def test_drill_poison_record_among_thousands_is_quarantined_and_the_stream_goes_on(
+    stack: Stack,
+) -> None:
+    poison = b'{"schema":"behaviour/1","device":' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    records = _good(2000, "stream")
+    records.insert(1000, (RAW, b"poison", poison))
+    stack.start_worker()
+    fed = stack.feed_placed(records)
+    expected = expected_outcomes(stack.keyring, fed)
+    assert list(expected.quarantined.values()) == ["bad_json"]  # nesting too deep
+    account = stack.wait_accounted(expected)
+    account.assert_exact()
+    assert _assert_unseals_to_original(stack, fed) == 1
+    stack.wait_processed(len(fed))
+    assert stack.workers[0].proc.poll() is None
+    assert stack.leaks(v for _, _, v in records) == []
+
+
+# -- keyring failures at start ---------------------------------------------------------------
+
+
+def _start_failure(env: dict[str, str], tmp_path: Path) -> tuple[int, str]:
+    proc = subprocess.run(
+        [sys.executable, "-m", "processor", "worker"],
+        env=worker_environment({**env, "data_dir": str(tmp_path / "data")}),
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    return proc.returncode, (proc.stdout + proc.stderr).decode()
+
+
+@pytest.mark.parametrize(
+    ("case", "says"),
+    [
+        ("keyring_missing", "keyring"),
+        ("master_key_wrong", "master key"),
+        ("master_key_missing", "no master key"),
+        ("master_key_not_base64", "not valid base64"),
+        ("keyring_tampered", "altered"),
+    ],
+)
+def test_drill_worker_refuses_to_start_without_a_usable_keyring(
+    broker: EmbeddedBroker, tmp_path: Path, case: str, says: str
+) -> None:
+    master_text = generate_master_key()
+    keyring = tmp_path / "keyring.sealed"
+    save_keyring(keyring, Keyring.generate(), MasterKey.from_base64(master_text, "test"))
+    sealed = keyring.read_bytes()
+    master_file = tmp_path / "master.key"
+    master_file.write_text(master_text)
+    env = {"broker": broker.url, "keyring": str(keyring), "master_key_file": str(master_file)}
+    wrong = generate_master_key()
+    if case == "keyring_missing":
+        keyring.unlink()
+    elif case == "master_key_wrong":
+        master_file.write_text(wrong)
+    elif case == "master_key_missing":
+        del env["master_key_file"]
+    elif case == "master_key_not_base64":
+        master_file.write_text("not a key!")
+    elif case == "keyring_tampered":
+        document = orjson.loads(sealed)
+        text = document["ciphertext"]
+        flipped = text[:40] + ("A" if text[40] != "A" else "B") + text[41:]
+        keyring.write_bytes(orjson.dumps({**document, "ciphertext": flipped}))
+    code, output = _start_failure(env, tmp_path)
+    assert code == 2, output
+    assert output.startswith("pseudostream: error:"), output
+    assert says in output.lower(), output
+    assert "Traceback" not in output
+    for secret in (master_text, wrong, master_text[:16], wrong[:16]):
+        assert secret not in output
+    assert len(output.splitlines()) == 1, output
