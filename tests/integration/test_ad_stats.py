@@ -11,8 +11,10 @@ import jsonschema
 import orjson
 import pytest
 from aiokafka.partitioner import murmur2
+from click.testing import CliRunner
 
 from processor import synth
+from processor.cli import main
 from processor.consent import MemoryConsentState
 from processor.demo import read_topic
 from processor.outcome import Route, SourceRef
@@ -171,3 +173,20 @@ def test_stats_match_a_recount_exclude_who_they_must_and_survive_a_restart(stack
     lines += [r.key for r in changelog] + [r.value for r in changelog if r.value]
     raw = [v for _, _, v in records]
     assert LeakScanner.from_raw_events(raw).scan_lines(lines) == []
+
+    # the quick look: newest windows as a table (the closers' window is not published yet)
+    result = CliRunner().invoke(main, ["stats", "--windows", "2"], env=cli_env(stack))
+    assert result.exit_code == 0, result.output
+    assert "UTC  (k = 3, 4 shards reported)" in result.output and "cells published" in result.output
+
+
+def cli_env(stack: Stack) -> dict[str, str]:
+    return {f"PSEUDOSTREAM_{k.upper()}": v for k, v in stack.env.items()}
+
+
+def test_stats_command_on_an_empty_or_missing_topic_says_so(stack: Stack) -> None:
+    env = cli_env(stack)
+    empty = CliRunner().invoke(main, ["stats", "--timeout", "2"], env=env)
+    assert empty.exit_code == 1 and "no statistics in" in empty.output
+    missing = CliRunner().invoke(main, ["stats", "--timeout", "1", "--topic", "nope"], env=env)
+    assert missing.exit_code == 2 and "topic 'nope' not found" in missing.output

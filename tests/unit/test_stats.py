@@ -374,3 +374,46 @@ def test_stats_of_pipeline_output_hold_no_raw_identifier() -> None:
     assert cells(records)
     lines = [orjson.dumps(r).decode() for r in records] + state
     assert LeakScanner.from_raw_events(raw_lines).scan_lines(lines) == []
+
+
+# -- pseudostream stats ---------------------------------------------------------------------
+
+
+def _published_pairs() -> list[tuple[bytes | None, bytes | None]]:
+    agg = StatsAggregator(StatsConfig(window_ms=WINDOW, grace_ms=0, k=2))
+    for w in range(3):
+        for n in range(3):
+            agg.add(0, ad(dev(n), t=T0 + w * WINDOW), T0 + w * WINDOW)
+    pairs: list[tuple[bytes | None, bytes | None]] = []
+    for shard, window in agg.due(T0 + 10 * WINDOW, idle_shards=[0]):
+        pairs += [(k.encode(), orjson.dumps(v)) for k, v in agg.close(shard, window).records]
+    return pairs
+
+
+def test_stats_command_shows_the_newest_windows_once_each() -> None:
+    from rich.console import Console
+
+    from processor.cli.stats_cmd import latest_windows, render
+
+    pairs = _published_pairs()
+    pairs += pairs[:2]  # a window published again after a crash: same keys
+    pairs += [(None, b"{}"), (b"x", b"not json"), (b"y", None)]
+    windows = latest_windows(pairs, 2)
+    assert [start for start, _ in windows] == [T0 + 2 * WINDOW, T0 + WINDOW]
+    assert all(len(values) == 2 for _, values in windows)  # one cell, one summary
+    console = Console(width=120, record=True)
+    console.print(render(windows, limit=5))
+    text = console.export_text()
+    assert "k = 2" in text and "510100" in text and "1 cells published" in text
+
+
+def test_stats_command_says_what_to_do_when_the_broker_is_unreachable() -> None:
+    from click.testing import CliRunner
+
+    from processor.cli import main
+
+    result = CliRunner().invoke(
+        main, ["stats", "--timeout", "1"], env={"PSEUDOSTREAM_BROKER": "kafka://127.0.0.1:1"}
+    )
+    assert result.exit_code == 2
+    assert "did not answer" in result.output and "PSEUDOSTREAM_BROKER" in result.output
