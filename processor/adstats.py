@@ -30,24 +30,44 @@ ChangelogEntry = tuple[str, bytes, bytes | None, int | None]  # value None: tomb
 _HEADERS = (("schema", SCHEMA.encode()),)
 
 
+def changelog_table(app: Any, name: str, changelog_topic: str, partitions: int) -> Any:
+    """A faust ``Table`` with a compacted changelog in faust's json codec, partitioned like
+    the inputs (the worker writes the changelog itself, see ``StreamWorker._deliver``)."""
+    return app.Table(
+        name,
+        partitions=partitions,
+        changelog_topic=app.topic(
+            changelog_topic,
+            partitions=partitions,
+            compacting=True,
+            deleting=False,
+            key_serializer="json",
+            value_serializer="json",
+        ),
+    )
+
+
+def apply_to_store(store: Any, key: Any, value: Any, partition: int) -> None:
+    """Write one changelog record into a faust memory store (value None deletes), telling
+    the store which partition owns the key so faust drops it when the partition moves."""
+    key_partition: dict[Any, int] | None = getattr(store, "_key_partition", None)
+    if value is None:
+        store.pop(key, None)
+        if key_partition is not None:
+            key_partition.pop(key, None)
+        return
+    store[key] = value
+    if key_partition is not None:
+        key_partition[key] = partition
+
+
 class AdStatsTable:
     """The table, the aggregator over its store, and the per-shard activity clock."""
 
     def __init__(self, app: Any, settings: Settings) -> None:
         self.topic = settings.ad_stats_topic
         self.changelog_topic = settings.ad_stats_changelog_topic
-        self.table = app.Table(
-            "ad-stats",
-            partitions=settings.partitions,
-            changelog_topic=app.topic(
-                self.changelog_topic,
-                partitions=settings.partitions,
-                compacting=True,
-                deleting=False,
-                key_serializer="json",
-                value_serializer="json",
-            ),
-        )
+        self.table = changelog_table(app, "ad-stats", self.changelog_topic, settings.partitions)
         self._store = self.table.data
         self.aggregator = StatsAggregator(settings.ad_stats_config(), self._store)
         # a shard is idle when it has seen no ad record for this long (wall clock)
@@ -114,16 +134,7 @@ class AdStatsTable:
 
     def apply_changelog(self, key: list[Any], value: Any, partition: int) -> None:
         """One changelog record read back by the worker's catch-up (None deletes)."""
-        store_key = tuple(key)
-        key_partition: dict[Any, int] | None = getattr(self._store, "_key_partition", None)
-        if value is None:
-            self._store.pop(store_key, None)
-            if key_partition is not None:
-                key_partition.pop(store_key, None)
-            return
-        self._store[store_key] = value
-        if key_partition is not None:
-            key_partition[store_key] = partition
+        apply_to_store(self._store, tuple(key), value, partition)
 
     def recovered(self) -> None:
         """After recovery or a rebalance: re-index the windows the store now holds."""
@@ -132,4 +143,4 @@ class AdStatsTable:
         self._last_activity.clear()
 
 
-__all__ = ["AdStatsTable"]
+__all__ = ["AdStatsTable", "apply_to_store", "changelog_table"]

@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from processor.adstats import AdStatsTable
+from processor.adstats import AdStatsTable, apply_to_store, changelog_table
 from processor.consent import Consent
 from processor.metrics import PartitionOffsets, WorkerMetrics, event_time_ms, install_pages
 from processor.outcome import Route, SourceRef
@@ -116,15 +116,7 @@ class TableConsentState:
 
     def apply_changelog(self, key: str, value: dict[str, Any] | None, partition: int) -> None:
         """One changelog record read back (``value`` None deletes the key)."""
-        key_partition = getattr(self._store, "_key_partition", None)
-        if value is None:
-            self._store.pop(key, None)
-            if key_partition is not None:
-                key_partition.pop(key, None)
-            return
-        self._store[key] = value
-        if key_partition is not None:
-            key_partition[key] = partition  # lets faust drop it when the partition moves
+        apply_to_store(self._store, key, value, partition)
 
     def __len__(self) -> int:
         return len(self._store)
@@ -273,18 +265,7 @@ class StreamWorker:
         self._logical = {physical: logical for logical, physical in s.input_topics.items()}
         self._consent_topic = s.input_topics[CONSENT_SOURCE]
         self._out_topics = dict(s.output_topics)
-        self.table = self.app.Table(
-            "consent",
-            partitions=s.partitions,
-            changelog_topic=self.app.topic(
-                s.changelog_topic,
-                partitions=s.partitions,
-                compacting=True,
-                deleting=False,
-                key_serializer="json",
-                value_serializer="json",
-            ),
-        )
+        self.table = changelog_table(self.app, "consent", s.changelog_topic, s.partitions)
         self.consent = TableConsentState(self.table, table_key_function(keyring), s.changelog_topic)
         self.table.on_recover(self._catch_up_changelog)
         self.ad_stats: AdStatsTable | None = None

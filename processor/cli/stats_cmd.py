@@ -162,26 +162,19 @@ def read_stats(settings: Settings, topic: str, timeout: float) -> list[tuple[byt
 @config_file_option
 @click.option("--topic", help="Topic to read; default: the configured stats topic (stats.ad).")
 @click.option(
-    "--windows",
-    "count",
-    type=click.IntRange(min=1),
-    default=3,
-    show_default=True,
-    help="How many of the newest windows to show.",
+    "--windows", "count", type=click.IntRange(min=1), default=3, help="Newest windows shown (3)."
 )
 @click.option(
     "--limit",
     type=click.IntRange(min=1),
     default=20,
-    show_default=True,
-    help="Most cells shown per window (largest first).",
+    help="Most cells per window, largest first (20).",
 )
 @click.option(
     "--timeout",
     type=click.FloatRange(min=0.5),
     default=10.0,
-    show_default=True,
-    help="Seconds to wait for the broker and the topic.",
+    help="Seconds to wait for the broker (10).",
 )
 @click.option(
     "--json", "as_json", is_flag=True, help="JSON lines (the records) instead of a table."
