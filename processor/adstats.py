@@ -66,6 +66,7 @@ class AdStatsTable:
 
     def __init__(self, app: Any, settings: Settings) -> None:
         self.topic = settings.ad_stats_topic
+        self.topics = tuple(settings.input_topics.values())  # the shard's input streams
         self.changelog_topic = settings.ad_stats_changelog_topic
         self.table = changelog_table(app, "ad-stats", self.changelog_topic, settings.partitions)
         self._store = self.table.data
@@ -78,28 +79,34 @@ class AdStatsTable:
         self._since = time.time()
         self.counts: Counter[str] = Counter()
 
-    def add(self, records: Iterable[tuple[int, bytes]]) -> None:
-        """Count a batch's ad-analytics records (partition, value bytes)."""
+    def add(self, records: Iterable[tuple[int, str, bytes]]) -> None:
+        """Count a batch's ad-analytics records (partition, input topic, value bytes)."""
         now = time.time()
         now_ms = int(now * 1000)
         add = self.aggregator.add
         counts = self.counts
         activity = self._last_activity
         loads = orjson.loads
-        for partition, value in records:
-            counts[add(partition, loads(value), now_ms)] += 1
+        for partition, topic, value in records:
+            counts[add(partition, loads(value), now_ms, topic)] += 1
             activity[partition] = now
 
-    def flush(self, partitions: set[int]) -> tuple[list[Send], list[ChangelogEntry]]:
+    def flush(
+        self, partitions: set[int], caught_up: set[tuple[int, str]]
+    ) -> tuple[list[Send], list[ChangelogEntry]]:
         """Close the due windows of ``partitions`` (those this worker holds) and return the
-        records to publish and every pending changelog entry."""
+        records to publish and every pending changelog entry. Only a partition whose input
+        is read to its end on every topic (``caught_up``: (partition, topic)) and that saw
+        no ad record lately is idle: a backlog of old events must move the watermark itself,
+        not the wall clock."""
         now = time.time()
         since = self._since
         last = self._last_activity
-        idle = [p for p in partitions if now - last.get(p, since) >= self._idle_after]
+        lagging = {p for p in partitions for t in self.topics if (p, t) not in caught_up}
+        idle = [p for p in partitions - lagging if now - last.get(p, since) >= self._idle_after]
         sends: list[Send] = []
         changes: list[Change] = self.aggregator.drain_changes()
-        for shard, window in self.aggregator.due(int(now * 1000), idle):
+        for shard, window in self.aggregator.due(int(now * 1000), idle, caught_up):
             if shard not in partitions:
                 continue  # revoked: the new owner publishes it
             closed = self.aggregator.close(shard, window)

@@ -12,8 +12,9 @@ batch and persists the changes it returns to a changelog; ``docs/stats.md`` is t
 - State is one flat mapping (the faust table's store) of JSON-able tuple keys, so the
   changelog and the state hold pseudonyms, codes and counts, never a raw identifier:
   ``("c", shard, window_start, cell)`` -> events, ``("d", shard, window_start, cell, device)``
-  -> 1, ``("n", shard, window_start)`` -> events without device, ``("w", shard)`` -> [watermark,
-  closed_until, late events not yet reported].
+  -> 1, ``("n", shard, window_start)`` -> events without device, ``("m", shard, stream)`` ->
+  newest event time of an input topic, ``("w", shard)`` -> [closed_until, late events not yet
+  reported].
 - A **shard** is an input partition: each worker aggregates the partitions it owns and its
   state moves with them (co-partitioned changelog). Partners sum shards (see the docs).
 - When a window closes, cells with at least ``k`` distinct devices are published at city
@@ -25,7 +26,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from collections.abc import Iterable, Mapping, MutableMapping
+from collections.abc import Container, Iterable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,7 +37,7 @@ DEVICE_FIELDS = ("oaid", "android_id", "imei", "meid")  # preference order for "
 LEVELS = ("city", "province", "country")
 
 # store key tags
-_CELL, _DEVICE, _NO_DEVICE, _SHARD = "c", "d", "n", "w"
+_CELL, _DEVICE, _NO_DEVICE, _SHARD, _MARK = "c", "d", "n", "w", "m"
 
 Key = tuple[Any, ...]
 Change = tuple[Key, Any]  # value None = delete (a tombstone in the changelog)
@@ -149,34 +150,52 @@ class StatsAggregator:
         self.store: MutableMapping[Any, Any] = {} if store is None else store
         self._open: set[tuple[int, int]] = set()  # (shard, window_start) with state
         self._dirty: set[Key] = set()
-        self._new: list[Change] = []
+        self._marks: dict[int, dict[str, int]] = {}  # shard -> stream -> newest event time
         self.rebuild()
 
     def rebuild(self) -> None:
         """Re-derive the open-window index from the store (after changelog recovery or a
         rebalance that took partitions away)."""
-        self._open = {(k[1], k[2]) for k in list(self.store) if k[0] in (_CELL, _NO_DEVICE)}
+        keys = list(self.store)
+        self._open = {(k[1], k[2]) for k in keys if k[0] in (_CELL, _NO_DEVICE)}
+        self._marks = {}
+        for k in keys:
+            if k[0] == _MARK:
+                self._marks.setdefault(k[1], {})[k[2]] = self.store[k]
 
     def _shard_meta(self, shard: int) -> list[int]:
+        """[end of the newest published window, late events not yet reported]."""
         meta = self.store.get((_SHARD, shard))
-        return list(meta) if meta is not None else [0, 0, 0]
+        return list(meta) if meta is not None else [0, 0]
 
-    def add(self, shard: int, record: Mapping[str, Any], now_ms: int) -> str:
-        """Count one ad record; returns ``counted``, ``late`` or ``no_device``."""
+    def watermark(self, shard: int, caught_up: Container[tuple[int, str]] = ()) -> int:
+        """The shard's event-time watermark: the slowest of its input streams (one shard
+        reads several topics, and a fetch can run ahead on one of them), ignoring streams
+        read to their end (``caught_up``, known to the adapter) unless all are."""
+        marks = self._marks.get(shard)
+        if not marks:
+            return 0
+        behind = [t for stream, t in marks.items() if (shard, stream) not in caught_up]
+        return min(behind) if behind else max(marks.values())
+
+    def add(self, shard: int, record: Mapping[str, Any], now_ms: int, stream: str = "") -> str:
+        """Count one ad record read from ``stream`` (the input topic) of ``shard``; returns
+        ``counted``, ``late`` or ``no_device``."""
         event_time = record.get("event_time")
         if not isinstance(event_time, int):
             return "no_device"  # the contract requires it; nothing to place in a window
         meta = self._shard_meta(shard)
         window = self.config.window_of(event_time)
-        if window + self.config.window_ms <= meta[1]:  # its window was already published
-            meta[2] += 1
+        if window + self.config.window_ms <= meta[0]:  # its window was already published
+            meta[1] += 1
             self._set((_SHARD, shard), meta)
             return "late"
         # the watermark never runs ahead of the wall clock: one bad client clock must not
         # close every open window
-        if min(event_time, now_ms) > meta[0]:
-            meta[0] = min(event_time, now_ms)
-            self._set((_SHARD, shard), meta)
+        marks = self._marks.setdefault(shard, {})
+        if min(event_time, now_ms) > marks.get(stream, 0):
+            marks[stream] = min(event_time, now_ms)
+            self._set((_MARK, shard, stream), marks[stream])
         self._open.add((shard, window))
         cell, device = cell_of(record)
         if device is None:
@@ -202,13 +221,18 @@ class StatsAggregator:
         self._dirty.clear()
         return changes
 
-    def due(self, now_ms: int, idle_shards: Iterable[int] = ()) -> list[tuple[int, int]]:
+    def due(
+        self,
+        now_ms: int,
+        idle_shards: Iterable[int] = (),
+        caught_up: Container[tuple[int, str]] = (),
+    ) -> list[tuple[int, int]]:
         """Windows to close: end + grace reached by the shard's watermark, or by the wall
         clock for a shard that has been idle (no traffic to move its watermark)."""
         idle = set(idle_shards)
         result = []
         for shard, window in self._open:
-            limit = self._shard_meta(shard)[0]
+            limit = self.watermark(shard, caught_up)
             if shard in idle:
                 limit = max(limit, now_ms)
             if window + self.config.window_ms + self.config.grace_ms <= limit:
@@ -252,7 +276,7 @@ class StatsAggregator:
             "record": "summary",
             **summary,
             "events_without_device": no_device,
-            "late_events": meta[2],
+            "late_events": meta[1],
         }
         records.append((record_key(summary_value), summary_value))
         changes: list[Change] = []
@@ -260,8 +284,8 @@ class StatsAggregator:
             del store[key]
             self._dirty.discard(key)
             changes.append((key, None))
-        meta[1] = max(meta[1], window + self.config.window_ms)
-        meta[2] = 0
+        meta[0] = max(meta[0], window + self.config.window_ms)
+        meta[1] = 0
         store[(_SHARD, shard)] = meta
         self._dirty.discard((_SHARD, shard))
         changes.append(((_SHARD, shard), meta))

@@ -428,7 +428,7 @@ class StreamWorker:
         prefixes = self._pseudonym_prefix
         last_seen = self._last_seen
         ad_route = Route.AD_ANALYTICS
-        ad_records: list[tuple[int, bytes]] = []
+        ad_records: list[tuple[int, str, bytes]] = []
         for message in ordered:
             topic = message.topic
             value: bytes | None = message.value
@@ -444,7 +444,7 @@ class StreamWorker:
                 key = record.key.encode() if record.key is not None else None
                 sends.append((out_topics[record.route], key, record.value, record.headers or None))
                 if record.route is ad_route:
-                    ad_records.append((message.partition, record.value))
+                    ad_records.append((message.partition, topic, record.value))
                 domain_prefix = prefixes.get(record.route)
                 if domain_prefix is not None:
                     pseudonyms[domain_prefix[0]] += record.value.count(domain_prefix[1])
@@ -458,7 +458,7 @@ class StreamWorker:
                 routed += 1
         if self.ad_stats is not None:  # state changes and closed windows ride with the batch
             self.ad_stats.add(ad_records)
-            stats_sends, stats_changelog = self.ad_stats.flush(self._assigned_partitions())
+            stats_sends, stats_changelog = self.ad_stats.flush(*self._partitions_read())
             sends += stats_sends
             consent.pending += stats_changelog
         t1 = time.monotonic()
@@ -507,8 +507,22 @@ class StreamWorker:
             record_latencies=record_latencies,
         )
 
-    def _assigned_partitions(self) -> set[int]:
-        return {tp.partition for tp in self._assigned_sources()}
+    def _partitions_read(self) -> tuple[set[int], set[tuple[int, str]]]:
+        """Partitions this worker holds, and the (partition, topic) pairs read to their
+        high-water mark (no backlog), for the ad statistics' watermarks."""
+        consumer = self.app.consumer
+        assigned: set[int] = set()
+        caught_up: set[tuple[int, str]] = set()
+        for tp in self._assigned_sources():
+            assigned.add(tp.partition)
+            try:
+                highwater = consumer.highwater(tp)
+            except Exception:  # no fetch yet: not known to be read to its end
+                highwater = None
+            last = self._last_seen.get(tp)
+            if highwater == 0 or (highwater and last is not None and last + 1 >= highwater):
+                caught_up.add((tp.partition, tp.topic))
+        return assigned, caught_up
 
     async def _close_idle_ad_stats(self) -> None:
         """Every second: publish the windows of shards that went idle (wall clock)."""
@@ -517,7 +531,7 @@ class StreamWorker:
             return
         if getattr(app.tables.recovery, "in_recovery", False):
             return
-        sends, changelog = self.ad_stats.flush(self._assigned_partitions())
+        sends, changelog = self.ad_stats.flush(*self._partitions_read())
         if sends or changelog:
             await self._deliver(sends, changelog)
             self._stats_dirty = True

@@ -165,6 +165,18 @@ def test_the_watermark_does_not_run_ahead_of_the_wall_clock() -> None:
     assert agg.due(T0 + 2) == []
 
 
+def test_the_watermark_of_a_shard_is_its_slowest_input_topic() -> None:
+    """raw.behaviour and raw.device of one partition are one shard: a fetch running ahead
+    on one topic must not close the windows the other topic is still filling."""
+    agg = StatsAggregator(StatsConfig(window_ms=WINDOW, grace_ms=0, k=2))
+    agg.add(0, ad(dev(1)), T0, stream="raw.device")
+    agg.add(0, ad(dev(2), t=T0 + 5 * WINDOW), T0 + 5 * WINDOW, stream="raw.behaviour")
+    assert agg.due(T0 + 5 * WINDOW) == []
+    assert agg.add(0, ad(dev(3), t=T0 + 2), T0 + 5 * WINDOW, stream="raw.device") == "counted"
+    # once raw.device is read to its end it no longer holds the shard back
+    assert agg.due(T0 + 5 * WINDOW, caught_up={(0, "raw.device")}) == [(0, T0)]
+
+
 def test_when_a_shard_is_idle_then_the_wall_clock_closes_its_windows() -> None:
     agg = StatsAggregator(StatsConfig(window_ms=WINDOW, grace_ms=1_000, k=2))
     agg.add(2, ad(dev(1)), T0)
@@ -187,7 +199,7 @@ def test_closing_removes_the_window_state_and_says_so_in_the_changes() -> None:
     agg.add(0, ad(dev(1)), T0)
     agg.drain_changes()
     closed = agg.close(0, T0)
-    assert [k for k in agg.store if k[0] != "w"] == []
+    assert [k for k in agg.store if k[0] not in ("w", "m")] == []
     assert all(v is None for k, v in closed.changes if k[0] != "w")
     assert {k[0] for k, _ in closed.changes} == {"c", "d", "w"}
 
@@ -196,7 +208,7 @@ def test_state_holds_pseudonyms_codes_and_counts_only() -> None:
     agg = StatsAggregator(StatsConfig(window_ms=WINDOW, grace_ms=0, k=2))
     agg.add(0, ad(dev(1)), T0)
     changes = agg.drain_changes()
-    assert {k[0] for k, _ in changes} == {"c", "d", "w"}
+    assert {k[0] for k, _ in changes} == {"c", "d", "m"}
     [device_key] = [k for k, _ in changes if k[0] == "d"]
     assert device_key[-1] == dev(1)
 
