@@ -527,8 +527,8 @@ class StreamWorker:
     async def _close_idle_ad_stats(self) -> None:
         """Every second: publish the windows of shards that went idle (wall clock)."""
         app = self.app
-        if self.ad_stats is None or app.rebalancing:
-            return
+        if self.ad_stats is None or app.rebalancing or app.should_stop:
+            return  # stopping: the producer may be gone, and a failed delivery exits 75
         if getattr(app.tables.recovery, "in_recovery", False):
             return
         sends, changelog = self.ad_stats.flush(*self._partitions_read())
