@@ -19,6 +19,7 @@ from typing import Any
 
 from processor.errors import ConfigError
 from processor.outcome import DEFAULT_TOPICS, Route
+from processor.stats import StatsConfig
 
 ENV_PREFIX = "PSEUDOSTREAM_"
 CONFIG_ENV = "PSEUDOSTREAM_CONFIG"
@@ -79,6 +80,21 @@ class Settings:
     topic_consent_changelog: str = ""
     """The consent table's changelog (compacted; keys are keyed hashes, values hold no
     identifier). Empty means ``<app_id>-consent-changelog``."""
+    topic_ad_stats: str = "stats.ad"
+    """Output: closed windows of the ad statistics (stats.ad/1, see docs/stats.md)."""
+    topic_ad_stats_changelog: str = ""
+    """The ad-statistics table's changelog (keys hold ad pseudonyms and codes, never a raw
+    identifier). Empty means ``<app_id>-ad-stats-changelog``."""
+    ad_stats_enabled: bool = True
+    """Count the ad-analytics records in tumbling windows and publish closed windows."""
+    ad_stats_window: float = 3600.0
+    """Window size in seconds (tumbling, aligned to the epoch)."""
+    ad_stats_grace: float = 60.0
+    """Seconds after a window's end during which late events still update it; later ones
+    are counted as late."""
+    ad_stats_k: int = 10
+    """Least distinct devices of a published cell; smaller cells fold into province, then
+    country, or are suppressed."""
     changelog_catch_up: bool = True
     """After faust's table recovery, re-read the consent changelog to its real end (needed on
     Tansu, whose end offsets can be one batch short; harmless on Kafka)."""
@@ -178,6 +194,22 @@ class Settings:
     def changelog_topic(self) -> str:
         return self.topic(self.topic_consent_changelog or f"{self.app_id}-consent-changelog")
 
+    @property
+    def ad_stats_topic(self) -> str:
+        return self.topic(self.topic_ad_stats)
+
+    @property
+    def ad_stats_changelog_topic(self) -> str:
+        return self.topic(self.topic_ad_stats_changelog or f"{self.app_id}-ad-stats-changelog")
+
+    def ad_stats_config(self) -> StatsConfig:
+        """The pure aggregation's configuration (validated in :meth:`validate`)."""
+        return StatsConfig(
+            window_ms=round(self.ad_stats_window * 1000),
+            grace_ms=round(self.ad_stats_grace * 1000),
+            k=self.ad_stats_k,
+        )
+
     # -- loading ----------------------------------------------------------------------
 
     @classmethod
@@ -224,6 +256,10 @@ class Settings:
                 raise ConfigError(f"{name}: must be positive, got {getattr(self, name)}")
         if self.stats_interval < 0:
             raise ConfigError(f"stats_interval: must be 0 or positive, got {self.stats_interval}")
+        try:
+            self.ad_stats_config()
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from exc
         if not 0 <= self.producer_linger_ms <= 10_000:
             raise ConfigError(
                 f"producer_linger_ms: must be 0..10000, got {self.producer_linger_ms}"
@@ -254,7 +290,13 @@ class Settings:
         except ConfigError as exc:
             raise ConfigError(f"broker: {exc}") from exc
         self._validate_security()
-        names = [*self.input_topics.values(), *self.output_topics.values(), self.changelog_topic]
+        names = [
+            *self.input_topics.values(),
+            *self.output_topics.values(),
+            self.changelog_topic,
+            self.ad_stats_topic,
+            self.ad_stats_changelog_topic,
+        ]
         for topic in names:
             if not topic or len(topic) > 249 or not all(c.isalnum() or c in "._-" for c in topic):
                 raise ConfigError(f"topic name {topic!r}: use letters, digits, '.', '_', '-'")

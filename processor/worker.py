@@ -37,9 +37,10 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from processor.adstats import AdStatsTable, apply_to_store, changelog_table
 from processor.consent import Consent
 from processor.metrics import PartitionOffsets, WorkerMetrics, event_time_ms, install_pages
-from processor.outcome import SourceRef
+from processor.outcome import Route, SourceRef
 from processor.quarantine import request_bytes
 from processor.settings import Settings
 
@@ -87,7 +88,7 @@ class TableConsentState:
         self._changelog_topic = changelog_topic
         self._cache: dict[str, tuple[Any, Consent]] = {}
         self.partition: int | None = None
-        self.pending: list[tuple[str, bytes, bytes, int | None]] = []
+        self.pending: list[tuple[str, bytes, bytes | None, int | None]] = []
 
     def get(self, user_id: str) -> Consent | None:
         key = self._key_of(user_id)
@@ -116,15 +117,7 @@ class TableConsentState:
 
     def apply_changelog(self, key: str, value: dict[str, Any] | None, partition: int) -> None:
         """One changelog record read back (``value`` None deletes the key)."""
-        key_partition = getattr(self._store, "_key_partition", None)
-        if value is None:
-            self._store.pop(key, None)
-            if key_partition is not None:
-                key_partition.pop(key, None)
-            return
-        self._store[key] = value
-        if key_partition is not None:
-            key_partition[key] = partition  # lets faust drop it when the partition moves
+        apply_to_store(self._store, key, value, partition)
 
     def __len__(self) -> int:
         return len(self._store)
@@ -274,20 +267,14 @@ class StreamWorker:
         self._logical = {physical: logical for logical, physical in s.input_topics.items()}
         self._consent_topic = s.input_topics[CONSENT_SOURCE]
         self._out_topics = dict(s.output_topics)
-        self.table = self.app.Table(
-            "consent",
-            partitions=s.partitions,
-            changelog_topic=self.app.topic(
-                s.changelog_topic,
-                partitions=s.partitions,
-                compacting=True,
-                deleting=False,
-                key_serializer="json",
-                value_serializer="json",
-            ),
-        )
+        self.table = changelog_table(self.app, "consent", s.changelog_topic, s.partitions)
         self.consent = TableConsentState(self.table, table_key_function(keyring), s.changelog_topic)
         self.table.on_recover(self._catch_up_changelog)
+        self.ad_stats: AdStatsTable | None = None
+        if s.ad_stats_enabled:  # docs/stats.md
+            self.ad_stats = AdStatsTable(self.app, s)
+            self.ad_stats.table.on_recover(self._recover_ad_stats)
+            self.app.timer(1.0, name="pseudostream.ad_stats")(self._close_idle_ad_stats)
         self.pipeline = pipeline or Pipeline(
             keyring, consent=self.consent, locator=locator, max_record_bytes=s.max_record_bytes
         )
@@ -326,11 +313,35 @@ class StreamWorker:
         stops early and loses the newest consent of some users (measured: 59 of 565 users
         after a restart). We read until three empty fetches instead; faust awaits this
         callback before it resumes the source partitions."""
+        started = time.monotonic()
+        actives = await self._reread_changelog(self.table, self.consent.apply_changelog)
+        if actives is None:
+            return
+        log.info(
+            "consent table: re-read %d changelog records of %d partitions in %.2fs; %d users",
+            actives[1],
+            actives[0],
+            time.monotonic() - started,
+            len(self.consent),
+        )
+
+    async def _recover_ad_stats(self) -> None:
+        """The ad-statistics table: the same catch-up, then re-index its windows."""
+        assert self.ad_stats is not None  # noqa: S101 - registered only with ad statistics
+        await self._reread_changelog(self.ad_stats.table, self.ad_stats.apply_changelog)
+        self.ad_stats.recovered()
+
+    async def _reread_changelog(
+        self, table: Any, apply: Callable[[Any, Any, int], None]
+    ) -> tuple[int, int] | None:
+        """Read ``table``'s active changelog partitions from the start until three empty
+        fetches, handing each record to ``apply(key, value or None, partition)``; returns
+        (partitions, records), or None when there was nothing to do."""
         from aiokafka import AIOKafkaConsumer, TopicPartition
 
-        actives = self.app.tables.recovery.actives_for_table.get(self.table) or set()
+        actives = self.app.tables.recovery.actives_for_table.get(table) or set()
         if not actives or not self.settings.changelog_catch_up:
-            return
+            return None
         from processor.broker import bootstrap_servers
 
         consumer = AIOKafkaConsumer(
@@ -341,7 +352,6 @@ class StreamWorker:
             **self.settings.aiokafka_options(),
         )
         await consumer.start()
-        started = time.monotonic()
         applied = 0
         try:
             consumer.assign([TopicPartition(tp.topic, tp.partition) for tp in actives])
@@ -357,7 +367,7 @@ class StreamWorker:
                     for record in records:
                         if record.key is None:
                             continue
-                        self.consent.apply_changelog(
+                        apply(
                             orjson.loads(record.key),
                             orjson.loads(record.value) if record.value else None,
                             tp.partition,
@@ -365,13 +375,7 @@ class StreamWorker:
                         applied += 1
         finally:
             await consumer.stop()
-        log.info(
-            "consent table: re-read %d changelog records of %d partitions in %.2fs; %d users",
-            applied,
-            len(actives),
-            time.monotonic() - started,
-            len(self.consent),
-        )
+        return len(actives), applied
 
     # -- the hot path ---------------------------------------------------------------
 
@@ -427,6 +431,8 @@ class StreamWorker:
         pseudonyms: Counter[str] = Counter()
         prefixes = self._pseudonym_prefix
         last_seen = self._last_seen
+        ad_route = Route.AD_ANALYTICS
+        ad_records: list[tuple[int, str, bytes]] = []
         for message in ordered:
             topic = message.topic
             value: bytes | None = message.value
@@ -441,6 +447,8 @@ class StreamWorker:
             for record in outcome.records:
                 key = record.key.encode() if record.key is not None else None
                 sends.append((out_topics[record.route], key, record.value, record.headers or None))
+                if record.route is ad_route:
+                    ad_records.append((message.partition, topic, record.value))
                 domain_prefix = prefixes.get(record.route)
                 if domain_prefix is not None:
                     pseudonyms[domain_prefix[0]] += record.value.count(domain_prefix[1])
@@ -452,6 +460,11 @@ class StreamWorker:
                 reasons_s[outcome.suppressed] += 1
             else:
                 routed += 1
+        if self.ad_stats is not None:  # state changes and closed windows ride with the batch
+            self.ad_stats.add(ad_records)
+            stats_sends, stats_changelog = self.ad_stats.flush(*self._partitions_read())
+            sends += stats_sends
+            consent.pending += stats_changelog
         t1 = time.monotonic()
         await self._deliver(sends, consent.pending)
         t2 = time.monotonic()
@@ -497,6 +510,35 @@ class StreamWorker:
             event_latencies=event_latencies,
             record_latencies=record_latencies,
         )
+
+    def _partitions_read(self) -> tuple[set[int], set[tuple[int, str]]]:
+        """Partitions this worker holds, and the (partition, topic) pairs read to their
+        high-water mark (no backlog), for the ad statistics' watermarks."""
+        consumer = self.app.consumer
+        assigned: set[int] = set()
+        caught_up: set[tuple[int, str]] = set()
+        for tp in self._assigned_sources():
+            assigned.add(tp.partition)
+            try:
+                highwater = consumer.highwater(tp)
+            except Exception:  # no fetch yet: not known to be read to its end
+                highwater = None
+            last = self._last_seen.get(tp)
+            if highwater == 0 or (highwater and last is not None and last + 1 >= highwater):
+                caught_up.add((tp.partition, tp.topic))
+        return assigned, caught_up
+
+    async def _close_idle_ad_stats(self) -> None:
+        """Every second: publish the windows of shards that went idle (wall clock)."""
+        app = self.app
+        if self.ad_stats is None or app.rebalancing or app.should_stop:
+            return  # stopping: the producer may be gone, and a failed delivery exits 75
+        if getattr(app.tables.recovery, "in_recovery", False):
+            return
+        sends, changelog = self.ad_stats.flush(*self._partitions_read())
+        if sends or changelog:
+            await self._deliver(sends, changelog)
+            self._stats_dirty = True
 
     # -- what the metrics and /ready read (processor.metrics.WorkerView) ---------------
 
@@ -561,7 +603,7 @@ class StreamWorker:
     async def _deliver(
         self,
         sends: list[tuple[str, bytes | None, bytes, tuple[tuple[str, bytes], ...] | None]],
-        changelog: list[tuple[str, bytes, bytes, int | None]],
+        changelog: list[tuple[str, bytes, bytes | None, int | None]],
     ) -> None:
         producer = self.app.producer._ensure_producer()  # the aiokafka producer
         futures: list[Awaitable[Any]] = []
@@ -595,6 +637,8 @@ class StreamWorker:
     def stats(self) -> dict[str, Any]:
         snap = self.counters.snapshot(self.pipeline.stats)
         snap["consent_table_size"] = len(self.consent)
+        if self.ad_stats is not None:
+            snap["ad_stats"] = dict(self.ad_stats.counts)
         return snap
 
     async def _flush_stats(self) -> None:
@@ -682,6 +726,11 @@ def prepare_topics(settings: Settings) -> list[str]:
         TopicSpec(settings.changelog_topic, settings.partitions, compacted=True),
         *(TopicSpec(name, settings.output_partitions) for name in settings.output_topics.values()),
     ]
+    if settings.ad_stats_enabled:
+        specs += [
+            TopicSpec(settings.ad_stats_topic, settings.output_partitions),
+            TopicSpec(settings.ad_stats_changelog_topic, settings.partitions, compacted=True),
+        ]
     return create_topics(
         bootstrap_servers(settings.broker),
         specs,

@@ -24,6 +24,7 @@ OUTPUT_CONTRACTS = (
     "clean.ad-analytics/1",
     "quarantine/1",
     "erasure/1",
+    "stats.ad/1",
 )
 DEFAULT_POLICY = "default/1"
 ROLES = ("identifier", "location", "free_text", "passthrough", "drop")

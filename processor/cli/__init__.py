@@ -40,6 +40,7 @@ def _register() -> None:
         quarantine_cmd,
         scan_cmd,
         schemas_cmd,
+        stats_cmd,
         top_cmd,
         transform_cmd,
         worker_cmd,

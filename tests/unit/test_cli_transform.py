@@ -114,6 +114,7 @@ def test_when_schemas_are_exported_then_each_is_valid_json_schema(tmp_path: Path
             "clean.ad-analytics.1",
             "quarantine.1",
             "erasure.1",
+            "stats.ad.1",
         )
     )
     for file in files:
