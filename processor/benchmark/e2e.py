@@ -32,7 +32,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -94,6 +94,19 @@ def bench_records(n: int, seed: int = 7) -> list[tuple[str, bytes | None, bytes]
     return out
 
 
+@dataclass(frozen=True)
+class Plan:
+    """What every benchmark of this module takes."""
+
+    events: int = 200_000
+    rounds: int = 3
+    partitions: int = 4
+    workdir: Path | None = None
+    """Keep logs, stats files and the broker log here (default: a temporary directory)."""
+    worker_settings: Mapping[str, str] = field(default_factory=dict)
+    """Extra worker settings (``name: value``) for every worker run (``--set``)."""
+
+
 @dataclass
 class Bed:
     """The broker, keyring and input topics shared by every run of one benchmark."""
@@ -132,13 +145,12 @@ class Bed:
 
 
 @contextlib.contextmanager
-def bench_bed(
-    partitions: int, workdir: Path | None = None, worker_settings: Mapping[str, str] | None = None
-) -> Iterator[Bed]:
+def bench_bed(plan: Plan) -> Iterator[Bed]:
     """A fresh broker (stopped at the end, also on errors) and a keyring for the worker."""
     from processor.demo import _make_keyring
 
     with contextlib.ExitStack() as stack:
+        workdir = plan.workdir
         if workdir is None:
             workdir = Path(
                 stack.enter_context(tempfile.TemporaryDirectory(prefix="pseudostream-bench-"))
@@ -148,7 +160,7 @@ def bench_bed(
         broker = EmbeddedBroker(log_file=workdir / "tansu.log").start()
         stack.callback(broker.stop)
         yield Bed(
-            broker, workdir, keyring_file, master_file, partitions, dict(worker_settings or {})
+            broker, workdir, keyring_file, master_file, plan.partitions, dict(plan.worker_settings)
         )
 
 
@@ -468,38 +480,36 @@ def _preload(
 
 
 def _header(
-    events: int, records: Sequence[tuple[str, bytes | None, bytes]], bed: Bed, rounds: int
+    plan: Plan, records: Sequence[tuple[str, bytes | None, bytes]], bed: Bed
 ) -> dict[str, Any]:
     return {
-        "events": events,
+        "events": plan.events,
         "mean_event_bytes": round(statistics.mean(len(v) for _, _, v in records)),
         "partitions": bed.partitions,
-        "rounds": rounds,
+        "rounds": plan.rounds,
         "worker_settings": bed.worker_settings,
         **machine(),
     }
 
 
 def run_e2e(
+    plan: Plan,
     *,
-    events: int = 200_000,
-    rounds: int = 3,
     contenders: Sequence[str] = CONTENDERS,
     latency_seconds: float = 10.0,
-    partitions: int = 4,
-    workdir: Path | None = None,
-    worker_settings: Mapping[str, str] | None = None,
+    latency_rate: float | None = None,
+    latency_rounds: int = 1,
     baseline_src: Path | None = None,
     say: Say = print,
 ) -> dict[str, Any]:
     """Throughput rounds (alternating), then latency at half the worker's rate."""
     if "quix" in contenders:
         require_quix()
-    with bench_bed(partitions, workdir, worker_settings) as bed:
+    with bench_bed(plan) as bed:
         bed.baseline_src = baseline_src
-        inputs, records = _preload(bed, events, say)
+        inputs, records = _preload(bed, plan.events, say)
         runs = []
-        for round_no in range(1, rounds + 1):
+        for round_no in range(1, plan.rounds + 1):
             for kind in contenders:
                 run = run_once(
                     bed, kind, f"r{round_no}-{kind}-{uuid.uuid4().hex[:6]}", inputs, len(records)
@@ -507,33 +517,48 @@ def run_e2e(
                 run["round"] = round_no
                 runs.append(run)
                 say(
-                    f"round {round_no}/{rounds} {kind:<18} {run['events_per_second']:>8,} events/s  "
+                    f"round {round_no}/{plan.rounds} {kind:<18} {run['events_per_second']:>8,} events/s  "
                     f"client {run['client_cpu_us_per_event']} µs/event, broker {run['broker_cpu_us_per_event']} µs/event"
                 )
         medians = summarize(runs)
-        result: dict[str, Any] = {"benchmark": "e2e", **_header(events, records, bed, rounds)}
+        result: dict[str, Any] = {"benchmark": "e2e", **_header(plan, records, bed)}
         result["runs"] = runs
         result["medians"] = medians
         result.update(_ratios(medians))
         latency: dict[str, Any] = {}
+        latency_runs: list[dict[str, Any]] = []
         reference = (medians.get("worker") or medians[contenders[0]])["events_per_second"]
-        if latency_seconds > 0 and reference:
-            rate = reference / 2
+        rate = latency_rate or (reference / 2 if reference else 0)
+        if latency_seconds > 0 and rate:
             stampable = _stampable(records)
             consents = [r for r in records if r[0] == synth.CONSENT]
+            for round_no in range(1, latency_rounds + 1):
+                for kind in contenders:
+                    run = latency_once(
+                        bed,
+                        kind,
+                        f"lat{round_no}-{kind}-{uuid.uuid4().hex[:6]}",
+                        stampable,
+                        consents,
+                        rate,
+                        latency_seconds,
+                    )
+                    run["round"] = round_no
+                    latency_runs.append(run)
+                    say(
+                        f"latency {round_no}/{latency_rounds} {kind:<18} at {rate:,.0f}/s: "
+                        f"p50 {run['p50_ms']} ms, p99 {run['p99_ms']} ms"
+                    )
             for kind in contenders:
-                latency[kind] = latency_once(
-                    bed,
-                    kind,
-                    f"lat-{kind}-{uuid.uuid4().hex[:6]}",
-                    stampable,
-                    consents,
-                    rate,
-                    latency_seconds,
-                )
-                say(
-                    f"latency {kind:<18} at {rate:,.0f}/s: p50 {latency[kind]['p50_ms']} ms, p99 {latency[kind]['p99_ms']} ms"
-                )
+                mine = [r for r in latency_runs if r["contender"] == kind]
+                latency[kind] = {
+                    "rate": mine[0]["rate"],
+                    "seconds": latency_seconds,
+                    "rounds": len(mine),
+                    "outputs_timed": sum(r["outputs_timed"] for r in mine),
+                    **{f: _median(mine, f) for f in ("p50_ms", "p99_ms", "max_ms")},
+                }
+        result["latency_runs"] = latency_runs
         result["latency"] = latency
         result["targets"] = _targets(result)
         return result
@@ -564,27 +589,19 @@ def _targets(result: dict[str, Any]) -> dict[str, bool | None]:
     }
 
 
-def run_scale(
-    *,
-    events: int = 200_000,
-    rounds: int = 3,
-    partitions: int = 4,
-    workdir: Path | None = None,
-    worker_settings: Mapping[str, str] | None = None,
-    say: Say = print,
-) -> dict[str, Any]:
+def run_scale(plan: Plan, say: Say = print) -> dict[str, Any]:
     """1 worker vs 2 workers in one group on the same topics, alternating."""
-    with bench_bed(partitions, workdir, worker_settings) as bed:
-        inputs, records = _preload(bed, events, say)
+    with bench_bed(plan) as bed:
+        inputs, records = _preload(bed, plan.events, say)
         runs = []
-        for round_no in range(1, rounds + 1):
+        for round_no in range(1, plan.rounds + 1):
             for workers in (1, 2):
                 tag = f"s{round_no}-{workers}w-{uuid.uuid4().hex[:6]}"
                 run = run_once(bed, "worker", tag, inputs, len(records), workers=workers)
                 run["round"] = round_no
                 runs.append(run)
                 say(
-                    f"round {round_no}/{rounds} {workers} worker(s) {run['sampled_events_per_second']:>8,} events/s"
+                    f"round {round_no}/{plan.rounds} {workers} worker(s) {run['sampled_events_per_second']:>8,} events/s"
                     f"  (broker CPU {run['broker_cpu_share']:.2f} cores, workers {run['client_cpu_share']:.2f})"
                 )
         by = {
@@ -595,39 +612,31 @@ def run_scale(
         one, two = by[1]["events_per_second"], by[2]["events_per_second"]
         return {
             "benchmark": "scale",
-            **_header(events, records, bed, rounds),
+            **_header(plan, records, bed),
             "runs": runs,
             "medians": {"1": by[1], "2": by[2]},
             "two_vs_one": round(two / one, 2) if one and two else None,
         }
 
 
-def run_memory(
-    *,
-    events: int = 200_000,
-    rounds: int = 1,
-    partitions: int = 4,
-    workdir: Path | None = None,
-    worker_settings: Mapping[str, str] | None = None,
-    say: Say = print,
-) -> dict[str, Any]:
+def run_memory(plan: Plan, say: Say = print) -> dict[str, Any]:
     """Worker RSS sampled while it processes ``events`` preloaded records."""
-    with bench_bed(partitions, workdir, worker_settings) as bed:
-        inputs, records = _preload(bed, events, say)
+    with bench_bed(plan) as bed:
+        inputs, records = _preload(bed, plan.events, say)
         runs = []
-        for round_no in range(1, rounds + 1):
+        for round_no in range(1, plan.rounds + 1):
             run = run_once(
                 bed, "worker", f"m{round_no}-{uuid.uuid4().hex[:6]}", inputs, len(records)
             )
             run["round"] = round_no
             runs.append(run)
             say(
-                f"round {round_no}/{rounds} worker RSS peak {run['rss_peak_mb']} MB, median {run['rss_median_mb']} MB"
+                f"round {round_no}/{plan.rounds} worker RSS peak {run['rss_peak_mb']} MB, median {run['rss_median_mb']} MB"
             )
         medians = summarize(runs)["worker"]
         return {
             "benchmark": "memory",
-            **_header(events, records, bed, rounds),
+            **_header(plan, records, bed),
             "runs": runs,
             "rss_peak_mb": medians["rss_peak_mb"],
             "rss_median_mb": medians["rss_median_mb"],

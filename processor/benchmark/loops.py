@@ -24,7 +24,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -99,17 +99,20 @@ def _pipeline_transform() -> Callable[[bytes | None, bytes | None, str, int, int
     return transform
 
 
-async def aiokafka_loop(
-    broker: str,
-    group: str,
-    inputs: Sequence[str],
-    outputs: Sequence[str],
-    expect: int,
-    progress: Progress,
-    *,
-    transform: bool,
-) -> None:
+class Job(NamedTuple):
+    """What every loop is given: where to read, where to write, how much, where to report."""
+
+    broker: str
+    group: str
+    inputs: Sequence[str]
+    outputs: Sequence[str]
+    expect: int
+    progress: Progress
+
+
+async def aiokafka_loop(job: Job, *, transform: bool) -> None:
     """getmany -> send each output -> await the batch's deliveries -> commit."""
+    broker, group, inputs, outputs, expect, progress = job
     from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
     routes = dict(zip(OUTPUT_ROUTES, outputs, strict=True))
@@ -160,15 +163,9 @@ async def aiokafka_loop(
         await producer.stop()
 
 
-def quix_loop(
-    broker: str,
-    group: str,
-    inputs: Sequence[str],
-    outputs: Sequence[str],
-    expect: int,
-    progress: Progress,
-) -> None:
+def quix_loop(job: Job) -> None:
     """What a quixstreams user would write for this job, with our pipeline as the transform."""
+    broker, group, inputs, outputs, expect, progress = job
     from quixstreams import Application, message_context
     from quixstreams.models.serializers import Serializer
 
@@ -230,21 +227,11 @@ def main(argv: list[str] | None = None) -> int:
     outputs = args.outputs.split(",")
     if len(outputs) != len(OUTPUT_ROUTES):
         parser.error(f"--outputs needs {len(OUTPUT_ROUTES)} topics")
-    progress = Progress(args.stats)
+    job = Job(args.broker, args.group, inputs, outputs, args.expect, Progress(args.stats))
     if args.kind == "quix":
-        quix_loop(args.broker, args.group, inputs, outputs, args.expect, progress)
+        quix_loop(job)
     else:
-        asyncio.run(
-            aiokafka_loop(
-                args.broker,
-                args.group,
-                inputs,
-                outputs,
-                args.expect,
-                progress,
-                transform=args.kind == "aiokafka-pipeline",
-            )
-        )
+        asyncio.run(aiokafka_loop(job, transform=args.kind == "aiokafka-pipeline"))
     return 0
 
 

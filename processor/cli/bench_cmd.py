@@ -52,6 +52,18 @@ def _settings(pairs: tuple[str, ...]) -> dict[str, str]:
     show_default=True,
     help="e2e: seconds of fixed-rate input per contender for latency (0 skips it).",
 )
+@click.option(
+    "--latency-rate",
+    type=click.FloatRange(min=1),
+    help="e2e: the fixed rate of the latency runs, events/s (default: half the worker's median).",
+)
+@click.option(
+    "--latency-rounds",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="e2e: alternating latency rounds (medians reported).",
+)
 @click.option("--partitions", type=click.IntRange(1, 64), default=4, show_default=True)
 @click.option(
     "--set",
@@ -77,6 +89,8 @@ def bench(
     json_path: Path | None,
     contenders: str,
     latency_seconds: float,
+    latency_rate: float | None,
+    latency_rounds: int,
     partitions: int,
     settings: tuple[str, ...],
     baseline_src: Path | None,
@@ -101,29 +115,31 @@ def bench(
         raise ConfigError("--contenders worker-baseline needs --baseline-src DIR")
     if kind in ("e2e", "all") and "quix" in chosen:
         e2e_module.require_quix()  # before starting anything
+
     worker_settings = _settings(settings)
-    common: dict[str, Any] = {
-        "partitions": partitions,
-        "worker_settings": worker_settings,
-        "say": click.echo,
-    }
+
+    def plan(default_rounds: int) -> e2e_module.Plan:
+        return e2e_module.Plan(
+            events=events or 200_000,
+            rounds=rounds or default_rounds,
+            partitions=partitions,
+            workdir=workdir,
+            worker_settings=worker_settings,
+        )
+
     jobs: dict[str, Callable[[], dict[str, Any]]] = {
         "core": lambda: _core(events, rounds),
         "e2e": lambda: e2e_module.run_e2e(
-            events=events or 200_000,
-            rounds=rounds or 3,
+            plan(3),
             contenders=chosen,
             latency_seconds=latency_seconds,
-            workdir=workdir,
+            latency_rate=latency_rate,
+            latency_rounds=latency_rounds,
             baseline_src=baseline_src,
-            **common,
+            say=click.echo,
         ),
-        "scale": lambda: e2e_module.run_scale(
-            events=events or 200_000, rounds=rounds or 3, workdir=workdir, **common
-        ),
-        "memory": lambda: e2e_module.run_memory(
-            events=events or 200_000, rounds=rounds or 1, workdir=workdir, **common
-        ),
+        "scale": lambda: e2e_module.run_scale(plan(3), click.echo),
+        "memory": lambda: e2e_module.run_memory(plan(1), click.echo),
     }
     names = list(jobs) if kind == "all" else [kind]
     for name in names:
