@@ -183,6 +183,12 @@ def make_app_class(
         def _new_consumer_thread(self) -> Any:
             return ConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
+        async def wait_empty(self) -> None:
+            # a rebalance or a stop waits for unacked messages: settle the in-flight batch
+            if idle is not None:
+                await idle()
+            await super().wait_empty()
+
         async def _drain_messages(self, fetcher: Any) -> None:
             callback = self.callback
             getmany = self.getmany
