@@ -126,6 +126,12 @@ class Settings:
     """Seconds to wait for a batch to fill before processing what is there."""
     max_record_bytes: int = 1_048_576
     """Input records larger than this are quarantined as ``too_large`` without parsing."""
+    fetch_max_wait_ms: int = 50
+    """Longest the broker may hold a fetch waiting for data. faust hard-codes 1500 ms; Tansu
+    holds a fetch that long when one of its partitions was never written to (an empty
+    ``raw.device`` or ``consent`` topic), even when data arrives meanwhile: measured, every
+    event then waited ~1.5 s (docs/benchmarks.md). On Kafka a fetch returns as soon as data
+    arrives, so a short wait only adds a few empty fetches per second when idle."""
     producer_linger_ms: int = 5
     """Producer linger: how long a produce request waits to fill up."""
     producer_max_batch_bytes: int = 1_048_576
@@ -260,6 +266,8 @@ class Settings:
             self.ad_stats_config()
         except ValueError as exc:
             raise ConfigError(str(exc)) from exc
+        if not 0 <= self.fetch_max_wait_ms <= 10_000:
+            raise ConfigError(f"fetch_max_wait_ms: must be 0..10000, got {self.fetch_max_wait_ms}")
         if not 0 <= self.producer_linger_ms <= 10_000:
             raise ConfigError(
                 f"producer_linger_ms: must be 0..10000, got {self.producer_linger_ms}"

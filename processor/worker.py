@@ -33,7 +33,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import orjson
 
@@ -149,7 +149,11 @@ class Counters:
 
 
 def make_app_class(
-    batch_size: int, batch_topics: frozenset[str], handler: Callable[[list[Any]], Awaitable[None]]
+    batch_size: int,
+    batch_topics: frozenset[str],
+    handler: Callable[[list[Any]], Awaitable[None]],
+    fetch_max_wait_ms: int = 50,
+    idle: Callable[[], Awaitable[None]] | None = None,
 ) -> Any:
     """A ``faust.App`` whose consumer hands whole fetches of the source topics to a batch
     handler instead of faust's per-message path (conductor -> channel queue -> stream ->
@@ -162,7 +166,23 @@ def make_app_class(
     from faust import App
     from faust.transport.drivers import aiokafka as faust_aiokafka
 
+    class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
+        def _create_worker_consumer(self, transport: Any) -> Any:
+            consumer = super()._create_worker_consumer(transport)
+            # faust passes a fixed fetch_max_wait_ms=1500; aiokafka reads it at start()
+            consumer._fetch_max_wait_ms = fetch_max_wait_ms
+            return consumer
+
     class BatchConsumer(faust_aiokafka.Consumer):
+        def _new_consumer_thread(self) -> Any:
+            return ConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+        async def wait_empty(self) -> None:
+            # a rebalance or a stop waits for unacked messages: settle the in-flight batch
+            if idle is not None:
+                await idle()
+            await super().wait_empty()
+
         async def _drain_messages(self, fetcher: Any) -> None:
             callback = self.callback
             getmany = self.getmany
@@ -196,6 +216,8 @@ def make_app_class(
                         set_read_offset(tp, offset)
                     if batch:
                         await handler(batch)
+                    elif idle is not None:  # nothing new: settle the batch still in flight
+                        await idle()
             except self.consumer_stopped_errors:
                 if self.transport.app.should_stop:
                     return
@@ -213,6 +235,28 @@ def make_app_class(
             return BatchTransport(self.conf.broker_consumer, self)
 
     return BatchApp
+
+
+@lru_cache(maxsize=262_144)
+def _key_hash(key: bytes) -> int:
+    """Kafka's default partitioning hash of a record key (murmur2, positive), cached."""
+    from aiokafka.partitioner import murmur2
+
+    hashed: int = murmur2(key) & 0x7FFFFFFF
+    return hashed
+
+
+class Submitted(NamedTuple):
+    """A batch whose outputs were handed to the producer, not yet acknowledged."""
+
+    messages: Sequence[Any]
+    sends: Sequence[tuple[str, Any, Any, Any]]
+    futures: list[Awaitable[Any]]
+    tallies: Counter[str]
+    quarantined: Mapping[str, int]
+    suppressed: Mapping[str, int]
+    pseudonyms: Mapping[str, int]
+    started: float
 
 
 class StreamWorker:
@@ -233,7 +277,13 @@ class StreamWorker:
         self.settings = settings
         s = settings
         app_class = (
-            make_app_class(s.batch_size, frozenset(s.input_topics.values()), self._fast_batch)
+            make_app_class(
+                s.batch_size,
+                frozenset(s.input_topics.values()),
+                self._fast_batch,
+                s.fetch_max_wait_ms,
+                self._settle_in_flight,
+            )
             if s.fast_path
             else faust.App
         )
@@ -292,6 +342,7 @@ class StreamWorker:
         self.app.on_before_shutdown.connect(self._on_shutdown)  # type: ignore[arg-type]
         self._keyring = keyring
         self.topics_present = False  # set by run() once the topics were created or checked
+        self._in_flight: Submitted | None = None  # the fast path's unacknowledged batch
         self._last_seen: dict[Any, int] = {}  # TP -> highest offset handed to the handler
         self._pseudonym_prefix = {
             plan.route: (
@@ -386,7 +437,13 @@ class StreamWorker:
             await self.process_batch([event.message for event in events])
 
     async def _fast_batch(self, messages: list[Any]) -> None:
-        """The fast path: messages straight from faust's fetch loop (see BatchConsumer)."""
+        """The fast path: messages straight from faust's fetch loop (see BatchConsumer).
+
+        Pipelined by one batch: this batch's outputs are handed to the producer, then the
+        previous batch's deliveries are awaited and its messages acked. Its acks thus wait
+        while this batch is being produced instead of stalling the loop (measured: 120 ms
+        per batch of 2,000 on Tansu). Acks stay in order and follow the deliveries, so an
+        offset is still committed only after its outputs were acknowledged."""
         consumer = self.app.consumer
         generation = self.app.consumer_generation_id
         current = [m for m in messages if m.generation_id == generation]
@@ -395,21 +452,36 @@ class StreamWorker:
                 if message.generation_id != generation:
                     consumer._unacked_messages.discard(message)
         try:
-            await self.process_batch(current)
+            submitted = await self.submit_batch(current)
         except BaseException:
             # not acked, so never committed; forget them so a shutdown does not wait for them
             for message in current:
                 consumer._unacked_messages.discard(message)
             raise
-        ack = consumer.ack
-        for message in current:
+        await self._settle_in_flight()
+        self._in_flight = submitted
+
+    async def _settle_in_flight(self) -> None:
+        """Await the in-flight batch's deliveries, then ack its messages (faust commits them)."""
+        submitted, self._in_flight = self._in_flight, None
+        if submitted is None:
+            return
+        await self.settle_batch(submitted)
+        ack = self.app.consumer.ack
+        for message in submitted.messages:
             ack(message)
 
-    async def process_batch(self, messages: Sequence[Any]) -> None:  # noqa: PLR0915 - one inlined hot loop
+    async def process_batch(self, messages: Sequence[Any]) -> None:
         """Pipeline over the batch, then produce everything and await every delivery."""
+        submitted = await self.submit_batch(messages)
+        if submitted is not None:
+            await self.settle_batch(submitted)
+
+    async def submit_batch(self, messages: Sequence[Any]) -> Submitted | None:  # noqa: PLR0915 - one inlined hot loop
+        """Pipeline over the batch and hand every output to the producer; the deliveries
+        are awaited by :meth:`settle_batch`."""
         if not messages:
-            return
-        counts = self.counters.counts
+            return None
         now = time.monotonic()
         if self.counters.first_event is None:
             self.counters.first_event = now
@@ -466,18 +538,37 @@ class StreamWorker:
             sends += stats_sends
             consent.pending += stats_changelog
         t1 = time.monotonic()
-        await self._deliver(sends, consent.pending)
-        t2 = time.monotonic()
+        futures = await self._send(sends, consent.pending)
         self.counters.seconds["pipeline"] += t1 - now
+        self.counters.seconds["deliver"] += time.monotonic() - t1
+        tallies = Counter(
+            {
+                "in": len(ordered),
+                "routed": routed,
+                "quarantined": quarantined,
+                "suppressed": suppressed,
+                "batches": 1,
+            }
+        )
+        return Submitted(ordered, sends, futures, tallies, reasons_q, reasons_s, pseudonyms, now)
+
+    async def settle_batch(self, submitted: Submitted) -> None:
+        """Await the batch's deliveries (a failure ends the process), then count it."""
+        t1 = time.monotonic()
+        await self._await_deliveries(submitted.futures)
+        t2 = time.monotonic()
         self.counters.seconds["deliver"] += t2 - t1
-        counts["in"] += len(ordered)
-        counts["routed"] += routed
-        counts["quarantined"] += quarantined
-        counts["suppressed"] += suppressed
-        counts["batches"] += 1
-        self.counters.last_event = time.monotonic()
+        self.counters.counts.update(submitted.tallies)  # "in" counts acknowledged input
+        self.counters.last_event = t2
         self._stats_dirty = True
-        self._record_metrics(ordered, sends, reasons_q, reasons_s, pseudonyms, t2 - now)
+        self._record_metrics(
+            submitted.messages,
+            submitted.sends,
+            submitted.quarantined,
+            submitted.suppressed,
+            submitted.pseudonyms,
+            t2 - submitted.started,
+        )
 
     def _record_metrics(
         self,
@@ -537,7 +628,7 @@ class StreamWorker:
             return
         sends, changelog = self.ad_stats.flush(*self._partitions_read())
         if sends or changelog:
-            await self._deliver(sends, changelog)
+            await self._await_deliveries(await self._send(sends, changelog))
             self._stats_dirty = True
 
     # -- what the metrics and /ready read (processor.metrics.WorkerView) ---------------
@@ -600,14 +691,21 @@ class StreamWorker:
             and not recovering,
         }
 
-    async def _deliver(
+    async def _send(
         self,
         sends: list[tuple[str, bytes | None, bytes, tuple[tuple[str, bytes], ...] | None]],
         changelog: list[tuple[str, bytes, bytes | None, int | None]],
-    ) -> None:
+    ) -> list[Awaitable[Any]]:
+        """Hand every record to the buffered aiokafka producer; returns the delivery futures.
+
+        Keyed records get their partition here, from a cache of the murmur2 hash aiokafka's
+        default partitioner computes in pure Python (5-6 % of the worker's CPU in the
+        profile; the same keys recur for every event of a user or device)."""
         producer = self.app.producer._ensure_producer()  # the aiokafka producer
         futures: list[Awaitable[Any]] = []
         counts = self.counters.counts
+        hash_of = _key_hash
+        partitions: dict[str, list[int]] = {}
         try:
             for topic, log_key, log_value, partition in changelog:
                 futures.append(
@@ -615,22 +713,46 @@ class StreamWorker:
                 )
             changelog.clear()
             for topic, key, value, headers in sends:
+                partition = None
+                if key is not None:
+                    ids = partitions.get(topic)
+                    if ids is None:
+                        await producer.client._wait_on_metadata(topic)
+                        ids = partitions[topic] = sorted(
+                            producer.client.cluster.partitions_for_topic(topic)
+                        )
+                    partition = ids[hash_of(key) % len(ids)]
                 futures.append(
                     await producer.send(
-                        topic, value, key=key, headers=list(headers) if headers else None
+                        topic,
+                        value,
+                        key=key,
+                        partition=partition,
+                        headers=list(headers) if headers else None,
                     )
                 )
                 counts["out:" + topic] += 1
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self._delivery_failed(exc)
+        return futures
+
+    async def _await_deliveries(self, futures: Sequence[Awaitable[Any]]) -> None:
+        try:
             await asyncio.gather(*futures)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            log.critical(
-                "delivery failed (%s): exiting without committing this batch", type(exc).__name__
-            )
-            self.write_stats()
-            logging.shutdown()
-            os._exit(EXIT_DELIVERY_FAILED)
+            self._delivery_failed(exc)
+
+    def _delivery_failed(self, exc: Exception) -> None:
+        log.critical(
+            "delivery failed (%s): exiting without committing this batch", type(exc).__name__
+        )
+        self.write_stats()
+        logging.shutdown()
+        os._exit(EXIT_DELIVERY_FAILED)
 
     # -- stats and lifecycle ------------------------------------------------------------
 
@@ -655,6 +777,8 @@ class StreamWorker:
         tmp.replace(path)
 
     async def _on_shutdown(self, app: Any, *args: Any, **kwargs: Any) -> None:
+        # the fast path's last batch: acked now, so faust commits it and stops waiting for it
+        await self._settle_in_flight()
         self.write_stats()
         c = self.counters.counts
         log.info(

@@ -35,6 +35,7 @@ def main() -> None:
 def _register() -> None:
     # Imported for their side effect of adding commands to ``main``.
     from processor.cli import (  # noqa: F401
+        bench_cmd,
         config_cmd,
         keys_cmd,
         quarantine_cmd,

@@ -255,3 +255,13 @@ def test_toml_file_holds_security_settings(tmp_path: Path, pki: dict[str, Path])
     assert settings.sasl_mechanism == "SCRAM-SHA-512"
     assert settings.sasl_password == Secret("from-env")
     assert settings.ssl_cafile == pki["cert"]
+
+
+@pytest.mark.parametrize("value", ["-1", "10001"])
+def test_when_fetch_max_wait_is_out_of_range_then_the_error_names_it(value: str) -> None:
+    with pytest.raises(ConfigError, match=r"^fetch_max_wait_ms: must be 0..10000"):
+        Settings.load({"PSEUDOSTREAM_FETCH_MAX_WAIT_MS": value})
+
+
+def test_fetch_max_wait_defaults_to_a_short_wait() -> None:
+    assert Settings.load({}).fetch_max_wait_ms == 50

@@ -1,0 +1,61 @@
+"""`pseudostream bench e2e` end to end on its own embedded Tansu broker, with a tiny event
+count: every contender ran over every record, the figures are sane (no timing assertions),
+and nothing it wrote (JSON, table, worker logs) holds a raw identifier."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import orjson
+import pytest
+
+from processor.benchmark.e2e import CONTENDERS, bench_records
+from processor.scan import LeakScanner
+
+pytestmark = pytest.mark.broker
+
+EVENTS = 3000
+
+
+def test_bench_e2e_json_has_every_contender_and_sane_figures(tmp_path: Path) -> None:
+    out = tmp_path / "e2e.json"
+    workdir = tmp_path / "work"
+    command = [
+        sys.executable, "-m", "processor", "bench", "e2e",
+        "--events", str(EVENTS), "--rounds", "1", "--partitions", "2",
+        "--latency-seconds", "2", "--json", str(out), "--workdir", str(workdir),
+    ]  # fmt: skip
+    run = subprocess.run(
+        command,
+        capture_output=True,
+        text=True,
+        timeout=280,
+        check=False,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    result = orjson.loads(out.read_bytes())
+    assert result["benchmark"] == "e2e"
+    assert result["events"] == EVENTS
+    assert set(result["medians"]) == set(CONTENDERS)
+    assert {r["contender"] for r in result["runs"]} == set(CONTENDERS)
+    for r in result["runs"]:
+        assert r["inputs"] >= EVENTS, r  # each contender saw every record (>=: redelivery)
+        assert r["events_per_second"] > 0
+        assert r["client_cpu_us_per_event"] >= 0
+        assert r["rss_peak_mb"] > 0
+    assert set(result["latency"]) == set(CONTENDERS)
+    for lat in result["latency"].values():
+        assert lat["outputs_timed"] > 0
+        assert 0 <= lat["p50_ms"] <= lat["p99_ms"] <= lat["max_ms"]
+    assert result["worker_share_of_passthrough_pct"] > 0
+    assert result["worker_vs_quix"] > 0
+    assert set(result["targets"]) >= {"worker_at_least_50pct_of_passthrough"}
+    assert "pseudostream worker (faust)" in run.stdout  # the table
+
+    # the JSON, the printed table and the worker logs carry no raw identifier
+    scanner = LeakScanner.from_raw_events(v for _, _, v in bench_records(EVENTS))
+    texts = [out.read_text(), run.stdout, run.stderr]
+    texts += [log.read_text(errors="replace") for log in workdir.rglob("worker-*.log")]
+    assert scanner.scan_lines(line for text in texts for line in text.splitlines()) == []

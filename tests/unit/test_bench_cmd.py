@@ -1,0 +1,85 @@
+"""`pseudostream bench`: bad options and a missing quixstreams give one clear line and exit
+code 2 before anything starts; the table printer and the record trimming."""
+
+from __future__ import annotations
+
+import importlib.util
+from typing import Any
+
+import orjson
+import pytest
+from click.testing import CliRunner
+
+from processor.benchmark import e2e
+from processor.benchmark.report import table
+from processor.cli import main
+
+
+def test_when_quixstreams_is_missing_then_the_error_says_how_to_install_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "quixstreams" else real(name)
+    )
+    result = CliRunner().invoke(main, ["bench", "e2e", "--events", "1000"])
+    assert result.exit_code == 2
+    assert "pip install 'pseudostream[bench]'" in result.stderr
+    assert "--contenders passthrough,worker" in result.stderr
+    assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--contenders", "flink"], "--contenders: unknown 'flink'"),
+        (["--contenders", "worker-baseline"], "needs --baseline-src"),
+        (["--set", "batch_size"], "expected NAME=VALUE"),
+    ],
+)
+def test_when_an_option_is_wrong_then_exit_2_naming_it(args: list[str], message: str) -> None:
+    result = CliRunner().invoke(main, ["bench", "e2e", *args])
+    assert result.exit_code == 2
+    assert message in result.stderr
+
+
+def test_bench_records_keep_identifiers_and_drop_minimised_blocks() -> None:
+    records = e2e.bench_records(2000)
+    assert len(records) == 2000
+    events = [orjson.loads(v) for s, _, v in records if s != "consent" and v.startswith(b"{")]
+    events = [e for e in events if isinstance(e, dict) and isinstance(e.get("device"), dict)]
+    assert events
+    assert all("ssid" not in e.get("network", {}) and "phone" not in e for e in events)
+    assert any("android_id" in e["device"] for e in events)
+
+
+def _e2e_result() -> dict[str, Any]:
+    median = {
+        "events_per_second": 5000.0,
+        "client_cpu_us_per_event": 150.0,
+        "broker_cpu_us_per_event": 12.0,
+        "client_cpu_share": 0.8,
+        "broker_cpu_share": 0.1,
+        "rss_peak_mb": 220.0,
+        "rss_median_mb": 210.0,
+    }
+    return {
+        "benchmark": "e2e",
+        "events": 1000,
+        "mean_event_bytes": 520,
+        "partitions": 4,
+        "rounds": 1,
+        "medians": {"passthrough": {**median, "events_per_second": 10000.0}, "worker": median},
+        "worker_share_of_passthrough_pct": 50.0,
+        "latency": {"worker": {"rate": 2500, "p50_ms": 40.0, "p99_ms": 90.0}},
+        "targets": {"worker_at_least_50pct_of_passthrough": True},
+    }
+
+
+def test_e2e_table_names_contenders_share_and_targets() -> None:
+    text = table(_e2e_result())
+    assert "aiokafka pass-through (no transform)" in text
+    assert "pseudostream worker (faust)" in text
+    assert "worker = 50.0 % of the pass-through" in text
+    assert "target worker_at_least_50pct_of_passthrough: met" in text
+    assert "2,500 events/s" in text
