@@ -96,12 +96,14 @@ def _core(result: dict[str, Any]) -> str:
     rows = [
         ["pseudostream pipeline", _fmt(result["pipeline_events_per_cpu_s"])],
         ["naive baseline", _fmt(result["naive_events_per_cpu_s"])],
+        ["floor: decode, copy, encode only", _fmt(result["floor_events_per_cpu_s"])],
     ]
     return "\n".join(
         [
             _rows(header, rows),
             f"speed-up {result['speedup_vs_naive']}x; peak RSS of the pipeline process "
-            f"{result['pipeline_peak_rss_mb']} MB",
+            f"{result['pipeline_peak_rss_mb']} MB; the pipeline does "
+            f"{result['pipeline_share_of_floor']:.0%} of the floor's rate",
         ]
     )
 

@@ -83,3 +83,18 @@ def test_e2e_table_names_contenders_share_and_targets() -> None:
     assert "worker = 50.0 % of the pass-through" in text
     assert "target worker_at_least_50pct_of_passthrough: met" in text
     assert "2,500 events/s" in text
+
+
+def test_core_bench_measures_pipeline_naive_and_floor_in_one_run(tmp_path: Any) -> None:
+    out = tmp_path / "core.json"
+    result = CliRunner().invoke(
+        main, ["bench", "core", "--events", "300", "--rounds", "1", "--json", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    data = orjson.loads(out.read_bytes())
+    for field in ("pipeline_events_per_cpu_s", "naive_events_per_cpu_s", "floor_events_per_cpu_s"):
+        assert data[field] > 0
+    assert data["pipeline_share_of_floor"] == pytest.approx(
+        data["pipeline_events_per_cpu_s"] / data["floor_events_per_cpu_s"], rel=0.01
+    )
+    assert "floor: decode, copy, encode only" in result.output
