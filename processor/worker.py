@@ -37,7 +37,12 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import orjson
 
-from processor.adstats import AdStatsTable, apply_to_store, changelog_table
+from processor.adstats import (
+    AdStatsTable,
+    apply_to_store,
+    changelog_table,
+    check_schedule_fits_windows,
+)
 from processor.consent import Consent
 from processor.metrics import PartitionOffsets, WorkerMetrics, event_time_ms, install_pages
 from processor.outcome import Route, SourceRef
@@ -322,6 +327,7 @@ class StreamWorker:
         self.table.on_recover(self._catch_up_changelog)
         self.ad_stats: AdStatsTable | None = None
         if s.ad_stats_enabled:  # docs/stats.md
+            check_schedule_fits_windows(keyring.schedule, s.ad_stats_window)
             self.ad_stats = AdStatsTable(self.app, s)
             self.ad_stats.table.on_recover(self._recover_ad_stats)
             self.app.timer(1.0, name="pseudostream.ad_stats")(self._close_idle_ad_stats)
@@ -344,6 +350,17 @@ class StreamWorker:
         self.topics_present = False  # set by run() once the topics were created or checked
         self._in_flight: Submitted | None = None  # the fast path's unacknowledged batch
         self._last_seen: dict[Any, int] = {}  # TP -> highest offset handed to the handler
+        self._pseudonym_prefix: dict[Route, tuple[str, bytes]] = {}
+        self._count_pseudonyms_of_keys_in_force()
+        self.metrics = WorkerMetrics()
+        self.metrics.bind(self)
+        if s.web_port:
+            install_pages(self.app, self.metrics, self.readiness)
+        self._stats_dirty = False
+        self.app.timer(0.25, name="pseudostream.stats_file")(self._flush_stats)
+
+    def _count_pseudonyms_of_keys_in_force(self) -> None:
+        """The metrics count pseudonyms by the ``"<key id>:`` prefix of each route's key."""
         self._pseudonym_prefix = {
             plan.route: (
                 str(plan.domain),
@@ -351,12 +368,13 @@ class StreamWorker:
             )
             for plan in self.pipeline.policy.routes
         }
-        self.metrics = WorkerMetrics()
-        self.metrics.bind(self)
-        if s.web_port:
-            install_pages(self.app, self.metrics, self.readiness)
-        self._stats_dirty = False
-        self.app.timer(0.25, name="pseudostream.stats_file")(self._flush_stats)
+
+    def _follow_schedule(self) -> None:
+        """Per batch: swap the scheduled domain's key at its boundary (wall clock)."""
+        changed = self.pipeline.follow_schedule(time.time_ns() // 1_000_000)
+        if changed:
+            self._count_pseudonyms_of_keys_in_force()
+            log.info("scheduled key rotation: now pseudonymizing with %s", ", ".join(changed))
 
     async def _catch_up_changelog(self) -> None:
         """Re-read this worker's changelog partitions to their real end after faust's
@@ -482,6 +500,8 @@ class StreamWorker:
         are awaited by :meth:`settle_batch`."""
         if not messages:
             return None
+        if time.time_ns() // 1_000_000 >= self.pipeline.next_key_change_ms:
+            self._follow_schedule()
         now = time.monotonic()
         if self.counters.first_event is None:
             self.counters.first_event = now
