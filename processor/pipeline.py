@@ -162,6 +162,15 @@ class Pipeline:
         )
         return changed
 
+    def use_keyring(self, keyring: Keyring) -> None:
+        """Serve ``keyring`` from now on (a reloaded file): the quarantine key at once, the
+        pseudonym keys at the next :meth:`follow_schedule`, which swaps those that changed."""
+        self._keyring = keyring
+        self._sealer = Sealer(
+            keyring, self.policy.version, max_sealed_bytes=sealable_bytes(self.max_record_bytes)
+        )
+        self.next_key_change_ms = 0
+
     def use_key(self, key: Key) -> None:
         """Make ``key`` its domain's pseudonym key: a fresh pseudonymizer (its caches hold
         the old key's pseudonyms) and recompiled projectors for that domain's routes. The

@@ -44,6 +44,7 @@ from processor.adstats import (
     check_schedule_fits_windows,
 )
 from processor.consent import Consent
+from processor.errors import PseudostreamError
 from processor.metrics import PartitionOffsets, WorkerMetrics, event_time_ms, install_pages
 from processor.outcome import Route, SourceRef
 from processor.quarantine import request_bytes
@@ -358,6 +359,11 @@ class StreamWorker:
             install_pages(self.app, self.metrics, self.readiness)
         self._stats_dirty = False
         self.app.timer(0.25, name="pseudostream.stats_file")(self._flush_stats)
+        self._keyring_stamp = self._keyring_file_stamp()
+        if s.keyring is not None and s.keyring_reload_interval > 0:
+            self.app.timer(s.keyring_reload_interval, name="pseudostream.keyring_reload")(
+                self._reload_keyring_if_changed
+            )
 
     def _count_pseudonyms_of_keys_in_force(self) -> None:
         """The metrics count pseudonyms by the ``"<key id>:`` prefix of each route's key."""
@@ -375,6 +381,34 @@ class StreamWorker:
         if changed:
             self._count_pseudonyms_of_keys_in_force()
             log.info("scheduled key rotation: now pseudonymizing with %s", ", ".join(changed))
+
+    def _keyring_file_stamp(self) -> tuple[int, int] | None:
+        """(mtime ns, size) of the keyring file, None when unreadable or not from a file."""
+        path = self.settings.keyring
+        try:
+            stat = path.stat() if path is not None else None
+        except OSError:
+            return None
+        return (stat.st_mtime_ns, stat.st_size) if stat is not None else None
+
+    async def _reload_keyring_if_changed(self) -> None:
+        """`keys rotate` or `keys schedule` from cron: a changed keyring file is loaded and
+        its keys serve from the next batch. A file that fails to load keeps the keys in use
+        and logs why (never key material); it is tried again when it changes again."""
+        stamp = self._keyring_file_stamp()
+        if stamp is None or stamp == self._keyring_stamp:
+            return
+        self._keyring_stamp = stamp
+        try:
+            keyring = load_keyring(self.settings)
+            if self.ad_stats is not None:
+                check_schedule_fits_windows(keyring.schedule, self.settings.ad_stats_window)
+        except PseudostreamError as exc:
+            log.error("keyring reload failed, keeping the keys in use: %s", exc)
+            return
+        self._keyring = keyring
+        self.pipeline.use_keyring(keyring)
+        log.info("keyring reloaded: %s", ", ".join(k.key_id for k in keyring))
 
     async def _catch_up_changelog(self) -> None:
         """Re-read this worker's changelog partitions to their real end after faust's
