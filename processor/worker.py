@@ -920,6 +920,8 @@ def prepare_topics(settings: Settings) -> list[str]:
 def run(settings: Settings) -> int:
     """``pseudostream worker``: check keys and topics, then run the faust worker."""
     keyring = load_keyring(settings)
+    if settings.ad_stats_enabled:  # refuse before touching the broker
+        check_schedule_fits_windows(keyring.schedule, settings.ad_stats_window)
     locator = load_locator(settings)
     if settings.create_topics:
         created = prepare_topics(settings)
