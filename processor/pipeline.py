@@ -96,8 +96,9 @@ class Pipeline:
             keyring, self.policy.version, max_sealed_bytes=sealable_bytes(max_record_bytes)
         )
         now = clock()
+        self._keys_in_force = {d: keyring.in_force(d, now) for d in self.policy.domains}
         self.pseudonymizers = {
-            d: Pseudonymizer(keyring.in_force(d, now), cache_size) for d in self.policy.domains
+            d: Pseudonymizer(key, cache_size) for d, key in self._keys_in_force.items()
         }
         self._routes = tuple(
             _RouteRuntime(plan, self.pseudonymizers[plan.domain], self.policy.version)
@@ -141,9 +142,9 @@ class Pipeline:
             return []
         keyring = self._keyring
         changed = []
-        for domain, pseudonymizer in self.pseudonymizers.items():
+        for domain, current in list(self._keys_in_force.items()):
             key = keyring.in_force(domain, now_ms)
-            if key.key_id != pseudonymizer.key_id:
+            if key != current:  # material too: a keyring replaced with `keys init --force`
                 self.use_key(key)
                 changed.append(key.key_id)
         # Erasure names the user under every key still in the ring, and under the scheduled
@@ -176,6 +177,7 @@ class Pipeline:
         the old key's pseudonyms) and recompiled projectors for that domain's routes. The
         statistics counter and the consent state are kept."""
         pseudonymizer = Pseudonymizer(key, self._cache_size)
+        self._keys_in_force[key.domain] = key
         self.pseudonymizers[key.domain] = pseudonymizer
         self._routes = tuple(
             _RouteRuntime(r.plan, pseudonymizer, self.policy.version)

@@ -256,3 +256,14 @@ def test_keys_schedule_then_list_shows_keys_in_force_and_next(keyring_path: Path
     off = run("schedule", "--keyring", keyring_path, "--domain", "ad-analytics", "--off")
     assert off.exit_code == 0 and "ad-1 makes pseudonyms" in off.stdout
     assert "adp-" not in run("list", "--keyring", keyring_path).stdout
+
+
+def test_a_reloaded_keyring_with_the_same_ids_but_new_material_serves_too(
+    keyring: Keyring,
+) -> None:
+    pipeline = scheduled_pipeline(Keyring(keyring.keys), START_MS)
+    before = by_route(pipeline.process(raw(), SRC))[Route.RECOMMENDATION]["user_id"]
+    pipeline.use_keyring(Keyring.generate())  # `keys init --force`: rec-1 again, new material
+    assert pipeline.follow_schedule(START_MS + 1) == ["rec-1", "ad-1"]
+    after = by_route(pipeline.process(raw(), SRC))[Route.RECOMMENDATION]["user_id"]
+    assert after.startswith("rec-1:") and after != before
