@@ -10,7 +10,7 @@ Key material never appears in ``repr``, ``str``, equality diffs or error message
 from __future__ import annotations
 
 from keys.master import MasterKey, generate_master_key, resolve_master_key
-from keys.model import Domain, Key, Keyring
+from keys.model import Domain, Key, Keyring, RotationSchedule
 from keys.store import load_keyring, load_keyring_from, save_keyring
 
 __all__ = [
@@ -18,6 +18,7 @@ __all__ = [
     "Key",
     "Keyring",
     "MasterKey",
+    "RotationSchedule",
     "generate_master_key",
     "load_keyring",
     "load_keyring_from",

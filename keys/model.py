@@ -3,6 +3,11 @@
 Each domain has exactly one active key and any number of retired ones; retired keys stay so
 that records pseudonymized or sealed under them can still be recognized. Key ids are
 ``<short>-<n>`` (``rec-2``, ``ad-1``, ``quar-1``), ``n`` counting up per domain.
+
+The ad-analytics domain may also follow a :class:`RotationSchedule` stored in the keyring:
+each period then has its own key, derived (HKDF) from the domain's key that was active when
+the period started, with the id ``adp-<period start, Unix seconds>`` (``adp-1764460800``).
+Derived keys are never stored; every worker computes the same one from the same keyring.
 """
 
 from __future__ import annotations
@@ -35,6 +40,13 @@ class Domain(StrEnum):
 
 _SHORT = {Domain.RECOMMENDATION: "rec", Domain.AD_ANALYTICS: "ad", Domain.QUARANTINE: "quar"}
 _KEY_ID = re.compile(r"(?P<short>[a-z]+)-(?P<n>[1-9][0-9]*)")
+# Only ad-analytics may be scheduled: recommendation pseudonyms must stay stable for the
+# recommender's long-term features, and sealed quarantine records must stay readable.
+SCHEDULABLE = frozenset({Domain.AD_ANALYTICS})
+_PERIOD_SHORT = {Domain.AD_ANALYTICS: "adp"}
+# Whole seconds keep ``<short>-<Unix seconds>`` ids unique; periods under an hour are meant
+# for tests (`keys schedule` warns), since ad statistics need whole windows per period.
+MIN_PERIOD_S = 1
 
 
 def key_number(key_id: str, domain: Domain) -> int | None:
@@ -162,11 +174,79 @@ def _order(key: Key) -> tuple[int, bool, float, int]:
     )
 
 
+def _ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+@dataclass(frozen=True)
+class RotationSchedule:
+    """A domain's key changes every ``period_s`` seconds from ``start`` (whole seconds, UTC);
+    for ``overlap_s`` after each boundary the previous period's key is still accepted
+    (erasure notices name the user under both keys)."""
+
+    domain: Domain
+    period_s: int
+    overlap_s: int
+    start: datetime
+
+    def __post_init__(self) -> None:
+        problem = self.problem()
+        if problem is not None:
+            raise KeyringFormatError(f"rotation schedule {problem}")
+
+    def problem(self) -> str | None:
+        """What makes this schedule invalid (phrased after "rotation schedule "), or None."""
+        if self.domain not in SCHEDULABLE:
+            return f"for {self.domain}: only {', '.join(sorted(SCHEDULABLE))} rotates on a schedule"
+        if self.period_s < MIN_PERIOD_S:
+            return f"period must be at least {MIN_PERIOD_S} s, got {self.period_s}"
+        if not 0 <= self.overlap_s < self.period_s:
+            return f"overlap must be 0 or more and shorter than the period, got {self.overlap_s} s"
+        if self.start.tzinfo is None or self.start.microsecond:
+            return "start must be a whole second with a time zone"
+        return None
+
+    @property
+    def period_ms(self) -> int:
+        return self.period_s * 1000
+
+    @property
+    def start_ms(self) -> int:
+        return _ms(self.start)
+
+    def period_start_ms(self, at_ms: int) -> int | None:
+        """Start of the period in force at ``at_ms``, or None before the schedule starts."""
+        if at_ms < self.start_ms:
+            return None
+        return at_ms - (at_ms - self.start_ms) % self.period_ms
+
+    def next_change_ms(self, at_ms: int) -> int:
+        """The next moment after ``at_ms`` at which the keys in force change: a boundary,
+        or the end of the current overlap."""
+        start = self.period_start_ms(at_ms)
+        overlap_end = self.start_ms if start is None else start + self.overlap_s * 1000
+        return overlap_end if at_ms < overlap_end else self.next_boundary_ms(at_ms)
+
+    def next_boundary_ms(self, at_ms: int) -> int:
+        """The first boundary after ``at_ms`` (the start, before the schedule starts)."""
+        start = self.period_start_ms(at_ms)
+        return self.start_ms if start is None else start + self.period_ms
+
+    def key_id(self, period_start_ms: int) -> str:
+        return f"{_PERIOD_SHORT[self.domain]}-{period_start_ms // 1000}"
+
+    def derives(self, key_id: str) -> bool:
+        """Whether ``key_id`` names one of this schedule's period keys."""
+        return key_id.startswith(_PERIOD_SHORT[self.domain] + "-")
+
+
 @dataclass(frozen=True, repr=False)
 class Keyring:
-    """All keys of all domains; every change returns a new keyring."""
+    """All keys of all domains, and the ad-analytics rotation schedule if any; every
+    change returns a new keyring."""
 
     keys: tuple[Key, ...]
+    schedule: RotationSchedule | None = None
 
     def __post_init__(self) -> None:
         problem = keyring_problem(self.keys)
@@ -184,7 +264,54 @@ class Keyring:
         )
 
     def active(self, domain: Domain) -> Key:
+        """The domain's newest stored key (the base of its scheduled period keys)."""
         return self.keys_for(domain)[0]
+
+    def active_at(self, domain: Domain, at_ms: int) -> Key:
+        """The stored key that was active at ``at_ms`` (the oldest one before any was)."""
+        for key in self.keys_for(domain):
+            if _ms(key.created_at) <= at_ms:
+                return key
+        return self.keys_for(domain)[-1]
+
+    def scheduled(self, domain: Domain) -> RotationSchedule | None:
+        schedule = self.schedule
+        return schedule if schedule is not None and schedule.domain == domain else None
+
+    def period_key(self, domain: Domain, period_start_ms: int) -> Key:
+        """The derived key of the scheduled period starting at ``period_start_ms``: bound to
+        the stored key active at that moment, the domain, and the period start."""
+        schedule = self.scheduled(domain)
+        if schedule is None:
+            raise KeyringFormatError(f"keyring has no rotation schedule for {domain}")
+        base = self.active_at(domain, period_start_ms)
+        key_id = schedule.key_id(period_start_ms)
+        info = b"pseudostream/v1/period/" + base.key_id.encode() + b"/" + key_id.encode()
+        material = KeyMaterial(hkdf_sha256(base.material.reveal(), info))
+        moment = datetime.fromtimestamp(period_start_ms / 1000, UTC)
+        return Key(key_id, domain, moment, None, material)
+
+    def in_force(self, domain: Domain, at_ms: int) -> Key:
+        """The key that makes ``domain``'s pseudonyms at ``at_ms``: the period key when the
+        domain follows a schedule that has started, else the active stored key."""
+        schedule = self.scheduled(domain)
+        start = schedule.period_start_ms(at_ms) if schedule is not None else None
+        if start is None:
+            return self.active(domain)
+        return self.period_key(domain, start)
+
+    def accepted(self, domain: Domain, at_ms: int) -> tuple[Key, ...]:
+        """The keys in force at ``at_ms``, current first: during a schedule's overlap also
+        the previous period's key (or the stored key, right after the schedule started)."""
+        current = self.in_force(domain, at_ms)
+        schedule = self.scheduled(domain)
+        start = schedule.period_start_ms(at_ms) if schedule is not None else None
+        if schedule is None or start is None or at_ms >= start + schedule.overlap_s * 1000:
+            return (current,)
+        previous = start - schedule.period_ms
+        if previous < schedule.start_ms:
+            return (current, self.active_at(domain, start - 1))
+        return (current, self.period_key(domain, previous))
 
     def keys_for(self, domain: Domain) -> tuple[Key, ...]:
         """The domain's keys: the active one first, then retired ones newest first."""
@@ -203,7 +330,11 @@ class Keyring:
         n = max(key_number(k.key_id, domain) or 0 for k in self.keys_for(domain)) + 1
         fresh = Key(f"{_SHORT[domain]}-{n}", domain, at, None, KeyMaterial.random())
         others = tuple(k for k in self.keys if k is not previous)
-        return Keyring((*others, replace(previous, retired_at=at), fresh))
+        return Keyring((*others, replace(previous, retired_at=at), fresh), self.schedule)
+
+    def with_schedule(self, schedule: RotationSchedule | None) -> Keyring:
+        """This keyring following ``schedule`` (None: no schedule, the stored keys serve)."""
+        return Keyring(self.keys, schedule)
 
     def __iter__(self) -> Iterator[Key]:
         return iter(self.keys)
@@ -212,4 +343,5 @@ class Keyring:
         return len(self.keys)
 
     def __repr__(self) -> str:
-        return f"Keyring({', '.join(map(repr, self.keys))})"
+        schedule = f", {self.schedule!r}" if self.schedule is not None else ""
+        return f"Keyring({', '.join(map(repr, self.keys))}{schedule})"

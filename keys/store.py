@@ -31,6 +31,7 @@ from keys.model import (
     Key,
     KeyMaterial,
     Keyring,
+    RotationSchedule,
     key_number,
     keyring_problem,
 )
@@ -71,7 +72,38 @@ def _encode_keys(keyring: Keyring) -> bytes:
         }
         for k in keyring
     ]
-    return json.dumps({"keys": entries}).encode()
+    document: dict[str, Any] = {"keys": entries}
+    schedule = keyring.schedule
+    if schedule is not None:
+        document["schedule"] = {
+            "domain": schedule.domain.value,
+            "period_s": schedule.period_s,
+            "overlap_s": schedule.overlap_s,
+            "start": schedule.start.isoformat(),
+        }
+    return json.dumps(document).encode()
+
+
+def _decode_schedule(entry: object) -> RotationSchedule | None:
+    if entry is None:
+        return None
+    where = "rotation schedule"
+    if not isinstance(entry, dict):
+        raise _BadEntry(f"{where} is not an object")
+    domain_text, period, overlap = (
+        entry.get("domain"),
+        entry.get("period_s"),
+        entry.get("overlap_s"),
+    )
+    if not isinstance(domain_text, str) or domain_text not in _DOMAINS:
+        raise _BadEntry(f"{where} has an unknown domain")
+    if type(period) is not int or type(overlap) is not int:
+        raise _BadEntry(f"{where}: period_s and overlap_s must be whole seconds")
+    start = _time(entry, "start", where)
+    try:
+        return RotationSchedule(Domain(domain_text), period, overlap, start)
+    except KeyringFormatError as exc:  # our message, naming no value
+        raise _BadEntry(str(exc)) from exc
 
 
 def _time(entry: Mapping[str, Any], name: str, where: str) -> datetime:
@@ -115,6 +147,7 @@ def _decode_keys(plaintext: bytes, path: Path) -> Keyring:
         if not isinstance(entries, list):
             raise _BadEntry("no list of keys")
         keys = tuple(_decode_key(entry, i) for i, entry in enumerate(entries))
+        schedule = _decode_schedule(document.get("schedule"))
     except (ValueError, KeyError, _BadEntry) as exc:
         # json errors name positions only, and _BadEntry messages are ours.
         reason = str(exc) if isinstance(exc, _BadEntry) else "sealed content is not a key list"
@@ -122,7 +155,7 @@ def _decode_keys(plaintext: bytes, path: Path) -> Keyring:
     problem = keyring_problem(keys)
     if problem is not None:
         raise KeyringFormatError(f"keyring {path} {problem}; {_RESTORE}")
-    return Keyring(keys)
+    return Keyring(keys, schedule)
 
 
 def _field(envelope: Mapping[str, Any], name: str, path: Path) -> bytes:

@@ -22,6 +22,8 @@ from typing import Any
 
 import orjson
 
+from keys import RotationSchedule
+from processor.errors import ConfigError
 from processor.settings import Settings
 from processor.stats import SCHEMA, Change, StatsAggregator
 
@@ -59,6 +61,23 @@ def apply_to_store(store: Any, key: Any, value: Any, partition: int) -> None:
     store[key] = value
     if key_partition is not None:
         key_partition[key] = partition
+
+
+def check_schedule_fits_windows(schedule: RotationSchedule | None, window_s: float) -> None:
+    """Refuse a key schedule whose boundaries fall inside a statistics window: such a window
+    would count a device once under each key (windows start at multiples of the window
+    since the Unix epoch)."""
+    if schedule is None:
+        return
+    window_ms = round(window_s * 1000)
+    if schedule.period_ms % window_ms or schedule.start_ms % window_ms:
+        raise ConfigError(
+            f"ad_stats_window ({window_s:g} s) does not divide the {schedule.domain} key"
+            f" schedule (period {schedule.period_s} s from {schedule.start.isoformat()}):"
+            " a rotation inside a window would count devices twice; set ad_stats_window to a"
+            " divisor of the period, or re-run `pseudostream keys schedule` with a period that"
+            " is a whole number of windows and a start on a window boundary"
+        )
 
 
 class AdStatsTable:
@@ -150,4 +169,9 @@ class AdStatsTable:
         self._last_activity.clear()
 
 
-__all__ = ["AdStatsTable", "apply_to_store", "changelog_table"]
+__all__ = [
+    "AdStatsTable",
+    "apply_to_store",
+    "changelog_table",
+    "check_schedule_fits_windows",
+]

@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from keys import Domain, Keyring
+from keys import Domain, Key, Keyring
 from processor.canonical import canonicalize, is_limit_ad_tracking, parse_ip
 from processor.consent import Account, AgeBand, Consent, ConsentState, MemoryConsentState
 from processor.errors import RecordError
@@ -90,22 +90,23 @@ class Pipeline:
         self.max_record_bytes = max_record_bytes
         self.stats: Counter[str] = Counter()
         self._clock = clock
-        # Erasure names the user under every key still in the ring: downstream may hold data
-        # made under a retired key too. Uncached: erasures are rare.
-        self._erasure_pseudonymizers = {
-            domain: [Pseudonymizer(k, cache_size=0) for k in keyring.keys_for(domain)]
-            for domain in (Domain.RECOMMENDATION, Domain.AD_ANALYTICS)
-        }
+        self._keyring = keyring
+        self._cache_size = cache_size
         self._sealer = Sealer(
             keyring, self.policy.version, max_sealed_bytes=sealable_bytes(max_record_bytes)
         )
+        now = clock()
+        self._keys_in_force = {d: keyring.in_force(d, now) for d in self.policy.domains}
         self.pseudonymizers = {
-            d: Pseudonymizer(keyring.active(d), cache_size) for d in self.policy.domains
+            d: Pseudonymizer(key, cache_size) for d, key in self._keys_in_force.items()
         }
         self._routes = tuple(
             _RouteRuntime(plan, self.pseudonymizers[plan.domain], self.policy.version)
             for plan in self.policy.routes
         )
+        self._erasure_pseudonymizers: dict[Domain, list[Pseudonymizer]] = {}
+        self.next_key_change_ms = 0
+        self.follow_schedule(now)
         self._coarsen = any(plan.coarsen for plan in self.policy.routes)
         self._validators = {
             s: Validator(load_contract(s)) for s in (*_EVENT_SCHEMAS, _CONSENT_SCHEMA)
@@ -130,6 +131,60 @@ class Pipeline:
             ("policy", self.policy.version.encode()),
         )
         self._stage = "decode"
+
+    # -- keys ------------------------------------------------------------------------------
+
+    def follow_schedule(self, now_ms: int) -> list[str]:
+        """Bring the keys in line with the keyring's rotation schedule at ``now_ms`` (wall
+        clock at processing, so a replay of old events never brings an old key back);
+        returns the new key ids. Cheap when nothing is due: callers may call it per batch."""
+        if now_ms < self.next_key_change_ms:
+            return []
+        keyring = self._keyring
+        changed = []
+        for domain, current in list(self._keys_in_force.items()):
+            key = keyring.in_force(domain, now_ms)
+            if key != current:  # material too: a keyring replaced with `keys init --force`
+                self.use_key(key)
+                changed.append(key.key_id)
+        # Erasure names the user under every key still in the ring, and under the scheduled
+        # keys accepted now (the previous period's during the overlap): downstream may hold
+        # data made under any of them. Uncached: erasures are rare.
+        self._erasure_pseudonymizers = {}
+        for domain in (Domain.RECOMMENDATION, Domain.AD_ANALYTICS):
+            keys = {k.key_id: k for k in keyring.accepted(domain, now_ms)}
+            keys.update((k.key_id, k) for k in keyring.keys_for(domain) if k.key_id not in keys)
+            self._erasure_pseudonymizers[domain] = [
+                Pseudonymizer(k, cache_size=0) for k in keys.values()
+            ]
+        schedule = keyring.schedule
+        self.next_key_change_ms = (
+            schedule.next_change_ms(now_ms) if schedule is not None else 2**63 - 1
+        )
+        return changed
+
+    def use_keyring(self, keyring: Keyring) -> None:
+        """Serve ``keyring`` from now on (a reloaded file): the quarantine key at once, the
+        pseudonym keys at the next :meth:`follow_schedule`, which swaps those that changed."""
+        self._keyring = keyring
+        self._sealer = Sealer(
+            keyring, self.policy.version, max_sealed_bytes=sealable_bytes(self.max_record_bytes)
+        )
+        self.next_key_change_ms = 0
+
+    def use_key(self, key: Key) -> None:
+        """Make ``key`` its domain's pseudonym key: a fresh pseudonymizer (its caches hold
+        the old key's pseudonyms) and recompiled projectors for that domain's routes. The
+        statistics counter and the consent state are kept."""
+        pseudonymizer = Pseudonymizer(key, self._cache_size)
+        self._keys_in_force[key.domain] = key
+        self.pseudonymizers[key.domain] = pseudonymizer
+        self._routes = tuple(
+            _RouteRuntime(r.plan, pseudonymizer, self.policy.version)
+            if r.plan.domain == key.domain
+            else r
+            for r in self._routes
+        )
 
     # -- entry point ---------------------------------------------------------------------
 

@@ -109,6 +109,9 @@ class Settings:
     """Create missing topics at start (kafka-python admin); existing ones are checked."""
     keyring: Path | None = None
     """Path of the sealed keyring file (required)."""
+    keyring_reload_interval: float = 10.0
+    """Seconds between checks of the keyring file's modification time; a changed file is
+    reloaded and its keys used from the next batch (`keys rotate` from cron). 0 = never."""
     master_key_file: Path | None = None
     """File holding the keyring's master key (else ``PSEUDOSTREAM_MASTER_KEY``)."""
     master_key: Secret | None = None
@@ -260,6 +263,11 @@ class Settings:
         for name in ("batch_within", "session_timeout", "commit_interval"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name}: must be positive, got {getattr(self, name)}")
+        if self.keyring_reload_interval < 0:
+            raise ConfigError(
+                "keyring_reload_interval: must be 0 (never) or positive,"
+                f" got {self.keyring_reload_interval}"
+            )
         if self.stats_interval < 0:
             raise ConfigError(f"stats_interval: must be 0 or positive, got {self.stats_interval}")
         try:

@@ -37,8 +37,14 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import orjson
 
-from processor.adstats import AdStatsTable, apply_to_store, changelog_table
+from processor.adstats import (
+    AdStatsTable,
+    apply_to_store,
+    changelog_table,
+    check_schedule_fits_windows,
+)
 from processor.consent import Consent
+from processor.errors import PseudostreamError
 from processor.metrics import PartitionOffsets, WorkerMetrics, event_time_ms, install_pages
 from processor.outcome import Route, SourceRef
 from processor.quarantine import request_bytes
@@ -322,6 +328,7 @@ class StreamWorker:
         self.table.on_recover(self._catch_up_changelog)
         self.ad_stats: AdStatsTable | None = None
         if s.ad_stats_enabled:  # docs/stats.md
+            check_schedule_fits_windows(keyring.schedule, s.ad_stats_window)
             self.ad_stats = AdStatsTable(self.app, s)
             self.ad_stats.table.on_recover(self._recover_ad_stats)
             self.app.timer(1.0, name="pseudostream.ad_stats")(self._close_idle_ad_stats)
@@ -344,6 +351,22 @@ class StreamWorker:
         self.topics_present = False  # set by run() once the topics were created or checked
         self._in_flight: Submitted | None = None  # the fast path's unacknowledged batch
         self._last_seen: dict[Any, int] = {}  # TP -> highest offset handed to the handler
+        self._pseudonym_prefix: dict[Route, tuple[str, bytes]] = {}
+        self._count_pseudonyms_of_keys_in_force()
+        self.metrics = WorkerMetrics()
+        self.metrics.bind(self)
+        if s.web_port:
+            install_pages(self.app, self.metrics, self.readiness)
+        self._stats_dirty = False
+        self.app.timer(0.25, name="pseudostream.stats_file")(self._flush_stats)
+        self._keyring_stamp = self._keyring_file_stamp()
+        if s.keyring is not None and s.keyring_reload_interval > 0:
+            self.app.timer(s.keyring_reload_interval, name="pseudostream.keyring_reload")(
+                self._reload_keyring_if_changed
+            )
+
+    def _count_pseudonyms_of_keys_in_force(self) -> None:
+        """The metrics count pseudonyms by the ``"<key id>:`` prefix of each route's key."""
         self._pseudonym_prefix = {
             plan.route: (
                 str(plan.domain),
@@ -351,12 +374,41 @@ class StreamWorker:
             )
             for plan in self.pipeline.policy.routes
         }
-        self.metrics = WorkerMetrics()
-        self.metrics.bind(self)
-        if s.web_port:
-            install_pages(self.app, self.metrics, self.readiness)
-        self._stats_dirty = False
-        self.app.timer(0.25, name="pseudostream.stats_file")(self._flush_stats)
+
+    def _follow_schedule(self) -> None:
+        """Per batch: swap the scheduled domain's key at its boundary (wall clock)."""
+        changed = self.pipeline.follow_schedule(time.time_ns() // 1_000_000)
+        if changed:
+            self._count_pseudonyms_of_keys_in_force()
+            log.info("scheduled key rotation: now pseudonymizing with %s", ", ".join(changed))
+
+    def _keyring_file_stamp(self) -> tuple[int, int] | None:
+        """(mtime ns, size) of the keyring file, None when unreadable or not from a file."""
+        path = self.settings.keyring
+        try:
+            stat = path.stat() if path is not None else None
+        except OSError:
+            return None
+        return (stat.st_mtime_ns, stat.st_size) if stat is not None else None
+
+    async def _reload_keyring_if_changed(self) -> None:
+        """`keys rotate` or `keys schedule` from cron: a changed keyring file is loaded and
+        its keys serve from the next batch. A file that fails to load keeps the keys in use
+        and logs why (never key material); it is tried again when it changes again."""
+        stamp = self._keyring_file_stamp()
+        if stamp is None or stamp == self._keyring_stamp:
+            return
+        self._keyring_stamp = stamp
+        try:
+            keyring = load_keyring(self.settings)
+            if self.ad_stats is not None:
+                check_schedule_fits_windows(keyring.schedule, self.settings.ad_stats_window)
+        except PseudostreamError as exc:
+            log.error("keyring reload failed, keeping the keys in use: %s", exc)
+            return
+        self._keyring = keyring
+        self.pipeline.use_keyring(keyring)
+        log.info("keyring reloaded: %s", ", ".join(k.key_id for k in keyring))
 
     async def _catch_up_changelog(self) -> None:
         """Re-read this worker's changelog partitions to their real end after faust's
@@ -482,6 +534,8 @@ class StreamWorker:
         are awaited by :meth:`settle_batch`."""
         if not messages:
             return None
+        if time.time_ns() // 1_000_000 >= self.pipeline.next_key_change_ms:
+            self._follow_schedule()
         now = time.monotonic()
         if self.counters.first_event is None:
             self.counters.first_event = now
@@ -866,6 +920,8 @@ def prepare_topics(settings: Settings) -> list[str]:
 def run(settings: Settings) -> int:
     """``pseudostream worker``: check keys and topics, then run the faust worker."""
     keyring = load_keyring(settings)
+    if settings.ad_stats_enabled:  # refuse before touching the broker
+        check_schedule_fits_windows(keyring.schedule, settings.ad_stats_window)
     locator = load_locator(settings)
     if settings.create_topics:
         created = prepare_topics(settings)

@@ -1,11 +1,13 @@
-"""Sub-commands: ``keys init|rotate|list|new-master-key`` manage the sealed keyring."""
+"""Sub-commands: ``keys init|rotate|schedule|list|new-master-key`` manage the sealed keyring."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
+import time
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -14,15 +16,17 @@ import click
 from keys import (
     Domain,
     Keyring,
+    RotationSchedule,
     generate_master_key,
     load_keyring,
     load_keyring_from,
     resolve_master_key,
     save_keyring,
 )
+from keys.model import SCHEDULABLE
 from processor.cli import main
 from processor.cli.options import master_key_file_option
-from processor.errors import KeyringError, MasterKeyError
+from processor.errors import KeyringError, KeyringFormatError, MasterKeyError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -80,6 +84,148 @@ def rotate(keyring_path: Path, master_key_file: Path | None, domain: str) -> Non
     rotated = load_keyring(keyring_path, master).rotate(Domain(domain))
     save_keyring(keyring_path, rotated, master)
     click.echo(rotated.active(Domain(domain)).key_id)
+    plan = rotated.scheduled(Domain(domain))
+    if plan is not None:
+        upcoming = plan.next_boundary_ms(time.time_ns() // 1_000_000)
+        click.echo(
+            f"{domain} follows a schedule: period keys derive from this key from the"
+            f" boundary at {_when(upcoming)} on",
+            err=True,
+        )
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
+_DURATION = re.compile(r"([0-9]+)([smhdw]?)")
+_HOUR = 3600
+
+
+def _duration(value: str, option: str) -> int:
+    """``7d``, ``12h``, ``30m``, ``45s`` or plain seconds -> seconds."""
+    match = _DURATION.fullmatch(value.strip())
+    if match is None:
+        raise click.BadParameter(
+            f"{value!r} is not a duration; write a whole number with s, m, h, d or w (7d, 12h)",
+            param_hint=option,
+        )
+    return int(match[1]) * _UNITS[match[2] or "s"]
+
+
+def _start(value: str | None, period_s: int) -> datetime:
+    if value is None:
+        # the current period on the Unix epoch's grid: 1d periods change at 00:00 UTC, and
+        # any ad statistics window dividing the period is aligned with it
+        now = int(time.time())
+        return datetime.fromtimestamp(now - now % period_s, UTC)
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        moment = None
+    if moment is None or moment.tzinfo is None:
+        raise click.BadParameter(
+            f"{value!r} is not an ISO 8601 time with a zone (2026-12-01T00:00:00Z)",
+            param_hint="--start",
+        )
+    return moment.astimezone(UTC)
+
+
+def _when(ms: int) -> str:
+    return _utc(datetime.fromtimestamp(ms / 1000, UTC))
+
+
+@keys.command()
+@_keyring_options
+@click.option(
+    "--domain",
+    type=click.Choice([d.value for d in Domain]),
+    required=True,
+    help="Domain whose pseudonym key changes every period (only ad-analytics).",
+)
+@click.option("--period", help="Length of a key period: 7d, 24h, 30m or seconds.")
+@click.option(
+    "--overlap",
+    default="0",
+    show_default=True,
+    help="How long after a boundary the previous period's key is still accepted.",
+)
+@click.option("--start", help="First boundary, ISO 8601 with a zone (default: on the period grid).")
+@click.option("--off", is_flag=True, help="Remove the schedule: the active stored key serves.")
+def schedule(
+    keyring_path: Path,
+    master_key_file: Path | None,
+    domain: str,
+    period: str | None,
+    overlap: str,
+    start: str | None,
+    off: bool,
+) -> None:
+    """Rotate a domain's key on a schedule kept in the keyring, which workers follow."""
+    chosen = Domain(domain)
+    if chosen not in SCHEDULABLE:
+        raise KeyringError(
+            f"{domain} keys cannot rotate on a schedule: only"
+            f" {', '.join(sorted(SCHEDULABLE))} can (recommendation pseudonyms stay stable for"
+            " long-term features; quarantine keys must keep opening sealed records); rotate it"
+            f" by hand with `pseudostream keys rotate --domain {domain}`"
+        )
+    master = resolve_master_key(master_key_file, os.environ)
+    keyring = load_keyring(keyring_path, master)
+    if off:
+        if period is not None or start is not None:
+            raise click.UsageError("--off takes no --period or --start")
+        save_keyring(keyring_path, keyring.with_schedule(None), master)
+        click.echo(f"{domain}: no schedule; {keyring.active(chosen).key_id} makes pseudonyms")
+        return
+    if period is None:
+        raise click.UsageError("give --period (7d, 24h...) or --off")
+    period_s = _duration(period, "--period")
+    try:
+        plan = RotationSchedule(
+            chosen, period_s, _duration(overlap, "--overlap"), _start(start, period_s)
+        )
+    except KeyringFormatError as exc:
+        raise click.BadParameter(str(exc).removeprefix("rotation schedule ")) from exc
+    save_keyring(keyring_path, keyring.with_schedule(plan), master)
+    if period_s < _HOUR:
+        click.echo(f"warning: a period under an hour ({period_s} s) is meant for tests", err=True)
+    for line in _schedule_lines(keyring.with_schedule(plan)):
+        click.echo(line)
+    click.echo("running workers follow it after a restart or their keyring reload (docs/keys.md)")
+
+
+def _schedule_lines(keyring: Keyring) -> list[str]:
+    """What ``keys list`` and ``keys schedule`` say about the schedule, if any."""
+    plan = keyring.schedule
+    if plan is None:
+        return []
+    now = time.time_ns() // 1_000_000
+    upcoming = plan.next_boundary_ms(now)
+    accepted = ", ".join(k.key_id for k in keyring.accepted(plan.domain, now))
+    return [
+        f"schedule: {plan.domain} key changes every {plan.period_s} s from {_utc(plan.start)};"
+        f" the previous key is accepted for {plan.overlap_s} s after each change",
+        f"in force: {keyring.in_force(plan.domain, now).key_id} (accepted now: {accepted})",
+        f"next: {keyring.period_key(plan.domain, upcoming).key_id} from {_when(upcoming)}",
+    ]
+
+
+def _scheduled_rows(keyring: Keyring) -> list[tuple[str, str, str, str, str | None]]:
+    """Derived keys as ``keys list`` rows: those accepted now ("scheduled", with the end of
+    their acceptance as "retired") and the next one ("next", from its boundary)."""
+    plan = keyring.schedule
+    if plan is None:
+        return []
+    now = time.time_ns() // 1_000_000
+    domain = plan.domain.value
+    rows: list[tuple[str, str, str, str, str | None]] = []
+    for key in keyring.accepted(plan.domain, now):
+        if plan.derives(key.key_id):  # else a stored key, listed already
+            ends = int(key.created_at.timestamp() * 1000) + plan.period_ms + plan.overlap_s * 1000
+            rows.append((key.key_id, domain, "scheduled", _utc(key.created_at), _when(ends)))
+    upcoming = plan.next_boundary_ms(now)
+    rows.append(
+        (keyring.period_key(plan.domain, upcoming).key_id, domain, "next", _when(upcoming), None)
+    )
+    return rows
 
 
 @keys.command("list")
@@ -98,9 +244,11 @@ def list_keys(keyring_path: Path, master_key_file: Path | None, as_json: bool) -
         )
         for k in keyring
     ]
+    rows += _scheduled_rows(keyring)
     if as_json:
         fields = ("key_id", "domain", "status", "created", "retired")
-        click.echo(json.dumps([dict(zip(fields, row, strict=True)) for row in rows], indent=2))
+        listed = [dict(zip(fields, row, strict=True)) for row in rows]
+        click.echo(json.dumps(listed, indent=2))
         return
     lines = [
         ("KEY ID", "DOMAIN", "STATUS", "CREATED", "RETIRED"),
@@ -109,6 +257,8 @@ def list_keys(keyring_path: Path, master_key_file: Path | None, as_json: bool) -
     widths = [max(len(line[i]) for line in lines) for i in range(5)]
     for line in lines:
         click.echo("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip())
+    for text in _schedule_lines(keyring):
+        click.echo(text)
 
 
 @keys.command("new-master-key")
