@@ -252,7 +252,7 @@ def watch(
     broker = psutil.Process(broker_pid)
     deadline = time.monotonic() + timeout
     first: tuple[float, int, float, float] | None = None  # time, count, client cpu, broker cpu
-    # A short run can be over before any sample sees progress: then measure from the start.
+    # A short run can be over before two samples see progress: then measure from the start.
     start = (time.monotonic(), 0, sum(_cpu(h) for h in handles), _cpu(broker))
     client, broker_cpu = start[2], start[3]
     rss: list[float] = []
@@ -281,11 +281,12 @@ def watch(
                 f"see {procs[0].log_file}"
             )
         time.sleep(SAMPLE_EVERY)
-    if first is None:
+    if first is None or first[1] >= count:  # no progress seen between two samples
         first = start
         with contextlib.suppress(psutil.Error):
             client = sum(_cpu(h) for h in handles)
             broker_cpu = _cpu(broker)
+            rss.extend(h.memory_info().rss / 2**20 for h in handles)
     events = max(1, count - first[1])
     span = max(1e-9, now - first[0])
     return {

@@ -4,6 +4,7 @@ code 2 before anything starts; the table printer and the record trimming."""
 from __future__ import annotations
 
 import importlib.util
+import os
 from typing import Any
 
 import orjson
@@ -98,3 +99,27 @@ def test_core_bench_measures_pipeline_naive_and_floor_in_one_run(tmp_path: Any) 
         data["pipeline_events_per_cpu_s"] / data["floor_events_per_cpu_s"], rel=0.01
     )
     assert "floor: decode, copy, encode only" in result.output
+
+
+class _Done:
+    """A contender that had counted every input before the first sample."""
+
+    class proc:  # stands in for subprocess.Popen
+        pid = os.getpid()
+
+        @staticmethod
+        def poll() -> None:
+            return None
+
+    log_file = "unused"
+
+    @staticmethod
+    def stats() -> dict[str, int]:
+        return {"in": 500}
+
+
+def test_when_a_run_is_over_before_the_first_sample_then_it_is_measured_from_the_start() -> None:
+    result = e2e.watch([_Done()], os.getpid(), expect=500, timeout=5)  # type: ignore[list-item]
+    assert 0 < result["sampled_events_per_second"] < 10_000_000
+    assert result["rss_peak_mb"] > 0
+    assert result["client_cpu_us_per_event"] >= 0
