@@ -134,25 +134,30 @@ def _is_meid(text: str) -> bool:
 
 
 _Detector = tuple[str, re.Pattern[str], Callable[[str], bool] | None]
+# Digits that start a number: not after a digit, nor after "<digit>." (the fraction of a
+# decimal number, as in a logged "runtime=2.768942260001495", is no identifier).
+_NUMBER_START = r"(?<![0-9])(?<![0-9]\.)"
 _DETECTORS: tuple[_Detector, ...] = (
-    ("imsi", re.compile(r"(?<![0-9])46[01][0-9]{12}(?![0-9])"), None),
-    ("iccid", re.compile(r"(?<![0-9])8986[0-9]{15,16}[Ff]?(?![0-9])"), None),
+    ("imsi", re.compile(_NUMBER_START + r"46[01][0-9]{12}(?![0-9])"), None),
+    ("iccid", re.compile(_NUMBER_START + r"8986[0-9]{15,16}[Ff]?(?![0-9])"), None),
     (
         "imei",
-        re.compile(r"(?<![0-9])[0-9]{2}[ -]?[0-9]{6}[ -]?[0-9]{6}[ -]?[0-9](?![0-9])"),
+        re.compile(_NUMBER_START + r"[0-9]{2}[ -]?[0-9]{6}[ -]?[0-9]{6}[ -]?[0-9](?![0-9])"),
         _is_imei,
     ),
     (
         "idcard",
         re.compile(
-            r"(?<![0-9])[1-9][0-9]{5}(?:18|19|20)[0-9]{2}(?:0[1-9]|1[0-2])"
+            _NUMBER_START + r"[1-9][0-9]{5}(?:18|19|20)[0-9]{2}(?:0[1-9]|1[0-2])"
             r"(?:0[1-9]|[12][0-9]|3[01])[0-9]{3}[0-9Xx](?![0-9A-Za-z])"
         ),
         is_id_card_number,
     ),
     (
         "phone",
-        re.compile(r"(?<![0-9])(?:(?:\+|00)?86[ -]?)?1[3-9][0-9](?:[ -]?[0-9]{4}){2}(?![0-9])"),
+        re.compile(
+            _NUMBER_START + r"(?:(?:\+|00)?86[ -]?)?1[3-9][0-9](?:[ -]?[0-9]{4}){2}(?![0-9])"
+        ),
         None,
     ),
     (

@@ -255,7 +255,8 @@ def watch(
     # A short run can be over before two samples see progress: then measure from the start.
     start = (time.monotonic(), 0, sum(_cpu(h) for h in handles), _cpu(broker))
     client, broker_cpu = start[2], start[3]
-    rss: list[float] = []
+    # sampled once at the start too: a contender may be gone before a later sample
+    rss: list[float] = [h.memory_info().rss / 2**20 for h in handles]
     count = 0
     while True:
         count = sum(int(p.stats().get("in", 0)) for p in procs)

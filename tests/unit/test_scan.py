@@ -131,6 +131,7 @@ def test_when_identifier_shaped_value_in_text_then_found(text: str, kind: str) -
         "oaid 00000000-0000-0000-0000-000000000000",
         "at 12:34:56",
         "hash 356938035643808",  # not Luhn-valid
+        "Timer commit is overlapping (interval=0.5 runtime=2.768942260001495)",  # a fraction
         f"user {_PSEUDONYM}",
     ],
 )
