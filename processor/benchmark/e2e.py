@@ -250,13 +250,19 @@ def watch(
     that saw progress."""
     handles = [psutil.Process(p.proc.pid) for p in procs]
     broker = psutil.Process(broker_pid)
+
+    def sample() -> tuple[float, float]:
+        """CPU of the contenders and of the broker; the contenders' RSS goes to ``rss``."""
+        rss.extend(h.memory_info().rss / 2**20 for h in handles)
+        return sum(_cpu(h) for h in handles), _cpu(broker)
+
     deadline = time.monotonic() + timeout
+    rss: list[float] = []
+    # sampled at the start too: a short run can be over before two samples see progress
+    # (then it is measured from here), and a contender may be gone before a later sample
+    client, broker_cpu = sample()
+    start = (time.monotonic(), 0, client, broker_cpu)
     first: tuple[float, int, float, float] | None = None  # time, count, client cpu, broker cpu
-    # A short run can be over before two samples see progress: then measure from the start.
-    start = (time.monotonic(), 0, sum(_cpu(h) for h in handles), _cpu(broker))
-    client, broker_cpu = start[2], start[3]
-    # sampled once at the start too: a contender may be gone before a later sample
-    rss: list[float] = [h.memory_info().rss / 2**20 for h in handles]
     count = 0
     while True:
         count = sum(int(p.stats().get("in", 0)) for p in procs)
@@ -269,9 +275,7 @@ def watch(
             )
         if count > 0:
             with contextlib.suppress(psutil.Error):
-                client = sum(_cpu(h) for h in handles)
-                broker_cpu = _cpu(broker)
-                rss.extend(h.memory_info().rss / 2**20 for h in handles)
+                client, broker_cpu = sample()
                 if first is None:
                     first = (now, count, client, broker_cpu)
         if count >= expect:
@@ -284,10 +288,6 @@ def watch(
         time.sleep(SAMPLE_EVERY)
     if first is None or first[1] >= count:  # no progress seen between two samples
         first = start
-        with contextlib.suppress(psutil.Error):
-            client = sum(_cpu(h) for h in handles)
-            broker_cpu = _cpu(broker)
-            rss.extend(h.memory_info().rss / 2**20 for h in handles)
     events = max(1, count - first[1])
     span = max(1e-9, now - first[0])
     return {
