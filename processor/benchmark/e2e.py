@@ -260,8 +260,9 @@ def watch(
     rss: list[float] = []
     # sampled at the start too: a short run can be over before two samples see progress
     # (then it is measured from here), and a contender may be gone before a later sample
+    started = time.monotonic()
     client, broker_cpu = sample()
-    start = (time.monotonic(), 0, client, broker_cpu)
+    start = (started, 0, client, broker_cpu)
     first: tuple[float, int, float, float] | None = None  # time, count, client cpu, broker cpu
     count = 0
     while True:
