@@ -180,6 +180,19 @@ _OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
 _DOTTED_QUAD = re.compile(rf"{_OCTET}\.{_OCTET}\.{_OCTET}\.{_OCTET}", re.ASCII).fullmatch
 
 
+_MAPPED = "::ffff:"  # IPv4-mapped IPv6, how dual-stack servers log IPv4 clients
+
+
+def _plain_ipv4(text: str) -> str | None:
+    """``text`` as a canonical dotted quad, also from its IPv4-mapped IPv6 spelling, or
+    None when it is neither (the ``ipaddress`` module decides those)."""
+    if _DOTTED_QUAD(text):
+        return text
+    if text[:7].lower() == _MAPPED and _DOTTED_QUAD(text, 7):
+        return text[7:]
+    return None
+
+
 def _address(text: str) -> IPv4Address | IPv6Address | None:
     try:
         address = ip_address(text)
@@ -194,8 +207,9 @@ def parse_ip(raw: str) -> IPv4Address | IPv6Address | None:
     """The address in ``raw`` (IPv4-mapped IPv6 as IPv4), or None when ``raw`` is no usable
     address (unparseable or unspecified)."""
     text = _strip_ip_noise(raw)
-    if _DOTTED_QUAD(text):  # skips the slow string parser of ``ipaddress``
-        packed = inet_aton(text)
+    quad = _plain_ipv4(text)
+    if quad is not None:  # skips the slow string parser of ``ipaddress``
+        packed = inet_aton(quad)
         return IPv4Address(packed) if any(packed) else None
     address = _address(text)
     return address if address is not None and int(address) else None
@@ -203,8 +217,9 @@ def parse_ip(raw: str) -> IPv4Address | IPv6Address | None:
 
 def _ip(value: str) -> str | None:
     text = _strip_ip_noise(value)
-    if _DOTTED_QUAD(text):
-        return None if text == "0.0.0.0" else text  # noqa: S104 (a placeholder, not a bind)
+    quad = _plain_ipv4(text)
+    if quad is not None:
+        return None if quad == "0.0.0.0" else quad  # noqa: S104 (a placeholder, not a bind)
     address = _address(text)
     if address is not None:
         return str(address) if int(address) else None

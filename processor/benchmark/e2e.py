@@ -386,6 +386,7 @@ async def _fixed_rate(
     await producer.start()
     latencies: list[float] = []
     total = int(rate * seconds)
+    collector: asyncio.Task[None] | None = None
     try:
         partitions = consumer.partitions_for_topic(watch_topic) or set()
         consumer.assign([TopicPartition(watch_topic, p) for p in partitions])
@@ -420,9 +421,16 @@ async def _fixed_rate(
         stop_at.append(time.monotonic() + 3.0)  # let the last outputs arrive
         await collector
     finally:
+        if collector is not None and not collector.done():  # the producing side failed
+            collector.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await collector
         await producer.stop()
         await consumer.stop()
     return latencies
+
+
+_LATENCY_POOL = 20_000  # records the latency runs cycle through, at least
 
 
 def latency_once(
@@ -540,8 +548,10 @@ def run_e2e(
         reference = (medians.get("worker") or medians[contenders[0]])["events_per_second"]
         rate = latency_rate or (reference / 2 if reference else 0)
         if latency_seconds > 0 and rate:
-            stampable = _stampable(records)
-            consents = [r for r in records if r[0] == synth.CONSENT]
+            # a small --events run may hold consent records only (they come first)
+            pool = records if len(records) >= _LATENCY_POOL else bench_records(_LATENCY_POOL)
+            stampable = _stampable(pool)
+            consents = [r for r in pool if r[0] == synth.CONSENT]
             for round_no in range(1, latency_rounds + 1):
                 for kind in contenders:
                     run = latency_once(

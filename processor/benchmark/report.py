@@ -95,6 +95,7 @@ def _core(result: dict[str, Any]) -> str:
     header = ["contender", "events/s/core"]
     rows = [
         ["pseudostream pipeline", _fmt(result["pipeline_events_per_cpu_s"])],
+        ["pseudostream pipeline, first pass", _fmt(result["pipeline_first_pass_events_per_cpu_s"])],
         ["naive baseline", _fmt(result["naive_events_per_cpu_s"])],
         ["floor: decode, copy, encode only", _fmt(result["floor_events_per_cpu_s"])],
     ]

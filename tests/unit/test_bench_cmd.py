@@ -93,13 +93,19 @@ def test_core_bench_measures_pipeline_naive_and_floor_in_one_run(tmp_path: Any) 
     )
     assert result.exit_code == 0, result.output
     data = orjson.loads(out.read_bytes())
-    for field in ("pipeline_events_per_cpu_s", "naive_events_per_cpu_s", "floor_events_per_cpu_s"):
+    for field in (
+        "pipeline_events_per_cpu_s",
+        "pipeline_first_pass_events_per_cpu_s",
+        "naive_events_per_cpu_s",
+        "floor_events_per_cpu_s",
+    ):
         assert data[field] > 0
     # The share is rounded to three places, from rates that the JSON rounds to integers.
     assert data["pipeline_share_of_floor"] == pytest.approx(
         data["pipeline_events_per_cpu_s"] / data["floor_events_per_cpu_s"], abs=0.002
     )
     assert "floor: decode, copy, encode only" in result.output
+    assert "pipeline, first pass" in result.output
 
 
 class _Done:

@@ -201,10 +201,17 @@ def test_when_ipv4_spelled_any_way_then_same_canonical(address: IPv4Address) -> 
     assert {canonicalize(IdKind.IP, spelling) for spelling in spellings} == {text}
 
 
-@given(st.from_regex(r"[0-9]{1,4}(\.[0-9]{1,4}){2,4}", fullmatch=True))
-def test_when_dotted_text_then_fast_path_agrees_with_ipaddress(text: str) -> None:
+@given(
+    st.from_regex(r"[0-9]{1,4}(\.[0-9]{1,4}){2,4}", fullmatch=True),
+    st.sampled_from(["", "::ffff:", "::FFFF:", "::fFfF:"]),
+)
+def test_when_dotted_text_then_fast_path_agrees_with_ipaddress(dotted: str, mapped: str) -> None:
+    text = mapped + dotted
     try:
-        parsed: str | None = str(ip_address(text))
+        address_of = ip_address(text)
+        if isinstance(address_of, IPv6Address) and address_of.ipv4_mapped is not None:
+            address_of = address_of.ipv4_mapped
+        parsed: str | None = str(address_of)
     except ValueError:
         parsed = None
     expected = parsed if parsed != "0.0.0.0" else None  # noqa: S104 - the placeholder

@@ -20,7 +20,7 @@ from processor.cli.transform_cmd import run_transform
 from processor.kinds import IdKind
 from processor.outcome import Route, SourceRef
 from processor.pipeline import Pipeline
-from processor.pseudonym import Pseudonymizer
+from processor.pseudonym import Pseudonymizer, _HmacSha256
 from processor.scan import LeakScanner
 
 KEYRING = Keyring.generate()
@@ -62,6 +62,12 @@ def test_pseudonym_is_the_documented_hmac_in_base32(kind: IdKind, value: str) ->
         return
     digest = hmac.digest(key.pseudonym_key(), f"{kind.value}\0{canonical}".encode(), "sha256")
     assert got == key.key_id + ":" + base64.b32encode(digest[:16]).decode().rstrip("=").lower()
+
+
+@given(key=st.binary(max_size=150), message=st.binary(max_size=300))
+def test_precomputed_hmac_equals_the_standard_library(key: bytes, message: bytes) -> None:
+    """Keys shorter than, equal to and longer than the SHA-256 block (hashed first)."""
+    assert _HmacSha256(key).digest(message) == hmac.digest(key, message, "sha256")
 
 
 @given(
