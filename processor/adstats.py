@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, MutableMapping
 from typing import Any
 
 import orjson
@@ -47,6 +47,14 @@ def changelog_table(app: Any, name: str, changelog_topic: str, partitions: int) 
             value_serializer="json",
         ),
     )
+
+
+def store_dict(store: Any) -> MutableMapping[Any, Any]:
+    """The dict inside a faust memory store, for the hot path: the store's own ``get``,
+    ``in`` and item assignment are pure-Python mapping methods around it (a few % of the
+    worker's CPU). Partition bookkeeping (``_key_partition``) stays on the store."""
+    inner = getattr(store, "data", None)
+    return inner if isinstance(inner, dict) else store
 
 
 def apply_to_store(store: Any, key: Any, value: Any, partition: int) -> None:
@@ -89,7 +97,7 @@ class AdStatsTable:
         self.changelog_topic = settings.ad_stats_changelog_topic
         self.table = changelog_table(app, "ad-stats", self.changelog_topic, settings.partitions)
         self._store = self.table.data
-        self.aggregator = StatsAggregator(settings.ad_stats_config(), self._store)
+        self.aggregator = StatsAggregator(settings.ad_stats_config(), store_dict(self._store))
         # a shard is idle when it has seen no ad record for this long (wall clock)
         self._idle_after = max(1.0, settings.ad_stats_grace)
         self._last_activity: dict[int, float] = {}
@@ -174,4 +182,5 @@ __all__ = [
     "apply_to_store",
     "changelog_table",
     "check_schedule_fits_windows",
+    "store_dict",
 ]

@@ -42,6 +42,7 @@ from processor.adstats import (
     apply_to_store,
     changelog_table,
     check_schedule_fits_windows,
+    store_dict,
 )
 from processor.consent import Consent
 from processor.errors import PseudostreamError
@@ -90,6 +91,7 @@ class TableConsentState:
 
     def __init__(self, table: Any, key_of: Callable[[str], str], changelog_topic: str) -> None:
         self._store = table.data
+        self._dict = store_dict(table.data)
         self._key_of = key_of
         self._changelog_topic = changelog_topic
         self._cache: dict[str, tuple[Any, Consent]] = {}
@@ -98,7 +100,7 @@ class TableConsentState:
 
     def get(self, user_id: str) -> Consent | None:
         key = self._key_of(user_id)
-        value = self._store.get(key)
+        value = self._dict.get(key)
         if value is None:
             return None
         cached = self._cache.get(key)
@@ -111,7 +113,7 @@ class TableConsentState:
     def put(self, user_id: str, consent: Consent) -> None:
         key = self._key_of(user_id)
         value = consent.to_json()
-        self._store[key] = value
+        self._dict[key] = value
         key_partition = getattr(self._store, "_key_partition", None)
         if key_partition is not None and self.partition is not None:
             key_partition[key] = self.partition
