@@ -45,6 +45,13 @@ def _b32(digest: bytes) -> str:
     )
 
 
+# "<kind>\0", the start of every MAC'd message (an enum's ``.value`` is a slow property)
+_KIND_PREFIX = {kind: kind.value.encode() + b"\x00" for kind in IdKind}
+_SHA256_BLOCK = 64  # bytes; HMAC pads the key to it (RFC 2104)
+_IPAD = bytes(x ^ 0x36 for x in range(256))
+_OPAD = bytes(x ^ 0x5C for x in range(256))
+
+
 class _HmacSha256:
     """HMAC-SHA256 under one key with the keyed inner and outer states computed once
     (RFC 2104): a MAC is two state copies and two short hashes. ``hmac.digest`` sets the
@@ -65,13 +72,6 @@ class _HmacSha256:
         outer = self._outer.copy()
         outer.update(inner.digest())
         return outer.digest()
-
-
-# "<kind>\0", the start of every MAC'd message (an enum's ``.value`` is a slow property)
-_KIND_PREFIX = {kind: kind.value.encode() + b"\x00" for kind in IdKind}
-_SHA256_BLOCK = 64
-_IPAD = bytes(x ^ 0x36 for x in range(256))
-_OPAD = bytes(x ^ 0x5C for x in range(256))
 
 
 class Pseudonymizer:
