@@ -73,6 +73,8 @@ class _RouteRuntime:
 class Pipeline:
     """Turns one raw record into its outcome. Not thread-safe; one per worker task."""
 
+    next_key_change_ms: int  # wall clock (ms) of the next scheduled key change; 0: check now
+
     def __init__(
         self,
         keyring: Keyring,
@@ -90,11 +92,8 @@ class Pipeline:
         self.max_record_bytes = max_record_bytes
         self.stats: Counter[str] = Counter()
         self._clock = clock
-        self._keyring = keyring
         self._cache_size = cache_size
-        self._sealer = Sealer(
-            keyring, self.policy.version, max_sealed_bytes=sealable_bytes(max_record_bytes)
-        )
+        self.use_keyring(keyring)
         now = clock()
         self._keys_in_force = {d: keyring.in_force(d, now) for d in self.policy.domains}
         self.pseudonymizers = {
@@ -105,7 +104,6 @@ class Pipeline:
             for plan in self.policy.routes
         )
         self._erasure_pseudonymizers: dict[Domain, list[Pseudonymizer]] = {}
-        self.next_key_change_ms = 0
         self.follow_schedule(now)
         self._coarsen = any(plan.coarsen for plan in self.policy.routes)
         self._validators = {
@@ -164,8 +162,9 @@ class Pipeline:
         return changed
 
     def use_keyring(self, keyring: Keyring) -> None:
-        """Serve ``keyring`` from now on (a reloaded file): the quarantine key at once, the
-        pseudonym keys at the next :meth:`follow_schedule`, which swaps those that changed."""
+        """Serve ``keyring`` from now on (at construction, and for a reloaded file): the
+        quarantine key at once, the pseudonym keys at the next :meth:`follow_schedule`, which
+        swaps those that changed."""
         self._keyring = keyring
         self._sealer = Sealer(
             keyring, self.policy.version, max_sealed_bytes=sealable_bytes(self.max_record_bytes)

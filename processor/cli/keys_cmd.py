@@ -44,6 +44,13 @@ def _keyring_options(command: F) -> F:
     return keyring(master_key_file_option(command))
 
 
+def _domain_option(help_text: str) -> Callable[[F], F]:
+    """The required ``--domain`` of the commands that act on one domain's keys."""
+    return click.option(
+        "--domain", type=click.Choice([d.value for d in Domain]), required=True, help=help_text
+    )
+
+
 def _utc(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -72,12 +79,7 @@ def init(keyring_path: Path, master_key_file: Path | None, force: bool) -> None:
 
 @keys.command()
 @_keyring_options
-@click.option(
-    "--domain",
-    type=click.Choice([d.value for d in Domain]),
-    required=True,
-    help="Domain that gets a new active key; its current key is retired.",
-)
+@_domain_option("Domain that gets a new active key; its current key is retired.")
 def rotate(keyring_path: Path, master_key_file: Path | None, domain: str) -> None:
     """Give a domain a new active key and print its key id."""
     master = resolve_master_key(master_key_file, os.environ)
@@ -134,12 +136,7 @@ def _when(ms: int) -> str:
 
 @keys.command()
 @_keyring_options
-@click.option(
-    "--domain",
-    type=click.Choice([d.value for d in Domain]),
-    required=True,
-    help="Domain whose pseudonym key changes every period (only ad-analytics).",
-)
+@_domain_option("Domain whose pseudonym key changes every period (only ad-analytics).")
 @click.option("--period", help="Length of a key period: 7d, 24h, 30m or seconds.")
 @click.option(
     "--overlap",
