@@ -8,7 +8,7 @@ an event. The names and their meaning are documented in ``docs/operations.md``.
 from __future__ import annotations
 
 import bisect
-import re
+import math
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -40,17 +40,6 @@ RECORD_LATENCY_BUCKETS = (
 )  # fmt: skip
 BATCH_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
-_EVENT_TIME = re.compile(rb'"event_time"\s*:\s*(\d{1,16})[\s,}]')
-
-
-def event_time_ms(raw: bytes | None) -> int | None:
-    """The top-level ``event_time`` of a raw JSON event, read without decoding it (the
-    pipeline decodes it already); None when there is none."""
-    if not raw:
-        return None
-    match = _EVENT_TIME.search(raw)
-    return int(match.group(1)) if match else None
-
 
 class BulkHistogram(Collector):
     """A label-less histogram fed many observations at once (``bisect`` per value, no lock:
@@ -67,13 +56,24 @@ class BulkHistogram(Collector):
         self.counts[bisect.bisect_left(self.bounds, value)] += 1
         self.sum += value
 
-    def observe_many(self, values: Iterable[float]) -> None:
-        bounds, counts, find = self.bounds, self.counts, bisect.bisect_left
-        total = 0.0
-        for value in values:
-            counts[find(bounds, value)] += 1
-            total += value
-        self.sum += total
+    def observe_ages(self, now: float, stamps: Iterable[float], per_second: float = 1.0) -> None:
+        """Observe the age ``now - stamp`` of every stamp (``per_second`` stamp units make a
+        second; a stamp after ``now`` is age 0): one sort and one bisect per bucket instead
+        of a bisect per value (the worker observes two ages per input)."""
+        ordered = sorted(stamps)
+        n = len(ordered)
+        if not n:
+            return
+        counts, find = self.counts, bisect.bisect_left
+        now_units = now * per_second
+        within_previous = 0
+        for i, bound in enumerate(self.bounds):
+            within = n - find(ordered, now_units - bound * per_second)  # age <= bound
+            counts[i] += within - within_previous
+            within_previous = within
+        counts[-1] += n - within_previous
+        past = find(ordered, now_units)  # the stamps before now; the others add age 0
+        self.sum += (past * now_units - math.fsum(ordered[:past])) / per_second
 
     def collect(self) -> Iterator[Metric]:
         cumulative: list[tuple[str, float]] = []
@@ -279,10 +279,12 @@ class WorkerMetrics:
         suppressed: Mapping[str, int],
         pseudonyms: Mapping[str, int],
         seconds: float,
-        event_latencies: Iterable[float],
-        record_latencies: Iterable[float],
+        acked: float,
+        event_times_ms: Iterable[int],
+        record_stamps: Iterable[float],
     ) -> None:
-        """One batch, after its deliveries were acknowledged."""
+        """One batch, after its deliveries were acknowledged at ``acked`` (Unix seconds):
+        the events' own times (ms) and the input records' Kafka timestamps (seconds)."""
         for topic, n in topics_in.items():
             self.events_in.labels(topic).inc(n)
         for topic, n in topics_out.items():
@@ -295,8 +297,8 @@ class WorkerMetrics:
             self.pseudonyms_out[domain] = self.pseudonyms_out.get(domain, 0) + n
         self.batches.inc()
         self.batch_seconds.observe(seconds)
-        self.event_latency.observe_many(event_latencies)
-        self.record_latency.observe_many(record_latencies)
+        self.event_latency.observe_ages(acked, event_times_ms, per_second=1000.0)
+        self.record_latency.observe_ages(acked, record_stamps)
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
@@ -331,7 +333,6 @@ __all__ = [
     "PartitionOffsets",
     "WorkerMetrics",
     "WorkerView",
-    "event_time_ms",
     "install_pages",
     "partition_end",
     "partition_lag",

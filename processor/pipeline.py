@@ -316,7 +316,7 @@ class Pipeline:
         if consent is None:
             consent = self.policy.without_consent
         elif consent.erased:
-            return Outcome([], suppressed="account_deleted")
+            return Outcome([], None, "account_deleted", event["event_time"])
         device = event.get("device")
         limit_ad_tracking = device is not None and is_limit_ad_tracking(device.get("oaid"))
         self._stage = "coarsen"
@@ -327,7 +327,7 @@ class Pipeline:
             variant = runtime.plan.variant_for(consent, limit_ad_tracking)
             if variant is not None:
                 records.append(runtime.projectors[variant](event, schema, location))
-        return Outcome(records)
+        return Outcome(records, None, None, event["event_time"])
 
     def _ip_place(self, ip: str) -> tuple[dict[str, Any] | None, bool]:
         """(coarse place, unusable?) for an address, cached by its /24 for plain IPv4 text

@@ -226,15 +226,40 @@ def start_contender(
 
 @contextlib.contextmanager
 def _pythonpath(path: Path) -> Iterator[None]:
-    saved = os.environ.get("PYTHONPATH")
+    """Children import ``processor`` from ``path``. ``PYTHONSAFEPATH``: else ``python -m``
+    puts the working directory first, and run from a checkout it would import that one."""
+    names = ("PYTHONPATH", "PYTHONSAFEPATH")
+    saved = {name: os.environ.get(name) for name in names}
     os.environ["PYTHONPATH"] = str(path.resolve())
+    os.environ["PYTHONSAFEPATH"] = "1"
     try:
         yield
     finally:
-        if saved is None:
-            del os.environ["PYTHONPATH"]
-        else:
-            os.environ["PYTHONPATH"] = saved
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def check_baseline_src(path: Path) -> None:
+    """Refuse a ``--baseline-src`` whose worker would not run its own code: the same
+    import a baseline worker does, in the same environment."""
+    with _pythonpath(path):
+        found = subprocess.run(
+            [sys.executable, "-c", "import processor; print(processor.__file__)"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+    origin = found.stdout.strip()
+    if found.returncode != 0 or not Path(origin).resolve().is_relative_to(path.resolve()):
+        where = origin or (found.stderr.strip().splitlines() or ["nowhere"])[-1]
+        raise BenchError(
+            f"--baseline-src {path}: a worker started from it would import processor from"
+            f" {where}, not from it; give the root of a pseudostream source tree (the folder"
+            " that holds processor/), e.g. a `git worktree add` of the baseline commit"
+        )
 
 
 def _cpu(process: psutil.Process) -> float:
@@ -326,7 +351,20 @@ def run_once(
     result["contender"] = kind
     result["processes"] = workers
     result["inputs"] = sum(int(s.get("in", 0)) for s in stats)
+    if workers == 1 and stats[0].get("cpu_us_per_event"):  # a worker: its own CPU split
+        result["main_thread_cpu_us_per_event"] = stats[0]["cpu_us_per_event"]
     return result
+
+
+def _round_line(round_no: int, rounds: int, kind: str, run: Mapping[str, Any]) -> str:
+    line = (
+        f"round {round_no}/{rounds} {kind:<18} {run['events_per_second']:>8,} events/s  "
+        f"client {run['client_cpu_us_per_event']} µs/event, broker {run['broker_cpu_us_per_event']} µs/event"
+    )
+    split = run.get("main_thread_cpu_us_per_event")
+    if split:
+        line += "\n    main thread µs/event: " + ", ".join(f"{k} {v}" for k, v in split.items())
+    return line
 
 
 def _median(runs: Sequence[dict[str, Any]], field: str) -> float | None:
@@ -523,6 +561,8 @@ def run_e2e(
     """Throughput rounds (alternating), then latency at half the worker's rate."""
     if "quix" in contenders:
         require_quix()
+    if "worker-baseline" in contenders and baseline_src is not None:
+        check_baseline_src(baseline_src)  # before the broker starts
     with bench_bed(plan) as bed:
         bed.baseline_src = baseline_src
         inputs, records = _preload(bed, plan.events, say)
@@ -534,10 +574,7 @@ def run_e2e(
                 )
                 run["round"] = round_no
                 runs.append(run)
-                say(
-                    f"round {round_no}/{plan.rounds} {kind:<18} {run['events_per_second']:>8,} events/s  "
-                    f"client {run['client_cpu_us_per_event']} µs/event, broker {run['broker_cpu_us_per_event']} µs/event"
-                )
+                say(_round_line(round_no, plan.rounds, kind, run))
         medians = summarize(runs)
         result: dict[str, Any] = {"benchmark": "e2e", **_header(plan, records, bed)}
         result["runs"] = runs

@@ -39,6 +39,10 @@ def test_end_to_end_every_input_is_routed_quarantined_or_suppressed(stack: Stack
     assert counts["in"] == fed == len(records)
     assert counts["routed"] + counts["quarantined"] + counts["suppressed"] == fed
     assert counts["quarantined"] > 0
+    cpu = stats["cpu_us_per_event"]  # where the event loop's thread spent its CPU
+    assert set(cpu) == {"pipeline", "produce", "settle", "other", "total"}
+    assert cpu["pipeline"] > 0 and cpu["produce"] > 0
+    assert cpu["total"] == pytest.approx(sum(v for k, v in cpu.items() if k != "total"), abs=0.5)
     for route, topic in stack.settings.output_topics.items():
         written = stack.output(route)
         assert len(written) == counts.get(f"out:{topic}", 0), route

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -130,3 +131,28 @@ def test_when_a_run_is_over_before_the_first_sample_then_it_is_measured_from_the
     assert 0 < result["sampled_events_per_second"] < 10_000_000
     assert result["rss_peak_mb"] > 0
     assert result["client_cpu_us_per_event"] >= 0
+
+
+def test_a_worker_round_shows_its_main_thread_cpu_split() -> None:
+    run: dict[str, Any] = {
+        "events_per_second": 8000,
+        "client_cpu_us_per_event": 110.0,
+        "broker_cpu_us_per_event": 10.0,
+    }
+    assert "main thread" not in e2e._round_line(1, 3, "quix", run)
+    run["main_thread_cpu_us_per_event"] = {"pipeline": 60.0, "other": 20.0, "total": 80.0}
+    line = e2e._round_line(1, 3, "worker", run)
+    assert line.startswith("round 1/3 worker")
+    assert "main thread µs/event: pipeline 60.0, other 20.0, total 80.0" in line
+
+
+def test_a_baseline_src_must_be_what_its_worker_imports(tmp_path: Path) -> None:
+    # run from a checkout, `python -m` would put the working directory first and the
+    # "baseline" would be the code under test (it was, once)
+    (tmp_path / "processor").mkdir()
+    (tmp_path / "processor" / "__init__.py").write_text("")
+    e2e.check_baseline_src(tmp_path)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(e2e.BenchError, match="would import processor from"):
+        e2e.check_baseline_src(empty)

@@ -1,20 +1,22 @@
-"""Metrics without a broker: lag arithmetic, the bulk histogram, event-time extraction,
-the exposition of a fake worker, and ``top``'s parsing and rendering."""
+"""Metrics without a broker: lag arithmetic, the bulk histogram, the exposition of a fake worker, and ``top``'s parsing and rendering."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
+import pytest
 from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 from rich.console import Console
 
 from processor.cli import main
 from processor.cli.top_cmd import parse_metrics, quantile, render
 from processor.metrics import (
+    BulkHistogram,
     PartitionOffsets,
     WorkerMetrics,
-    event_time_ms,
     partition_end,
     partition_lag,
 )
@@ -45,13 +47,23 @@ def test_lag_uses_the_highest_known_end() -> None:
     assert partition_end(PartitionOffsets("t", 0, None, None, 9)) == 10
 
 
-def test_event_time_is_read_without_decoding() -> None:
-    assert event_time_ms(b'{"schema":"behaviour/1","event_time": 1764316800123,"x":1}') == (
-        1764316800123
-    )
-    assert event_time_ms(b'{"event_time":"soon"}') is None
-    assert event_time_ms(b'{"text":"\\"event_time\\": 5"}') is None
-    assert event_time_ms(None) is None
+@settings(max_examples=300, deadline=None)
+@given(
+    stamps=st.lists(st.floats(1.6e9, 1.8e9) | st.sampled_from([1.7e9 - 0.05, 1.7e9 + 1.0])),
+    per_second=st.sampled_from([1.0, 1000.0]),
+)
+def test_ages_observed_at_once_land_where_one_by_one_would(
+    stamps: list[float], per_second: float
+) -> None:
+    now = 1.7e9
+    bounds = (0.05, 0.5, 60.0, 3600.0, 86400.0)
+    bulk = BulkHistogram("h", "h", bounds)
+    bulk.observe_ages(now, [t * per_second for t in stamps], per_second)
+    one = BulkHistogram("h", "h", bounds)
+    for t in stamps:
+        one.observe(max(0.0, now - t))
+    assert bulk.counts == one.counts
+    assert bulk.sum == pytest.approx(one.sum, abs=1e-3 * max(1, len(stamps)))
 
 
 def _samples(metrics: WorkerMetrics) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -72,8 +84,9 @@ def test_exposition_of_a_batch() -> None:
         suppressed={},
         pseudonyms={"recommendation": 40},
         seconds=0.02,
-        event_latencies=[0.2, 3.0, 1e8],
-        record_latencies=[0.01, 0.02, 0.03],
+        acked=1_764_316_800.0,
+        event_times_ms=[1_764_316_799_800, 1_764_316_797_000, 1_664_316_800_000],
+        record_stamps=[1_764_316_799.99, 1_764_316_799.98, 1_764_316_799.97],
     )
     s = _samples(metrics)
     assert s[("pseudostream_events_in_total", (("topic", "raw.behaviour"),))] == 3
@@ -102,8 +115,9 @@ def test_top_parses_and_renders() -> None:
         suppressed={},
         pseudonyms={},
         seconds=0.3,
-        event_latencies=[],
-        record_latencies=[0.04] * 99 + [7.0],
+        acked=100.0,
+        event_times_ms=[],
+        record_stamps=[99.96] * 99 + [93.0],
     )
     before = parse_metrics(metrics.exposition().decode(), at=0.0)
     metrics.record_batch(
@@ -113,8 +127,9 @@ def test_top_parses_and_renders() -> None:
         suppressed={},
         pseudonyms={},
         seconds=0.1,
-        event_latencies=[],
-        record_latencies=[],
+        acked=102.0,
+        event_times_ms=[],
+        record_stamps=[],
     )
     now = parse_metrics(metrics.exposition().decode(), at=2.0)
     assert sum(now.events_in.values()) == 1500
