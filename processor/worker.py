@@ -28,6 +28,7 @@ import hashlib
 import hmac
 import logging
 import os
+import random
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
@@ -301,39 +302,63 @@ def make_app_class(
     return BatchApp
 
 
-def _appender(
-    producer: Any,
-) -> Callable[[str, int, bytes, bytes, tuple[tuple[str, bytes], ...] | None], Awaitable[Any]]:
-    """``producer.send`` for a record whose partition is known, minus the per-record
-    steps that cost 6 % of the worker's CPU in the profile: a metadata wait and a set of
-    the topic's partitions (for an ``assert``) per record. The size check stays; the
-    batches, their backpressure and their delivery futures are the producer's own
-    (``aiokafka<0.15`` is pinned for this private API)."""
-    from aiokafka.errors import MessageSizeTooLargeError
-    from aiokafka.record.default_records import DefaultRecordBatchBuilder
-    from aiokafka.structs import TopicPartition
+Headers = tuple[tuple[str, bytes], ...] | None
 
-    add = producer._message_accumulator.add_message
-    timeout = producer._request_timeout_ms / 1000
-    limit = producer._max_request_size
-    estimate = DefaultRecordBatchBuilder.estimate_size_in_bytes
 
-    def append(
-        topic: str,
-        partition: int,
-        key: bytes,
-        value: bytes,
-        headers: tuple[tuple[str, bytes], ...] | None,
-    ) -> Awaitable[Any]:
+class _Appender:
+    """Writes records whose partition is known straight into the producer's open batch of
+    that partition, and collects one delivery future per producer batch instead of one
+    per record.
+
+    ``producer.send`` does work per record the worker does not need: a metadata wait, a set
+    of the topic's partitions for an ``assert``, a future per record that the sender later
+    resolves with a metadata tuple, and the callbacks of a ``gather`` over them all (about
+    a fifth of the worker's CPU, see docs/worker.md). A producer batch's own future
+    resolves when the whole batch is acknowledged and fails when it fails, which is all the
+    worker awaits. The size check stays; when a partition has no open batch or its batch
+    is full, the record goes through the producer's ``add_message``, which opens a batch or
+    waits for one to drain (its backpressure). Batching, linger and retries stay the
+    producer's own (``aiokafka<0.15`` is pinned for these private parts)."""
+
+    def __init__(self, producer: Any) -> None:
+        from aiokafka.errors import MessageSizeTooLargeError
+        from aiokafka.record.default_records import DefaultRecordBatchBuilder
+
+        self._accumulator = producer._message_accumulator
+        self._open = self._accumulator._batches  # TopicPartition -> deque, the last one open
+        self._timeout = producer._request_timeout_ms / 1000
+        self._limit = producer._max_request_size
+        self._estimate = DefaultRecordBatchBuilder.estimate_size_in_bytes
+        self._too_large = MessageSizeTooLargeError
+        self._batches: dict[Any, None] = {}  # the producer batches written to, in order
+        self._futures: list[Awaitable[Any]] = []  # of the records that took add_message
+
+    async def append(
+        self, tp: Any, key: bytes | None, value: bytes | None, headers: Headers
+    ) -> None:
+        """One record to partition ``tp`` (an aiokafka ``TopicPartition``)."""
         listed = list(headers) if headers else []
-        size = estimate(key, value, listed)
-        if size > limit:
-            raise MessageSizeTooLargeError(
-                f"the record is {size} bytes, over the producer's request limit of {limit}"
+        size = self._estimate(key, value, listed)
+        if size > self._limit:
+            raise self._too_large(
+                f"the record is {size} bytes, over the producer's request limit of {self._limit}"
             )
-        return add(TopicPartition(topic, partition), key, value, timeout, headers=listed)  # type: ignore[no-any-return]
+        accumulator = self._accumulator
+        pending = self._open.get(tp)
+        if pending and accumulator._exception is None and not accumulator._closed:
+            batch = pending[-1]
+            metadata = batch._builder.append(timestamp=None, key=key, value=value, headers=listed)
+            if metadata is not None:
+                if batch not in self._batches:
+                    self._batches[batch] = None
+                return
+        added = accumulator.add_message(tp, key, value, self._timeout, headers=listed)
+        self._futures.append(await added)
 
-    return append
+    def futures(self) -> list[Awaitable[Any]]:
+        """The delivery futures of everything appended; a batch's is shielded, so that a
+        cancelled wait (a stop) does not cancel the producer's own future."""
+        return [*self._futures, *(asyncio.shield(batch.future) for batch in self._batches)]
 
 
 def ack_all(consumer: Any, messages: Sequence[Any]) -> None:
@@ -865,48 +890,53 @@ class StreamWorker:
 
     async def _send(
         self,
-        sends: list[tuple[str, bytes | None, bytes, tuple[tuple[str, bytes], ...] | None]],
+        sends: list[tuple[str, bytes | None, bytes, Headers]],
         changelog: list[tuple[str, bytes, bytes | None, int | None]],
     ) -> list[Awaitable[Any]]:
-        """Hand every record to the buffered aiokafka producer; returns the delivery futures.
+        """Hand every record to the buffered aiokafka producer (:class:`_Appender`); returns
+        the delivery futures, one per producer batch.
 
         Keyed records get their partition here, from a cache of the murmur2 hash aiokafka's
         default partitioner computes in pure Python (5-6 % of the worker's CPU in the
-        profile; the same keys recur for every event of a user or device), and go straight
-        to the producer's batches (:func:`_appender`). Records without a key take
-        ``send``, whose partitioner spreads them."""
+        profile; the same keys recur for every event of a user or device); records without
+        a key get a random partition, as aiokafka's partitioner gives them. Changelog records
+        carry their partition (the shard's)."""
+        from aiokafka.structs import TopicPartition
+
         producer = self.app.producer._ensure_producer()  # the aiokafka producer
-        append = _appender(producer)
-        futures: list[Awaitable[Any]] = []
-        counts = self.counters.counts
+        appender = _Appender(producer)
+        append = appender.append
         hash_of = _key_hash
-        partitions: dict[str, list[int]] = {}
+        choice = random.choice  # spreads keyless records, as aiokafka's partitioner does
+        partitions: dict[str, list[TopicPartition]] = {}
+
+        async def partitions_of(topic: str) -> list[TopicPartition]:
+            await producer.client._wait_on_metadata(topic)
+            ids = sorted(producer.client.cluster.partitions_for_topic(topic))
+            partitions[topic] = [TopicPartition(topic, i) for i in ids]
+            return partitions[topic]
+
         try:
             for topic, log_key, log_value, partition in changelog:
-                futures.append(
-                    await producer.send(topic, log_value, key=log_key, partition=partition)
-                )
+                tps = partitions.get(topic) or await partitions_of(topic)
+                # no partition known: where the default partitioner puts the key
+                index = hash_of(log_key) % len(tps) if partition is None else partition
+                await append(tps[index], log_key, log_value, None)
             changelog.clear()
             for topic, key, value, headers in sends:
-                if key is None:
-                    future = await producer.send(
-                        topic, value, headers=list(headers) if headers else None
-                    )
-                else:
-                    ids = partitions.get(topic)
-                    if ids is None:
-                        await producer.client._wait_on_metadata(topic)
-                        ids = partitions[topic] = sorted(
-                            producer.client.cluster.partitions_for_topic(topic)
-                        )
-                    future = await append(topic, ids[hash_of(key) % len(ids)], key, value, headers)
-                futures.append(future)
-                counts["out:" + topic] += 1
+                tps = partitions.get(topic) or await partitions_of(topic)
+                await append(
+                    choice(tps) if key is None else tps[hash_of(key) % len(tps)],
+                    key,
+                    value,
+                    headers,
+                )
         except asyncio.CancelledError:
             raise
         except Exception as exc:
             self._delivery_failed(exc)
-        return futures
+        self.counters.counts.update(Counter("out:" + send[0] for send in sends))
+        return appender.futures()
 
     async def _await_deliveries(self, futures: Sequence[Awaitable[Any]]) -> None:
         try:
