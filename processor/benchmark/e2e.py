@@ -47,6 +47,7 @@ from processor.demo import WorkerProcess, produce, start_worker
 from processor.errors import PseudostreamError
 
 CONTENDERS = ("passthrough", "quix", "worker")
+BROKER_FLOOR = "broker-one-hop"  # the latency runs' reference: no contender, one broker hop
 OPTIONAL_CONTENDERS = ("aiokafka-pipeline", "worker-baseline")
 LABELS = {
     "passthrough": "aiokafka pass-through (no transform)",
@@ -504,6 +505,31 @@ def latency_once(
         proc.stop()
     if not latencies:
         raise BenchError(f"{kind}: no output arrived during the latency run; see {proc.log_file}")
+    return _latency_result(kind, rate, seconds, latencies)
+
+
+def broker_floor_once(
+    bed: Bed,
+    tag: str,
+    events: Sequence[tuple[str, bytes | None, dict[str, Any]]],
+    rate: float,
+    seconds: float,
+) -> dict[str, Any]:
+    """The broker alone, one hop: the same fixed-rate producer onto fresh topics, timed on
+    arrival at a consumer of the behaviour topic itself. A contender's path has two such
+    hops; on Tansu's memory storage a hop slows as its partitions grow (docs/benchmarks.md)."""
+    inputs = bed.fresh_inputs(tag)
+    latencies = asyncio.run(
+        _fixed_rate(bed.broker.address, inputs, inputs[synth.RAW_BEHAVIOUR], events, rate, seconds)
+    )
+    if not latencies:
+        raise BenchError("the broker floor run timed no record (the broker did not deliver)")
+    return _latency_result(BROKER_FLOOR, rate, seconds, latencies)
+
+
+def _latency_result(
+    kind: str, rate: float, seconds: float, latencies: list[float]
+) -> dict[str, Any]:
     ordered = sorted(latencies)
     return {
         "contender": kind,
@@ -590,15 +616,14 @@ def run_e2e(
             stampable = _stampable(pool)
             consents = [r for r in pool if r[0] == synth.CONSENT]
             for round_no in range(1, latency_rounds + 1):
-                for kind in contenders:
-                    run = latency_once(
-                        bed,
-                        kind,
-                        f"lat{round_no}-{kind}-{uuid.uuid4().hex[:6]}",
-                        stampable,
-                        consents,
-                        rate,
-                        latency_seconds,
+                for kind in (BROKER_FLOOR, *contenders):
+                    tag = f"lat{round_no}-{kind}-{uuid.uuid4().hex[:6]}"
+                    run = (
+                        broker_floor_once(bed, tag, stampable, rate, latency_seconds)
+                        if kind == BROKER_FLOOR
+                        else latency_once(
+                            bed, kind, tag, stampable, consents, rate, latency_seconds
+                        )
                     )
                     run["round"] = round_no
                     latency_runs.append(run)
@@ -606,7 +631,7 @@ def run_e2e(
                         f"latency {round_no}/{latency_rounds} {kind:<18} at {rate:,.0f}/s: "
                         f"p50 {run['p50_ms']} ms, p99 {run['p99_ms']} ms"
                     )
-            for kind in contenders:
+            for kind in (BROKER_FLOOR, *contenders):
                 mine = [r for r in latency_runs if r["contender"] == kind]
                 latency[kind] = {
                     "rate": mine[0]["rate"],

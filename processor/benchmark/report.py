@@ -27,7 +27,7 @@ def _rows(header: list[str], rows: list[list[str]]) -> str:
 
 
 def _e2e(result: dict[str, Any]) -> str:
-    from processor.benchmark.e2e import LABELS
+    from processor.benchmark.e2e import BROKER_FLOOR, LABELS
 
     header = ["contender", "events/s", "client µs/ev", "broker µs/ev", "p50 ms", "p99 ms", "RSS MB"]
     rows = []
@@ -56,6 +56,12 @@ def _e2e(result: dict[str, Any]) -> str:
     if result.get("latency"):
         rate = next(iter(result["latency"].values()))["rate"]
         lines.append(f"latency at a fixed {rate:,} events/s")
+        floor = result["latency"].get(BROKER_FLOOR)
+        if floor:
+            lines.append(
+                f"broker floor, one hop (producer -> Tansu -> consumer, fresh topics, same rate):"
+                f" p50 {floor['p50_ms']} ms, p99 {floor['p99_ms']} ms; a contender's path has two"
+            )
     for name, met in result.get("targets", {}).items():
         lines.append(f"target {name}: {'-' if met is None else 'met' if met else 'NOT met'}")
     return "\n".join(lines)

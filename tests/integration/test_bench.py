@@ -11,7 +11,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from processor.benchmark.e2e import CONTENDERS, bench_records
+from processor.benchmark.e2e import BROKER_FLOOR, CONTENDERS, bench_records
 from processor.scan import LeakScanner
 
 pytestmark = pytest.mark.broker
@@ -45,7 +45,7 @@ def test_bench_e2e_json_has_every_contender_and_sane_figures(tmp_path: Path) -> 
         assert r["events_per_second"] > 0
         assert r["client_cpu_us_per_event"] >= 0
         assert r["rss_peak_mb"] > 0
-    assert set(result["latency"]) == set(CONTENDERS)
+    assert set(result["latency"]) == {BROKER_FLOOR, *CONTENDERS}  # the floor: no contender
     for lat in result["latency"].values():
         assert lat["outputs_timed"] > 0
         assert 0 <= lat["p50_ms"] <= lat["p99_ms"] <= lat["max_ms"]
@@ -53,6 +53,9 @@ def test_bench_e2e_json_has_every_contender_and_sane_figures(tmp_path: Path) -> 
     assert result["worker_vs_quix"] > 0
     assert set(result["targets"]) >= {"worker_at_least_50pct_of_passthrough"}
     assert "pseudostream worker (faust)" in run.stdout  # the table
+    assert "broker floor, one hop" in run.stdout
+    worker_run = next(r for r in result["runs"] if r["contender"] == "worker")
+    assert worker_run["main_thread_cpu_us_per_event"]["total"] > 0
 
     # the JSON, the printed table and the worker logs carry no raw identifier
     scanner = LeakScanner.from_raw_events(v for _, _, v in bench_records(EVENTS))
