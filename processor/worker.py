@@ -195,8 +195,6 @@ def make_app_class(
     from faust import App
     from faust.transport.drivers import aiokafka as faust_aiokafka
 
-    first = first_topics
-
     class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         def _create_worker_consumer(self, transport: Any) -> Any:
             consumer = super()._create_worker_consumer(transport)
@@ -232,7 +230,9 @@ def make_app_class(
             buffered = self._buffered_partitions
             # ``first_topics`` lead (consent: a change applies to the events fetched with it,
             # also when the fetch spans several batches)
-            for tp, chunk in sorted(records.items(), key=lambda item: item[0].topic not in first):
+            for tp, chunk in sorted(
+                records.items(), key=lambda item: item[0].topic not in first_topics
+            ):
                 if not self.flow_active or self.app.consumer_generation_id != generation:
                     break  # a rebalance: the rest is read again from the committed offsets
                 if active is None or tp in active or tp in buffered:
@@ -312,8 +312,8 @@ class _Appender:
 
     ``producer.send`` does work per record the worker does not need: a metadata wait, a set
     of the topic's partitions for an ``assert``, a future per record that the sender later
-    resolves with a metadata tuple, and the callbacks of a ``gather`` over them all (about
-    a fifth of the worker's CPU, see docs/worker.md). A producer batch's own future
+    resolves with a metadata tuple, and the callbacks of a ``gather`` over them all
+    (handing over and settling took 46 of the worker's 123 µs per event; now 12: docs/worker.md). A producer batch's own future
     resolves when the whole batch is acknowledged and fails when it fails, which is all the
     worker awaits. The size check stays; when a partition has no open batch or its batch
     is full, the record goes through the producer's ``add_message``, which opens a batch or
