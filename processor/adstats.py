@@ -27,7 +27,8 @@ from processor.errors import ConfigError
 from processor.settings import Settings
 from processor.stats import SCHEMA, Change, StatsAggregator
 
-Send = tuple[str, bytes | None, bytes, tuple[tuple[str, bytes], ...] | None]
+Headers = tuple[tuple[str, bytes], ...] | None
+Send = tuple[str, bytes | None, bytes, Headers]  # topic, key, value, headers
 ChangelogEntry = tuple[str, bytes, bytes | None, int | None]  # value None: tombstone
 _HEADERS = (("schema", SCHEMA.encode()),)
 
@@ -179,6 +180,9 @@ class AdStatsTable:
 
 __all__ = [
     "AdStatsTable",
+    "ChangelogEntry",
+    "Headers",
+    "Send",
     "apply_to_store",
     "changelog_table",
     "check_schedule_fits_windows",

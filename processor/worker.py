@@ -40,6 +40,9 @@ import orjson
 
 from processor.adstats import (
     AdStatsTable,
+    ChangelogEntry,
+    Headers,
+    Send,
     apply_to_store,
     changelog_table,
     check_schedule_fits_windows,
@@ -97,7 +100,7 @@ class TableConsentState:
         self._changelog_topic = changelog_topic
         self._cache: dict[str, tuple[Any, Consent]] = {}
         self.partition: int | None = None
-        self.pending: list[tuple[str, bytes, bytes | None, int | None]] = []
+        self.pending: list[ChangelogEntry] = []
 
     def get(self, user_id: str) -> Consent | None:
         key = self._key_of(user_id)
@@ -300,9 +303,6 @@ def make_app_class(
             return BatchTransport(self.conf.broker_consumer, self)
 
     return BatchApp
-
-
-Headers = tuple[tuple[str, bytes], ...] | None
 
 
 class _Appender:
@@ -704,7 +704,7 @@ class StreamWorker:
         process = self.pipeline.process
         logical = self._logical
         consent = self.consent
-        sends: list[tuple[str, bytes | None, bytes, tuple[tuple[str, bytes], ...] | None]] = []
+        sends: list[Send] = []
         out_topics = self._out_topics
         routed = quarantined = suppressed = 0
         reasons_q: Counter[str] = Counter()
@@ -890,8 +890,8 @@ class StreamWorker:
 
     async def _send(
         self,
-        sends: list[tuple[str, bytes | None, bytes, Headers]],
-        changelog: list[tuple[str, bytes, bytes | None, int | None]],
+        sends: list[Send],
+        changelog: list[ChangelogEntry],
     ) -> list[Awaitable[Any]]:
         """Hand every record to the buffered aiokafka producer (:class:`_Appender`); returns
         the delivery futures, one per producer batch.
