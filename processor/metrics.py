@@ -42,8 +42,8 @@ BATCH_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2
 
 
 class BulkHistogram(Collector):
-    """A label-less histogram fed many observations at once (``bisect`` per value, no lock:
-    written and read on the worker's event loop)."""
+    """A label-less histogram fed many observations at once (no lock: written and read on
+    the worker's event loop)."""
 
     def __init__(self, name: str, documentation: str, buckets: Iterable[float]) -> None:
         self.name = name

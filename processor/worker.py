@@ -409,7 +409,7 @@ class Submitted(NamedTuple):
     """A batch whose outputs were handed to the producer, not yet acknowledged."""
 
     messages: Sequence[Any]
-    sends: Sequence[tuple[str, Any, Any, Any]]
+    topics_out: Mapping[str, int]  # records handed to the producer, by topic
     futures: list[Awaitable[Any]]
     tallies: Counter[str]
     quarantined: Mapping[str, int]
@@ -751,7 +751,7 @@ class StreamWorker:
             consent.pending += stats_changelog
         t1 = time.monotonic()
         cpu1 = time.thread_time()
-        futures = await self._send(sends, consent.pending)
+        futures, topics_out = await self._send(sends, consent.pending)
         cpu = self.counters.cpu
         cpu["pipeline"] += cpu1 - cpu0
         cpu["produce"] += time.thread_time() - cpu1
@@ -767,7 +767,15 @@ class StreamWorker:
             }
         )
         return Submitted(
-            ordered, sends, futures, tallies, reasons_q, reasons_s, pseudonyms, event_times, now
+            ordered,
+            topics_out,
+            futures,
+            tallies,
+            reasons_q,
+            reasons_s,
+            pseudonyms,
+            event_times,
+            now,
         )
 
     async def settle_batch(self, submitted: Submitted) -> None:
@@ -789,7 +797,7 @@ class StreamWorker:
         messages = submitted.messages
         self.metrics.record_batch(
             topics_in=Counter(m.topic for m in messages),
-            topics_out=Counter(send[0] for send in submitted.sends),
+            topics_out=submitted.topics_out,
             quarantined=submitted.quarantined,
             suppressed=submitted.suppressed,
             pseudonyms=submitted.pseudonyms,
@@ -825,7 +833,8 @@ class StreamWorker:
             return
         sends, changelog = self.ad_stats.flush(*self._partitions_read())
         if sends or changelog:
-            await self._await_deliveries(await self._send(sends, changelog))
+            futures, _ = await self._send(sends, changelog)
+            await self._await_deliveries(futures)
             self._stats_dirty = True
 
     # -- what the metrics and /ready read (processor.metrics.WorkerView) ---------------
@@ -892,9 +901,9 @@ class StreamWorker:
         self,
         sends: list[Send],
         changelog: list[ChangelogEntry],
-    ) -> list[Awaitable[Any]]:
+    ) -> tuple[list[Awaitable[Any]], Counter[str]]:
         """Hand every record to the buffered aiokafka producer (:class:`_Appender`); returns
-        the delivery futures, one per producer batch.
+        the delivery futures, one per producer batch, and the records sent per topic.
 
         Keyed records get their partition here, from a cache of the murmur2 hash aiokafka's
         default partitioner computes in pure Python (5-6 % of the worker's CPU in the
@@ -935,8 +944,9 @@ class StreamWorker:
             raise
         except Exception as exc:
             self._delivery_failed(exc)
-        self.counters.counts.update(Counter("out:" + send[0] for send in sends))
-        return appender.futures()
+        topics_out = Counter(send[0] for send in sends)
+        self.counters.counts.update({"out:" + topic: n for topic, n in topics_out.items()})
+        return appender.futures(), topics_out
 
     async def _await_deliveries(self, futures: Sequence[Awaitable[Any]]) -> None:
         try:
