@@ -73,7 +73,9 @@ def _assert_unseals_to_original(stack: Stack, fed: list[Fed]) -> int:
 
 
 def test_drill_sigkill_mid_stream_then_restart_accounts_for_every_input(stack: Stack) -> None:
-    records = consent_first(list(synth.generate(4000, seed=5, users=300, malformed=0.005)))
+    # enough input that the kill lands mid-stream: the stats file the trigger reads lags by
+    # up to 0.25 s, and at ~10k events/s 4,000 records were sometimes all done by then
+    records = consent_first(list(synth.generate(20_000, seed=5, users=300, malformed=0.005)))
     consent_n = sum(1 for r in records if r[0] == synth.CONSENT)
     worker = stack.start_worker()
     fed = stack.feed_placed(records[:consent_n])
