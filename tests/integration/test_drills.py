@@ -130,9 +130,9 @@ def test_drill_connection_cut_and_restored_loses_nothing(
     then 9 s while idle, past the 6 s session timeout (the group must re-form), after which
     new input must still flow. The broker keeps its data throughout."""
     stack, proxy = proxied
-    records = _good(6000, "cut")
+    records = _good(21_000, "cut")  # enough that the cut lands mid-stream at ~10k events/s
     worker = stack.start_worker()
-    fed = stack.feed_placed(records[:5000])
+    fed = stack.feed_placed(records[:20_000])
     wait_for(lambda: stack.processed() >= 1000, 60)
     proxy.cut()
     at_cut = stack.processed()
@@ -143,13 +143,13 @@ def test_drill_connection_cut_and_restored_loses_nothing(
     proxy.cut()
     time.sleep(9.0)
     proxy.restore()
-    fed += stack.feed_placed(records[5000:])
+    fed += stack.feed_placed(records[20_000:])
     expected = expected_outcomes(stack.keyring, fed)
     account = stack.wait_accounted(expected, 90)
     account.assert_exact()
     assert worker.proc.poll() is None, f"worker exited with {worker.proc.returncode}"
     assert stack.leaks(v for _, _, v in records) == []
-    print(f"\ncut after {at_cut} of 5000, then idle past the session timeout: ", end="")
+    print(f"\ncut after {at_cut} of 20,000, then idle past the session timeout: ", end="")
     print(f"{account.duplicates} duplicates, {proxy.connections} proxied connections")
 
 
