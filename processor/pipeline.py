@@ -28,8 +28,9 @@ from processor.policy import Policy, RoutePlan, compile_policy
 from processor.project import compile_projector
 from processor.pseudonym import DEFAULT_CACHE_SIZE, Pseudonymizer
 from processor.quarantine import Sealer, sealable_bytes
+from processor.scrub import DEFAULT_MAX_TEXT_CHARS, truncate_text
 from processor.validate import Validator
-from schemas import load_contract
+from schemas import load_contract, load_roles
 
 DEFAULT_MAX_RECORD_BYTES = 1_048_576
 _CONSENT_SCHEMA = "consent/1"
@@ -83,6 +84,7 @@ class Pipeline:
         locator: Locator | None = None,
         policy: Policy | None = None,
         max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
+        max_text_chars: int = DEFAULT_MAX_TEXT_CHARS,
         cache_size: int = DEFAULT_CACHE_SIZE,
         clock: Callable[[], int] = _now_ms,
     ) -> None:
@@ -90,6 +92,15 @@ class Pipeline:
         self.consent: ConsentState = consent if consent is not None else MemoryConsentState()
         self.locator: Locator = locator or NullLocator()
         self.max_record_bytes = max_record_bytes
+        self.max_text_chars = max_text_chars
+        # Free-text fields as (block or None, name, stat key): cut to max_text_chars before
+        # scrubbing, so the scrubber's cost per event is bounded.
+        self._free_text = tuple(
+            (block or None, name, "text_truncated:" + path)
+            for path, role in load_roles().items()
+            if role.role == "free_text"
+            for block, _, name in [path.rpartition(".")]
+        )
         self.stats: Counter[str] = Counter()
         self._clock = clock
         self._cache_size = cache_size
@@ -319,6 +330,7 @@ class Pipeline:
             return Outcome([], None, "account_deleted", event["event_time"])
         device = event.get("device")
         limit_ad_tracking = device is not None and is_limit_ad_tracking(device.get("oaid"))
+        self._truncate_texts(event)
         self._stage = "coarsen"
         location = self._locate(event, consent) if self._coarsen else None
         self._stage = "pseudonymize"
@@ -328,6 +340,16 @@ class Pipeline:
             if variant is not None:
                 records.append(runtime.projectors[variant](event, schema, location))
         return Outcome(records, None, None, event["event_time"])
+
+    def _truncate_texts(self, event: dict[str, Any]) -> None:
+        limit = self.max_text_chars
+        for block, name, stat in self._free_text:
+            holder = event.get(block) if block is not None else event
+            if holder:
+                text = holder.get(name)
+                if type(text) is str and len(text) > limit:
+                    holder[name] = truncate_text(text, limit)
+                    self.stats[stat] += 1
 
     def _ip_place(self, ip: str) -> tuple[dict[str, Any] | None, bool]:
         """(coarse place, unusable?) for an address, cached by its /24 for plain IPv4 text

@@ -24,7 +24,7 @@ import orjson
 
 from processor.canonical import NONCONFORMING_PREFIX, canonicalize, luhn_valid
 from processor.kinds import IdKind
-from processor.scrub import is_id_card_number
+from processor.detectors import is_id_card_number
 
 # Same one-to-one full-width mapping as processor.scrub: spans stay aligned.
 _HALF_WIDTH = {code: code - 0xFEE0 for code in range(0xFF01, 0xFF5F)} | {0x3000: 0x20}

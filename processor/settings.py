@@ -129,6 +129,9 @@ class Settings:
     """Seconds to wait for a batch to fill before processing what is there."""
     max_record_bytes: int = 1_048_576
     """Input records larger than this are quarantined as ``too_large`` without parsing."""
+    max_text_chars: int = 2_000
+    """Free text (query, comment) longer than this is cut before scrubbing, counted as
+    ``text_truncated:<field>``; an identifier the cut would split is cut off whole."""
     fetch_max_wait_ms: int = 50
     """Longest the broker may hold a fetch waiting for data. faust hard-codes 1500 ms; Tansu
     holds a fetch that long when one of its partitions was never written to (an empty
@@ -282,6 +285,8 @@ class Settings:
             )
         if self.max_record_bytes < 64:
             raise ConfigError(f"max_record_bytes: must be at least 64, got {self.max_record_bytes}")
+        if self.max_text_chars < 1:
+            raise ConfigError(f"max_text_chars: must be at least 1, got {self.max_text_chars}")
         if self.producer_max_batch_bytes < 1024:
             raise ConfigError("producer_max_batch_bytes: must be at least 1024")
         if self.producer_acks not in ("all", "1", "0", "-1"):

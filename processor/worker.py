@@ -488,7 +488,11 @@ class StreamWorker:
             self.ad_stats.table.on_recover(self._recover_ad_stats)
             self.app.timer(1.0, name="pseudostream.ad_stats")(self._close_idle_ad_stats)
         self.pipeline = pipeline or Pipeline(
-            keyring, consent=self.consent, locator=locator, max_record_bytes=s.max_record_bytes
+            keyring,
+            consent=self.consent,
+            locator=locator,
+            max_record_bytes=s.max_record_bytes,
+            max_text_chars=s.max_text_chars,
         )
         self.pipeline.consent = self.consent
         self.source = self.app.topic(

@@ -19,6 +19,7 @@ from processor.geo import build_locator
 from processor.outcome import DEFAULT_TOPICS, SourceRef
 from processor.pipeline import DEFAULT_MAX_RECORD_BYTES, Pipeline
 from processor.policy import compile_policy
+from processor.scrub import DEFAULT_MAX_TEXT_CHARS
 
 keyring_option = click.option(
     "--keyring",
@@ -106,6 +107,13 @@ def _summary(totals: Counter[str], stats: Counter[str]) -> str:
     show_default=True,
     help="Larger records are quarantined as too_large.",
 )
+@click.option(
+    "--max-text-chars",
+    type=click.IntRange(min=1),
+    default=DEFAULT_MAX_TEXT_CHARS,
+    show_default=True,
+    help="Longer free text is cut before scrubbing (counted as text_truncated).",
+)
 @click.option("--strict", is_flag=True, help="Exit 1 when any record was quarantined.")
 @click.option("--quiet", "-q", is_flag=True, help="No summary on stderr.")
 def transform(
@@ -115,6 +123,7 @@ def transform(
     mmdb_path: Path | None,
     xdb_path: Path | None,
     max_record_bytes: int,
+    max_text_chars: int,
     strict: bool,
     quiet: bool,
 ) -> None:
@@ -129,6 +138,7 @@ def transform(
         keyring,
         policy=compile_policy(policy_path),
         max_record_bytes=max_record_bytes,
+        max_text_chars=max_text_chars,
         locator=build_locator(mmdb_path, xdb_path),
     )
     totals = run_transform(pipeline, sys.stdin.buffer, sys.stdout.buffer)
