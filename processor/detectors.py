@@ -45,7 +45,7 @@ from typing import NamedTuple
 
 import phonenumbers
 
-from processor.canonical import luhn_valid
+from processor.canonical import PLACEHOLDER_ANDROID_IDS, PLACEHOLDER_MACS, luhn_valid
 from processor.textview import detection_view
 
 KINDS = (
@@ -79,9 +79,10 @@ class Detection(NamedTuple):
 # the X of an ID number. Greedy and self-delimiting: each run is consumed once.
 _SEPARATORS = r"[ \-./_、·・•()]"
 _RUN = re.compile(
-    rf"(?:\(?\+|\()?(?<![0-9])[0-9](?:{_SEPARATORS}{{0,3}}[0-9])*(?:[Xx](?![A-Za-z0-9]))?"
+    rf"(?:\(?\+|\()?(?<![0-9])[0-9](?:{_SEPARATORS}{{0,3}}[0-9])*"
+    rf"(?:{_SEPARATORS}{{0,3}}[Xx](?![A-Za-z0-9]))?"
 )
-_GROUP = re.compile(r"[0-9]+[Xx]?")
+_GROUP = re.compile(r"[0-9]+|[Xx]")
 _MAX_ID_DIGITS = 19  # a bank card; "0086" + 11 is 15, an ID number 18
 _MIN_NUMBER = 12
 _MIN_RUN = 10  # the shortest identifier made of digits: a landline such as 010 1234567
@@ -317,6 +318,16 @@ def _hexy(view: str) -> Iterator[tuple[int, int, str]]:
             yield from _hexy_in(view, region.start(), region.end() + 1)
 
 
+def _is_placeholder(kind: str, value: str) -> bool:
+    """The values that name no one: 02:00:00:00:00:00, an all-zero OAID, ..."""
+    hex_digits = re.sub(r"[^0-9a-f]", "", value.lower())
+    if not hex_digits.strip("0"):
+        return True
+    if kind == "mac":
+        return ":".join(re.findall("..", hex_digits)) in PLACEHOLDER_MACS
+    return hex_digits in PLACEHOLDER_ANDROID_IDS
+
+
 def _hexy_in(view: str, pos: int, endpos: int) -> Iterator[tuple[int, int, str]]:
     for match in _HEXY.finditer(view, pos, endpos):
         kind = match.lastgroup
@@ -340,6 +351,8 @@ def _hexy_in(view: str, pos: int, endpos: int) -> Iterator[tuple[int, int, str]]
                 continue
             kind = "ip"
         assert kind is not None  # noqa: S101 - every alternative is a named group
+        if kind in ("mac", "device_id") and _is_placeholder(kind, value):
+            continue
         yield match.start(), match.end(), kind
 
 
@@ -347,7 +360,7 @@ def _hexy_in(view: str, pos: int, endpos: int) -> Iterator[tuple[int, int, str]]
 
 _ID_LABEL = re.compile(
     r"(?i)(?P<wxid>(?<![A-Za-z0-9_])wxid_[A-Za-z0-9]{4,20}(?![A-Za-z0-9_]))"
-    r"|(?<![A-Za-z])(?:(?P<qq>qq|扣扣|企鹅号?|q号)"
+    r"|(?<![A-Za-z0-9+/=_\-])(?:(?P<qq>qq|扣扣|企鹅号?|q号)"
     r"|(?P<wechat>微信|威信|薇信|维信|徽信|v信|vx|wx|weixin|wechat|加v|\+v|绿泡泡))"
     r"(?P<gap>[ :=是为]{0,3}(?:(?:号码|号|账号|帐号|id|联系我?|搜|加我?)[ :=是为]{0,3}){0,2})"
 )

@@ -71,7 +71,7 @@ from processor.textview import detection_view
         ("imei 35 693803 564380 9", "imei [device_id]"),
         ("imei 35.693803.564380.9", "imei [device_id]"),
         ("oaid 6b1e6b2c-6a4f-4e0f-9c3a-2b1d4e5f6a7b", "oaid [device_id]"),
-        ("android 9774d56d682e549c", "android [device_id]"),
+        ("android 5f3a9c1be27d4086", "android [device_id]"),
         ("订单1764316800123", "订单[number]"),
     ],
 )
