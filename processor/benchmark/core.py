@@ -7,6 +7,8 @@ The input is the synthetic platform mix (`processor.synth`: most devices send ma
 identifiers in varied spellings, consent records first). Both contenders apply the default
 policy to the same bytes; the baseline is what one writes first: stdlib json, a deep copy
 per route, one `hmac.new` per identifier, no cache (and no consent, location or checks).
+The free-text scrubber's own cost is measured on the texts of the same records: CPU
+microseconds per text, for the texts of the median length and over all of them.
 A third line, the floor, is the pipeline with every check taken out (decode, the allow-listed
 copies with cached pseudonyms, encode): the most any pure-Python pipeline could reach here.
 Figures are CPU seconds of the measuring thread (`time.thread_time`: a progress bar's
@@ -24,6 +26,7 @@ import gc
 import hashlib
 import hmac
 import json
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -152,6 +155,41 @@ def measure(name: str, fn: Callable[[bytes], object], records: list[bytes], roun
     return best
 
 
+_SCRUB_MIN_SECONDS = 0.3
+
+
+def scrub_cost(records: list[bytes]) -> dict[str, Any]:
+    """CPU µs per free text (queries, comments) of ``records``: the texts of the median
+    length, and all of them (each set repeated until it took long enough to time)."""
+    texts: list[str] = []
+    for raw in records:
+        payload = orjson.loads(raw).get("payload")
+        if isinstance(payload, dict):
+            texts.extend(v for k, v in payload.items() if k in ("query", "text") and v)
+    if not texts:
+        return {}
+    median = round(statistics.median(len(t) for t in texts))
+    closest = min(abs(len(t) - median) for t in texts)
+    at_median = [t for t in texts if abs(len(t) - median) == closest]
+
+    def per_text(sample: list[str]) -> float:
+        for text in sample[:_WARM_UP]:
+            scrub_text(text)
+        done, start = 0, time.thread_time()
+        while (elapsed := time.thread_time() - start) < _SCRUB_MIN_SECONDS:
+            for text in sample:
+                scrub_text(text)
+            done += len(sample)
+        return elapsed / done * 1e6
+
+    return {
+        "texts": len(texts),
+        "median_text_chars": median,
+        "scrub_us_per_median_text": round(per_text(at_median), 2),
+        "scrub_us_per_text": round(per_text(texts), 2),
+    }
+
+
 def _stream_rss(path: Path) -> None:
     """Child process: stream the records through a pipeline (with the geo data loaded) and
     print the peak RSS in MB, so the figure holds no benchmark harness."""
@@ -201,6 +239,7 @@ def run_core(*, events: int = 100_000, rounds: int = 3) -> dict[str, Any]:
     floor = measure("floor (decode, copy, encode)", floor_transform(keyring), records, rounds)
     baseline = measure("naive baseline", naive, records, max(1, rounds - 1))
     rss = pipeline_rss_mb(records)
+    scrub = scrub_cost(records)
     return {
         "benchmark": "core",
         "events": len(records),
@@ -213,6 +252,7 @@ def run_core(*, events: int = 100_000, rounds: int = 3) -> dict[str, Any]:
         "floor_events_per_cpu_s": round(floor),
         "pipeline_share_of_floor": round(ours / floor, 3),
         "pipeline_peak_rss_mb": round(rss, 1),
+        "scrub": scrub,
         **machine(),
     }
 

@@ -105,14 +105,20 @@ def _core(result: dict[str, Any]) -> str:
         ["naive baseline", _fmt(result["naive_events_per_cpu_s"])],
         ["floor: decode, copy, encode only", _fmt(result["floor_events_per_cpu_s"])],
     ]
-    return "\n".join(
-        [
-            _rows(header, rows),
-            f"speed-up {result['speedup_vs_naive']}x; peak RSS of the pipeline process "
-            f"{result['pipeline_peak_rss_mb']} MB; the pipeline does "
-            f"{result['pipeline_share_of_floor']:.0%} of the floor's rate",
-        ]
-    )
+    lines = [
+        _rows(header, rows),
+        f"speed-up {result['speedup_vs_naive']}x; peak RSS of the pipeline process "
+        f"{result['pipeline_peak_rss_mb']} MB; the pipeline does "
+        f"{result['pipeline_share_of_floor']:.0%} of the floor's rate",
+    ]
+    scrub = result.get("scrub")
+    if scrub:
+        lines.append(
+            f"free-text scrubber: {scrub['scrub_us_per_median_text']} µs per text of the median "
+            f"length ({scrub['median_text_chars']} characters), {scrub['scrub_us_per_text']} µs "
+            f"per text over the stream's {scrub['texts']:,} texts (CPU)"
+        )
+    return "\n".join(lines)
 
 
 def table(result: dict[str, Any]) -> str:

@@ -90,7 +90,9 @@ def test_e2e_table_names_contenders_share_and_targets() -> None:
 def test_core_bench_measures_pipeline_naive_and_floor_in_one_run(tmp_path: Any) -> None:
     out = tmp_path / "core.json"
     result = CliRunner().invoke(
-        main, ["bench", "core", "--events", "300", "--rounds", "1", "--json", str(out)]
+        # 3,000: the synthetic stream starts with consent records, comments come later.
+        main,
+        ["bench", "core", "--events", "3000", "--rounds", "1", "--json", str(out)],
     )
     assert result.exit_code == 0, result.output
     data = orjson.loads(out.read_bytes())
@@ -107,6 +109,8 @@ def test_core_bench_measures_pipeline_naive_and_floor_in_one_run(tmp_path: Any) 
     )
     assert "floor: decode, copy, encode only" in result.output
     assert "pipeline, first pass" in result.output
+    assert data["scrub"]["scrub_us_per_median_text"] > 0
+    assert f"({data['scrub']['median_text_chars']} characters)" in result.output
 
 
 class _Done:
