@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from processor.detectors import find_identifiers
 from processor.scrub import scrub_text, truncate_text
 from processor.textview import detection_view
+from tests.data.pii.make_corpus import SEPARATORS
 
 
 @pytest.mark.parametrize(
@@ -156,21 +157,7 @@ _CJK = st.text(
     ),
     max_size=12,
 )
-_SEPARATORS = [
-    "",
-    " ",
-    "-",
-    ".",
-    "/",
-    "_",
-    "、",
-    "  ",
-    "\t",
-    "\u3000",
-    "\u00a0",
-    "\u2009",
-    "\u200b",
-]
+_SEPARATORS = ["", *SEPARATORS]
 _CN = "〇一二三四五六七八九"
 
 

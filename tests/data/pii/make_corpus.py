@@ -17,6 +17,8 @@ import random
 from datetime import date, timedelta
 from pathlib import Path
 
+from processor.canonical import luhn_valid
+
 OUT = Path(__file__).with_name("corpus.jsonl")
 rng = random.Random(20261201)
 
@@ -44,14 +46,7 @@ SEPARATORS = [
 
 
 def luhn_check(body: str) -> str:
-    total = 0
-    for i, ch in enumerate(reversed(body)):
-        d = int(ch)
-        if i % 2 == 0:
-            d *= 2
-            d = d - 9 if d > 9 else d
-        total += d
-    return str((10 - total % 10) % 10)
+    return next(d for d in "0123456789" if luhn_valid(body + d))
 
 
 def grouped(digits: str, sizes: list[int], sep: str) -> str:
