@@ -83,6 +83,7 @@ _RUN = re.compile(
     rf"(?:{_SEPARATORS}{{0,3}}[Xx](?![A-Za-z0-9]))?"
 )
 _GROUP = re.compile(r"[0-9]+|[Xx]")
+_NOT_DIGIT = re.compile(r"[^0-9Xx]")
 _MAX_ID_DIGITS = 19  # a bank card; "0086" + 11 is 15, an ID number 18
 _MIN_NUMBER = 12
 _MIN_RUN = 10  # the shortest identifier made of digits: a landline such as 010 1234567
@@ -93,43 +94,8 @@ _ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _ID_CHECK = "10X98765432"
 # GB/T 2260 province codes (first two digits of an ID number).
 _PROVINCES = frozenset(
-    (
-        "11",
-        "12",
-        "13",
-        "14",
-        "15",
-        "21",
-        "22",
-        "23",
-        "31",
-        "32",
-        "33",
-        "34",
-        "35",
-        "36",
-        "37",
-        "41",
-        "42",
-        "43",
-        "44",
-        "45",
-        "46",
-        "50",
-        "51",
-        "52",
-        "53",
-        "54",
-        "61",
-        "62",
-        "63",
-        "64",
-        "65",
-        "71",
-        "81",
-        "82",
-    )
-)
+    map(str, (11, 12, 13, 14, 15, 21, 22, 23, 31, 32, 33, 34, 35, 36, 37, 41, 42, 43, 44, 45))
+) | frozenset(map(str, (46, 50, 51, 52, 53, 54, 61, 62, 63, 64, 65, 71, 81, 82)))
 
 
 def is_id_card_number(number: str) -> bool:
@@ -235,6 +201,10 @@ def _digit_runs(view: str) -> Iterator[tuple[int, int, str]]:
             if kind is not None:
                 yield start, end, kind
             continue
+        kind = _classify(_NOT_DIGIT.sub("", value), labelled) if end - start <= 40 else None
+        if kind is not None:  # the usual case with separators: the whole run is one
+            yield start, end, kind
+            continue
         groups = [match.span() for match in _GROUP.finditer(view, start, end)]
         index = 0
         while index < len(groups):
@@ -287,8 +257,10 @@ _EMAIL = re.compile(
 # -- hexadecimal and dotted identifiers: MAC, IP, OAID, Android ID --------------------------
 
 _HEX = "[0-9A-Fa-f]"
-# Runs that may hold one of these: at least 7 characters, not all digits.
+# Runs that may hold one of these: at least 7 characters, with a letter, "." or ":" (digits
+# and dashes alone are a number or a range, see _digit_runs).
 _HEXY_REGION = re.compile(r"[0-9A-Fa-f:.\-]{7,}")
+_HEXY_NEEDS = re.compile(r"[A-Fa-f.:]")
 _HEXY = re.compile(
     rf"""
     (?P<device_id>(?<![0-9A-Za-z\-]){_HEX}{{8}}-(?:{_HEX}{{4}}-){{3}}{_HEX}{{12}}(?![0-9A-Za-z\-]))
@@ -313,7 +285,7 @@ def _has_digit_and_letter(text: str) -> bool:
 
 def _hexy(view: str) -> Iterator[tuple[int, int, str]]:
     for region in _HEXY_REGION.finditer(view):
-        if not region.group().isdigit():
+        if _HEXY_NEEDS.search(region.group()) is not None:
             # endpos one past the region: the lookaheads see the character after it.
             yield from _hexy_in(view, region.start(), region.end() + 1)
 
@@ -337,8 +309,12 @@ def _hexy_in(view: str, pos: int, endpos: int) -> Iterator[tuple[int, int, str]]
                 continue  # all digits: a number (see _digit_runs); all letters: a word
             kind = _HEX_LENGTH_KIND[len(value)]
         elif kind == "ip":
-            if any(int(octet) > 255 for octet in value.split(".")) or _VERSION_BEFORE.search(
-                view, max(0, match.start() - 8), match.start()
+            octets = [int(octet) for octet in value.split(".")]
+            if (
+                any(octet > 255 for octet in octets)
+                or octets[0] in (0, 127)  # unspecified and loopback addresses name no one
+                or octets == [255, 255, 255, 255]
+                or _VERSION_BEFORE.search(view, max(0, match.start() - 8), match.start())
             ):
                 continue
         elif kind == "ipv6":
@@ -346,8 +322,10 @@ def _hexy_in(view: str, pos: int, endpos: int) -> Iterator[tuple[int, int, str]]
             if "." in last:  # ::ffff:049.222.56.151: zero padding is no reason to keep it
                 last = ".".join(str(int(octet)) for octet in last.split("."))
             try:
-                ip_address(f"{head}:{last}")
+                address = ip_address(f"{head}:{last}")
             except ValueError:
+                continue
+            if address.is_unspecified or address.is_loopback:
                 continue
             kind = "ip"
         assert kind is not None  # noqa: S101 - every alternative is a named group
@@ -358,6 +336,11 @@ def _hexy_in(view: str, pos: int, endpos: int) -> Iterator[tuple[int, int, str]]
 
 # -- labelled QQ and WeChat ids -------------------------------------------------------------
 
+# Where a label may start (a plain alternation: the regex engine skips ahead by first
+# character), then the label with its context is matched there.
+_LABEL_WORD = re.compile(
+    r"(?i)wxid_|qq|扣扣|企鹅|q号|微信|威信|薇信|维信|徽信|v信|vx|wx|weixin|wechat|加v|\+v|绿泡泡"
+)
 _ID_LABEL = re.compile(
     r"(?i)(?P<wxid>(?<![A-Za-z0-9_])wxid_[A-Za-z0-9]{4,20}(?![A-Za-z0-9_]))"
     r"|(?<![A-Za-z0-9+/=_\-])(?:(?P<qq>qq|扣扣|企鹅号?|q号)"
@@ -370,10 +353,14 @@ _QQ_DIGITS = range(5, 13)
 
 
 def _labelled(view: str) -> Iterator[tuple[int, int, str]]:
-    if _LABEL_GATE.search(view) is None:
-        return
-    for label in _ID_LABEL.finditer(view):
-        pos = label.end()
+    end = 0
+    for word in _LABEL_WORD.finditer(view):
+        if word.start() < end:
+            continue  # inside the previous label's gap
+        label = _ID_LABEL.match(view, word.start())
+        if label is None:
+            continue
+        pos = end = label.end()
         if label.group("wxid"):  # WeChat's own id form, labelled by itself
             yield label.start(), pos, "wechat"
             continue
@@ -496,8 +483,6 @@ def _address_pattern() -> re.Pattern[str]:
 
 def _addresses(view: str) -> Iterator[tuple[int, int, str]]:
     # Only around anchors, each position tried once: regions of overlapping windows merge.
-    if _ADDRESS_WORD.search(view) is None:
-        return
     regions: list[list[int]] = []
     for anchor in _ADDRESS_ANCHOR.finditer(view):
         start, end = max(0, anchor.start() - _ANCHOR_BEFORE), anchor.end() + _ANCHOR_AFTER
@@ -518,6 +503,8 @@ def _addresses(view: str) -> Iterator[tuple[int, int, str]]:
 # -- all together -------------------------------------------------------------------------------
 
 _DIGIT = re.compile(r"[0-9]")
+# Ten digits in one run (see _RUN): the fewest any identifier made of digits has.
+_TEN_DIGITS = re.compile(rf"[0-9](?:{_SEPARATORS}{{0,3}}[0-9]){{9}}")
 # What every detection needs in the original text (a digit of any script, an at sign, a
 # Latin letter, a label's first character, two Chinese numerals): most comments have none.
 _TRIGGER = re.compile(
@@ -531,17 +518,22 @@ _PLATE_GATE = re.compile(
 
 
 def _view_detections(view: str) -> list[tuple[int, int, str]]:
+    # Each detector runs only when a cheap search finds what it cannot do without: most texts
+    # with a digit hold a count or a date, and pass no gate but the first.
     found: list[tuple[int, int, str]] = []
-    has_digit = _DIGIT.search(view) is not None
-    if has_digit:
-        found.extend(_digit_runs(view))
-        found.extend(_addresses(view))
+    if _DIGIT.search(view) is not None:
+        if _TEN_DIGITS.search(view) is not None:
+            found.extend(_digit_runs(view))
+        if _ADDRESS_WORD.search(view) is not None:
+            found.extend(_addresses(view))
         if _PLATE_GATE.search(view) is not None:
             found.extend(_plates(view))
-    found.extend(_hexy(view))
+    if _HEXY_REGION.search(view) is not None:
+        found.extend(_hexy(view))
     if _EMAIL_GATE.search(view) is not None:
         found.extend((match.start(), match.end(), "email") for match in _EMAIL.finditer(view))
-    found.extend(_labelled(view))
+    if _LABEL_GATE.search(view) is not None:
+        found.extend(_labelled(view))
     return found
 
 
@@ -569,4 +561,7 @@ def find_identifiers(text: str) -> list[Detection]:
     found = _view_detections(view.text)
     if not found:
         return []
-    return [Detection(*view.span(start, end), kind) for start, end, kind in _merged(found)]
+    merged = _merged(found) if len(found) > 1 else found
+    if view.origins is None:  # the usual case: the view is as long as the text
+        return [Detection(*detection) for detection in merged]
+    return [Detection(*view.span(start, end), kind) for start, end, kind in merged]

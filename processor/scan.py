@@ -564,20 +564,10 @@ class LeakScanner:
 
 
 def _free_text_hits(text: str) -> Iterator[_Hit]:
-    """The free-text detectors' findings, less what the patterns above judge better: a long
-    number (timestamps, counts) and an IP address they found not worth reporting."""
+    """The free-text detectors' findings but long numbers (timestamps and counts in JSON)."""
     for start, end, kind in find_identifiers(text):
-        if kind == "number" or (kind == "ip" and not _is_reportable_ip(text[start:end])):
-            continue
-        yield start, end, kind
-
-
-def _is_reportable_ip(text: str) -> bool:
-    try:
-        address = ip_address(text)
-    except ValueError:  # zero-padded IPv4: an address all the same
-        return True
-    return not (address.is_unspecified or address.is_loopback or str(address) == "255.255.255.255")
+        if kind != "number":
+            yield start, end, kind
 
 
 def _leaves(document: dict[str, object] | list[object]) -> list[tuple[str, object]]:

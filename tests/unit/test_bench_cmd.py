@@ -12,7 +12,9 @@ import orjson
 import pytest
 from click.testing import CliRunner
 
+from processor import synth
 from processor.benchmark import e2e
+from processor.benchmark.core import scrub_cost
 from processor.benchmark.report import table
 from processor.cli import main
 
@@ -90,9 +92,7 @@ def test_e2e_table_names_contenders_share_and_targets() -> None:
 def test_core_bench_measures_pipeline_naive_and_floor_in_one_run(tmp_path: Any) -> None:
     out = tmp_path / "core.json"
     result = CliRunner().invoke(
-        # 3,000: the synthetic stream starts with consent records, comments come later.
-        main,
-        ["bench", "core", "--events", "3000", "--rounds", "1", "--json", str(out)],
+        main, ["bench", "core", "--events", "300", "--rounds", "1", "--json", str(out)]
     )
     assert result.exit_code == 0, result.output
     data = orjson.loads(out.read_bytes())
@@ -109,8 +109,16 @@ def test_core_bench_measures_pipeline_naive_and_floor_in_one_run(tmp_path: Any) 
     )
     assert "floor: decode, copy, encode only" in result.output
     assert "pipeline, first pass" in result.output
-    assert data["scrub"]["scrub_us_per_median_text"] > 0
-    assert f"({data['scrub']['median_text_chars']} characters)" in result.output
+    assert data["scrub"]["scrub_us_per_16_char_comment"] > 0
+    assert "µs per 16-character comment" in result.output
+
+
+def test_when_the_stream_has_comments_then_core_bench_gives_their_scrubbing_cost() -> None:
+    # The synthetic stream starts with consent records; comments come after the first 1,000.
+    cost = scrub_cost([value for _, _, value in synth.generate(3000, seed=7)])
+    assert cost["texts"] > 0
+    assert cost["scrub_us_per_median_text"] > 0
+    assert cost["scrub_us_per_text"] > 0
 
 
 class _Done:
