@@ -46,7 +46,7 @@ from typing import NamedTuple
 import phonenumbers
 
 from processor.canonical import PLACEHOLDER_ANDROID_IDS, PLACEHOLDER_MACS, luhn_valid
-from processor.textview import detection_view
+from processor.textview import CHINESE_DIGITS, detection_view
 
 KINDS = (
     "phone",
@@ -82,7 +82,8 @@ _RUN = re.compile(
     rf"(?:\(?\+|\()?(?<![0-9])[0-9](?:{_SEPARATORS}{{0,3}}[0-9])*"
     rf"(?:{_SEPARATORS}{{0,3}}[Xx](?![A-Za-z0-9]))?"
 )
-_GROUP = re.compile(r"[0-9]+|[Xx]")
+# In the plain view: ASCII digits, an X, or Chinese numerals (all digits in the view).
+_GROUP = re.compile(rf"[0-9]+|[Xx]|[{''.join(CHINESE_DIGITS)}]+")
 _NOT_DIGIT = re.compile(r"[^0-9Xx]")
 _MAX_ID_DIGITS = 19  # a bank card; "0086" + 11 is 15, an ID number 18
 _MIN_NUMBER = 12
@@ -184,9 +185,11 @@ def _long_number(digits: str) -> str | None:
     return "number" if len(digits) >= _MIN_NUMBER and len(set(digits)) > 2 else None
 
 
-def _digit_runs(view: str) -> Iterator[tuple[int, int, str]]:
-    """Identifiers made of digits: for each run, the longest identifier made of whole digit
-    groups at each group, left to right (a phone number followed by a count stays apart)."""
+def _digit_runs(view: str, plain: str) -> Iterator[tuple[int, int, str]]:
+    """Identifiers made of digits: for each run, the whole run if it is one, else the longest
+    identifier made of whole digit groups at each group, left to right (a phone number
+    followed by a count stays apart). Groups split where ASCII digits meet Chinese numerals
+    (``plain``), so ``13812345678一直`` is a phone number and ``一直``."""
     for run in _RUN.finditer(view):
         start, end = run.span()
         if end - start < _MIN_RUN:
@@ -196,7 +199,7 @@ def _digit_runs(view: str) -> Iterator[tuple[int, int, str]]:
             and _CARD_LABEL.search(view, max(0, start - 8), start) is not None
         )
         value = run.group()
-        if value.isdigit():  # the usual case: one group
+        if value.isdigit() and plain[start:end] == value:  # the usual case: one group
             kind = _classify(value, labelled) or _long_number(value)
             if kind is not None:
                 yield start, end, kind
@@ -205,7 +208,7 @@ def _digit_runs(view: str) -> Iterator[tuple[int, int, str]]:
         if kind is not None:  # the usual case with separators: the whole run is one
             yield start, end, kind
             continue
-        groups = [match.span() for match in _GROUP.finditer(view, start, end)]
+        groups = [match.span() for match in _GROUP.finditer(plain, start, end)]
         index = 0
         while index < len(groups):
             if index and view[groups[index - 1][1] : groups[index][0]] == ".":
@@ -352,7 +355,9 @@ _WECHAT_ID = re.compile(r"[A-Za-z][-_A-Za-z0-9]{5,19}(?![-_A-Za-z0-9])")
 _QQ_DIGITS = range(5, 13)
 
 
-def _labelled(view: str) -> Iterator[tuple[int, int, str]]:
+def _labelled(view: str, plain: str) -> Iterator[tuple[int, int, str]]:
+    """Ids after a label: digits (QQ, or a phone as WeChat id) read in ``view``, Latin ids
+    in ``plain`` (so a Chinese numeral after the id is not taken into it)."""
     end = 0
     for word in _LABEL_WORD.finditer(view):
         if word.start() < end:
@@ -371,7 +376,7 @@ def _labelled(view: str) -> Iterator[tuple[int, int, str]]:
             if digits in _QQ_DIGITS or _is_mobile(re.sub(r"[^0-9]", "", run.group())):
                 yield pos, run.end(), kind
             continue
-        if kind == "wechat" and (wechat := _WECHAT_ID.match(view, pos)) is not None:
+        if kind == "wechat" and (wechat := _WECHAT_ID.match(plain, pos)) is not None:
             value = wechat.group()
             if label.group("wechat").isascii() and not label.group("gap"):
                 # "vxlily_2024": glued to a Latin label, only an id with digits or "_" counts
@@ -517,23 +522,23 @@ _PLATE_GATE = re.compile(
 )
 
 
-def _view_detections(view: str) -> list[tuple[int, int, str]]:
+def _view_detections(view: str, plain: str) -> list[tuple[int, int, str]]:
     # Each detector runs only when a cheap search finds what it cannot do without: most texts
     # with a digit hold a count or a date, and pass no gate but the first.
     found: list[tuple[int, int, str]] = []
     if _DIGIT.search(view) is not None:
         if _TEN_DIGITS.search(view) is not None:
-            found.extend(_digit_runs(view))
+            found.extend(_digit_runs(view, plain))
         if _ADDRESS_WORD.search(view) is not None:
             found.extend(_addresses(view))
-        if _PLATE_GATE.search(view) is not None:
-            found.extend(_plates(view))
-    if _HEXY_REGION.search(view) is not None:
-        found.extend(_hexy(view))
-    if _EMAIL_GATE.search(view) is not None:
-        found.extend((match.start(), match.end(), "email") for match in _EMAIL.finditer(view))
+        if _PLATE_GATE.search(plain) is not None:
+            found.extend(_plates(plain))
+    if _HEXY_REGION.search(plain) is not None:
+        found.extend(_hexy(plain))
+    if _EMAIL_GATE.search(plain) is not None:
+        found.extend((match.start(), match.end(), "email") for match in _EMAIL.finditer(plain))
     if _LABEL_GATE.search(view) is not None:
-        found.extend(_labelled(view))
+        found.extend(_labelled(view, plain))
     return found
 
 
@@ -558,7 +563,7 @@ def find_identifiers(text: str) -> list[Detection]:
     if _TRIGGER.search(text) is None:
         return []
     view = detection_view(text)
-    found = _view_detections(view.text)
+    found = _view_detections(view.text, view.plain)
     if not found:
         return []
     merged = _merged(found) if len(found) > 1 else found

@@ -9,8 +9,10 @@
   digits made ASCII digits;
 - zero-width characters (U+200B..U+200F, U+2060.., U+FEFF, soft hyphen) removed.
 
-Detectors run on the view; ``TextView.span`` maps a span of the view back to the original,
-which is what gets replaced. Most texts need no removal and no expansion: their view is one
+Detectors of numbers run on the view; detectors of Latin-script ids (e-mail, WeChat ids,
+MAC, plates) run on ``TextView.plain``, the same view with Chinese numerals left as they are
+(so ``lily_2024一起`` ends at the 4). Both have the same length. ``TextView.span`` maps a span
+of the view back to the original, which is what gets replaced. Most texts need no removal and no expansion: their view is one
 ``str.translate`` (one character for one), and spans are the same in both.
 """
 
@@ -21,7 +23,7 @@ import sys
 import unicodedata
 from dataclasses import dataclass
 
-_CHINESE_DIGITS = {
+CHINESE_DIGITS = {
     **dict.fromkeys("〇零", "0"),
     "一": "1",
     "幺": "1",
@@ -59,7 +61,7 @@ def _build_tables() -> tuple[dict[int, int], str]:
     """(one-for-one translation table, characters needing the slow path)."""
     table: dict[int, int] = {}
     slow: list[str] = list(_ZERO_WIDTH)
-    for char, digit in (*_CHINESE_DIGITS.items(), *_DINGBAT_DIGITS.items()):
+    for char, digit in (*CHINESE_DIGITS.items(), *_DINGBAT_DIGITS.items()):
         table[ord(char)] = ord(digit)
     for code in (c for r in _RANGES for c in r):
         char = chr(code)
@@ -86,6 +88,8 @@ def _build_tables() -> tuple[dict[int, int], str]:
 
 _TABLE, _SLOW_CHARS = _build_tables()
 _SLOW = re.compile("[" + re.escape(_SLOW_CHARS) + "]")
+_PLAIN_TABLE = {code: mapped for code, mapped in _TABLE.items() if chr(code) not in CHINESE_DIGITS}
+_CHINESE_NUMERAL = re.compile("[" + "".join(CHINESE_DIGITS) + "]")
 assert sys.maxunicode >= 0x1D7FF  # noqa: S101 - wide Unicode build, as every CPython 3.3+
 
 
@@ -94,6 +98,7 @@ class TextView:
     """The view of one text and, when lengths differ, where each view character came from."""
 
     text: str
+    plain: str  # the view with Chinese numerals as written
     origins: tuple[int, ...] | None  # view index -> original index; None: the same
 
     def span(self, start: int, end: int) -> tuple[int, int]:
@@ -107,18 +112,22 @@ class TextView:
 def detection_view(text: str) -> TextView:
     """The detection view of ``text`` (see the module docstring)."""
     if _SLOW.search(text) is None:
-        return TextView(text.translate(_TABLE), None)
+        view = text.translate(_TABLE)
+        if _CHINESE_NUMERAL.search(text) is None:
+            return TextView(view, view, None)
+        return TextView(view, text.translate(_PLAIN_TABLE), None)
     pieces: list[str] = []
     origins: list[int] = []
     for index, char in enumerate(text):
         if char in _ZERO_WIDTH:
             continue
-        mapped = _TABLE.get(ord(char))
-        piece = (
-            chr(mapped)
-            if mapped is not None
-            else unicodedata.normalize("NFKC", char).translate(_TABLE)
-        )
+        if char in CHINESE_DIGITS:
+            piece = char  # made a digit below, for the numeric view only
+        elif (mapped := _TABLE.get(ord(char))) is not None:
+            piece = chr(mapped)
+        else:
+            piece = unicodedata.normalize("NFKC", char).translate(_PLAIN_TABLE)
         pieces.append(piece)
         origins.extend([index] * len(piece))
-    return TextView("".join(pieces), tuple(origins))
+    plain = "".join(pieces)
+    return TextView(plain.translate(_TABLE), plain, tuple(origins))

@@ -74,6 +74,10 @@ from tests.data.pii.make_corpus import SEPARATORS
         ("oaid 6b1e6b2c-6a4f-4e0f-9c3a-2b1d4e5f6a7b", "oaid [device_id]"),
         ("android 5f3a9c1be27d4086", "android [device_id]"),
         ("订单1764316800123", "订单[number]"),
+        # Chinese numerals next to an identifier are words, not digits of it:
+        ("我电话13812345678一直打不通", "我电话[phone]一直打不通"),
+        ("加我微信lily_2024一起玩吧", "加我微信[wechat]一起玩吧"),
+        ("京A12345一直停在这", "[plate]一直停在这"),
     ],
 )
 def test_when_text_holds_identifier_then_marker(text: str, expected: str) -> None:
