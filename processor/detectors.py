@@ -85,6 +85,7 @@ _RUN = re.compile(
 # In the plain view: ASCII digits, an X, or Chinese numerals (all digits in the view).
 _GROUP = re.compile(rf"[0-9]+|[Xx]|[{''.join(CHINESE_DIGITS)}]+")
 _NOT_DIGIT = re.compile(r"[^0-9Xx]")
+_DECIMAL = re.compile(r"[0-9]+\.[0-9]{1,4}")
 _MAX_ID_DIGITS = 19  # a bank card; "0086" + 11 is 15, an ID number 18
 _MIN_NUMBER = 12
 _MIN_RUN = 10  # the shortest identifier made of digits: a landline such as 010 1234567
@@ -205,6 +206,10 @@ def _digit_runs(view: str, plain: str) -> Iterator[tuple[int, int, str]]:
                 yield start, end, kind
             continue
         kind = _classify(_NOT_DIGIT.sub("", value), labelled) if end - start <= 40 else None
+        if _DECIMAL.fullmatch(value) is not None and not (
+            kind == "phone" or (kind == "idcard" and len(_NOT_DIGIT.sub("", value)) == 18)
+        ):
+            continue  # 5164897805253.17: an amount, unless it spells a phone or ID number
         if kind is not None:  # the usual case with separators: the whole run is one
             yield start, end, kind
             continue
@@ -280,6 +285,8 @@ _HEXY = re.compile(
 )
 _VERSION_BEFORE = re.compile(r"(?i)(?:v|ver|version|版本|版本号)[ :]{0,2}$")
 _HEX_LENGTH_KIND = {32: "device_id", 16: "device_id", 12: "mac"}
+# Letters only before or only after the digits: an order or product code, not random hex.
+_CODE = re.compile(r"[A-Fa-f]{1,2}[0-9]+|[0-9]+[A-Fa-f]{1,2}")
 
 
 def _has_digit_and_letter(text: str) -> bool:
@@ -308,8 +315,8 @@ def _hexy_in(view: str, pos: int, endpos: int) -> Iterator[tuple[int, int, str]]
         kind = match.lastgroup
         value = match.group()
         if kind == "hex":
-            if not _has_digit_and_letter(value):
-                continue  # all digits: a number (see _digit_runs); all letters: a word
+            if not _has_digit_and_letter(value) or _CODE.fullmatch(value) is not None:
+                continue  # a number (see _digit_runs), a word, or a code like DD4940107409
             kind = _HEX_LENGTH_KIND[len(value)]
         elif kind == "ip":
             octets = [int(octet) for octet in value.split(".")]
