@@ -379,9 +379,17 @@ def _labelled(view: str, plain: str) -> Iterator[tuple[int, int, str]]:
         kind = "qq" if label.group("qq") else "wechat"
         run = _RUN.match(view, pos)
         if run is not None:
-            digits = sum(char.isdigit() for char in run.group())
-            if digits in _QQ_DIGITS or _is_mobile(re.sub(r"[^0-9]", "", run.group())):
-                yield pos, run.end(), kind
+            # Digits as written: "QQ 12345678一起" is 12345678 and 一起 (see _GROUP).
+            first = _GROUP.match(plain, pos)
+            same_script = [
+                group.end()
+                for group in _GROUP.finditer(plain, pos, run.end())
+                if first is not None and group.group()[0].isascii() == first.group()[0].isascii()
+            ]
+            run_end = same_script[-1] if same_script else run.end()
+            digits = _NOT_DIGIT.sub("", view[pos:run_end])
+            if len(digits) in _QQ_DIGITS or _is_mobile(digits):
+                yield pos, run_end, kind
             continue
         if kind == "wechat" and (wechat := _WECHAT_ID.match(plain, pos)) is not None:
             value = wechat.group()

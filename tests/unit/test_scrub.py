@@ -78,6 +78,7 @@ from tests.data.pii.make_corpus import SEPARATORS
         ("我电话13812345678一直打不通", "我电话[phone]一直打不通"),
         ("加我微信lily_2024一起玩吧", "加我微信[wechat]一起玩吧"),
         ("京A12345一直停在这", "[plate]一直停在这"),
+        ("QQ 12345678一起玩", "QQ [qq]一起玩"),
     ],
 )
 def test_when_text_holds_identifier_then_marker(text: str, expected: str) -> None:
