@@ -48,22 +48,6 @@ import phonenumbers
 from processor.canonical import PLACEHOLDER_ANDROID_IDS, PLACEHOLDER_MACS, luhn_valid
 from processor.textview import CHINESE_DIGITS, detection_view
 
-KINDS = (
-    "phone",
-    "idcard",
-    "bankcard",
-    "email",
-    "qq",
-    "wechat",
-    "plate",
-    "address",
-    "ip",
-    "mac",
-    "device_id",
-    "number",
-)
-
-
 class Detection(NamedTuple):
     """A span ``text[start:end]`` holding personal data of ``kind``."""
 
