@@ -48,6 +48,7 @@ import phonenumbers
 from processor.canonical import PLACEHOLDER_ANDROID_IDS, PLACEHOLDER_MACS, luhn_valid
 from processor.textview import CHINESE_DIGITS, detection_view
 
+
 class Detection(NamedTuple):
     """A span ``text[start:end]`` holding personal data of ``kind``."""
 
