@@ -70,11 +70,13 @@ def _summary(totals: Counter[str], stats: Counter[str]) -> str:
         )
         return ", ".join(f"{k} {v}" for k, v in items) or "none"
 
-    return (
+    summary = (
         f"transform: {totals['in']} records in ({totals['blank']} blank lines skipped): "
         f"{totals['routed']} routed, {totals['quarantined']} quarantined, {totals['suppressed']} suppressed; "
         f"out: {group('out:')}; quarantined: {group('quarantined:')}; suppressed: {group('suppressed:')}"
     )
+    cut = group("text_truncated:")
+    return summary if cut == "none" else f"{summary}; free text cut: {cut}"
 
 
 @main.command()

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import orjson
 import pytest
+from click.testing import CliRunner
 
-from keys import Keyring
+from keys import Keyring, MasterKey, generate_master_key, save_keyring
+from processor.cli import main
 from processor.errors import ConfigError
 from processor.outcome import Route, SourceRef
 from processor.pipeline import Pipeline
@@ -84,3 +87,21 @@ def test_when_query_is_900_kb_then_the_event_is_routed_in_well_under_a_second() 
 def test_when_max_text_chars_is_below_one_then_settings_refuse() -> None:
     with pytest.raises(ConfigError, match="max_text_chars"):
         Settings.load(environ={"PSEUDOSTREAM_MAX_TEXT_CHARS": "0"})
+
+
+def test_when_transform_cuts_free_text_then_its_summary_counts_it(tmp_path: Path) -> None:
+    master = generate_master_key()
+    keyring = tmp_path / "test.keyring"
+    save_keyring(keyring, Keyring.generate(), MasterKey.from_base64(master, "test"))
+    lines = orjson.dumps(CONSENT) + b"\n" + _comment("好" * 50) + b"\n"
+    result = CliRunner().invoke(
+        main,
+        ["transform", "--keyring", str(keyring), "--max-text-chars", "10"],
+        input=lines,
+        env={"PSEUDOSTREAM_MASTER_KEY": master},
+    )
+    assert result.exit_code == 0, result.output
+    assert "free text cut: payload.text 1" in result.stderr
+    routed = [orjson.loads(line) for line in result.stdout.splitlines()]
+    texts = [r["value"]["payload"].get("text") for r in routed if "payload" in r["value"]]
+    assert texts == ["好" * 10]
