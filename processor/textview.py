@@ -11,15 +11,15 @@
 
 Detectors of numbers run on the view; detectors of Latin-script ids (e-mail, WeChat ids,
 MAC, plates) run on ``TextView.plain``, the same view with Chinese numerals left as they are
-(so ``lily_2024一起`` ends at the 4). Both have the same length. ``TextView.span`` maps a span
-of the view back to the original, which is what gets replaced. Most texts need no removal and no expansion: their view is one
-``str.translate`` (one character for one), and spans are the same in both.
+(so ``lily_2024一起`` ends at the 4); both have the same length. ``TextView.span`` maps a
+span of the view back to the original, which is what gets replaced. Most texts need no
+removal and no expansion: their view is one ``str.translate`` (one character for one), and
+spans are the same in both.
 """
 
 from __future__ import annotations
 
 import re
-import sys
 import unicodedata
 from dataclasses import dataclass
 
@@ -90,7 +90,6 @@ _TABLE, _SLOW_CHARS = _build_tables()
 _SLOW = re.compile("[" + re.escape(_SLOW_CHARS) + "]")
 _PLAIN_TABLE = {code: mapped for code, mapped in _TABLE.items() if chr(code) not in CHINESE_DIGITS}
 _CHINESE_NUMERAL = re.compile("[" + "".join(CHINESE_DIGITS) + "]")
-assert sys.maxunicode >= 0x1D7FF  # noqa: S101 - wide Unicode build, as every CPython 3.3+
 
 
 @dataclass(frozen=True, slots=True)
