@@ -268,7 +268,10 @@ _HEXY = re.compile(
     """,
     re.VERBOSE,
 )
-_VERSION_BEFORE = re.compile(r"(?i)(?:v|ver|version|版本|版本号)[ :]{0,2}$")
+# A dotted quad after these words is a version number (固件 1.1.12.149), not an address.
+_VERSION_BEFORE = re.compile(
+    r"(?i)(?:v|ver|version|build|firmware|版本|版本号|固件|系统|内核|补丁)[ :]{0,2}$"
+)
 _HEX_LENGTH_KIND = {32: "device_id", 16: "device_id", 12: "mac"}
 # Letters only before or only after the digits: an order or product code, not random hex.
 _CODE = re.compile(r"[A-Fa-f]{1,2}[0-9]+|[0-9]+[A-Fa-f]{1,2}")
@@ -309,7 +312,7 @@ def _hexy_in(view: str, pos: int, endpos: int) -> Iterator[tuple[int, int, str]]
                 any(octet > 255 for octet in octets)
                 or octets[0] in (0, 127)  # unspecified and loopback addresses name no one
                 or octets == [255, 255, 255, 255]
-                or _VERSION_BEFORE.search(view, max(0, match.start() - 8), match.start())
+                or _VERSION_BEFORE.search(view, max(0, match.start() - 12), match.start())
             ):
                 continue
         elif kind == "ipv6":
@@ -420,7 +423,9 @@ _HOUSE = rf"[ ]?{_NUMBER}[ ]?(?:号院|号楼|号|弄|巷)"
 _BUILDING = rf"[ ]?{_NUMBER}[ ]?(?:号楼|栋|幢|座|单元|层|楼|号|室|房)"
 _ROOM = r"[ \-]?[0-9]{2,5}(?:[ ]?(?:室|房|号))?"
 _TRIPLE = r"[ ]?[0-9]{1,3}-[0-9]{1,3}-[0-9]{2,5}"  # building-unit-room
-_ROAD = rf"{_NAME}{{1,8}}?(?:大街|大道|路|街|巷|胡同)"
+_ROAD = rf"{_NAME}{{1,8}}?(?:大街|大道|路|街|巷|胡同)(?:[东南西北中]{{1,2}}段)?"
+# A building between the house number and the floor or room (城建大厦8楼).
+_TOWER = rf"{_NAME}{{2,8}}?(?:大厦|大楼|中心|广场)"
 _ESTATE = rf"{_NAME}{{2,8}}?(?:小区|花园|公寓|大厦|家园|新村|新城|苑|园|广场|府|村|区)"
 _ESTATE_BUILDING = rf"[ ]?{_NUMBER}[ ]?(?:号楼|栋|幢|座|单元|号院)"
 # An address needs a number part after a road, a compound or a district: the anchors.
@@ -476,7 +481,7 @@ def _address_pattern() -> re.Pattern[str]:
         rf"(?:(?:{geo})(?:{_NAME}{{1,6}}?(?:{_ADMIN_SUFFIX}))?|{_NAME}{{1,6}}?(?:{_ADMIN_SUFFIX}))"
     )
     district = rf"(?:{geo}){_NAME}{{1,6}}?(?:{_DISTRICT_SUFFIX})"
-    parts = rf"(?:{_BUILDING}|{_TRIPLE}){{0,4}}(?:{_ROOM})?"
+    parts = rf"(?:{_TOWER})?(?:{_BUILDING}|{_TRIPLE}){{0,4}}(?:{_ROOM})?"
     return re.compile(
         rf"(?:{admin}){{0,3}}(?:"
         rf"{_ROAD}{_HOUSE}{parts}"  # 建国路88号(院3号楼2单元502)

@@ -7,7 +7,8 @@
   and every dash (``—``, ``－``, U+2212, ...) an ASCII hyphen;
 - Chinese numerals (``〇零一二...九``, ``幺``, the financial ``壹贰叁...``) and dingbat circled
   digits made ASCII digits;
-- zero-width characters (U+200B..U+200F, U+2060.., U+FEFF, soft hyphen) removed.
+- zero-width characters (U+200B..U+200F, U+2060.., U+FEFF, soft hyphen) removed, and the
+  variation selectors and combining keycap that make ``1️⃣`` of a digit.
 
 Detectors of numbers run on the view; detectors of Latin-script ids (e-mail, WeChat ids,
 MAC, plates) run on ``TextView.plain``, the same view with Chinese numerals left as they are
@@ -52,7 +53,12 @@ CHINESE_DIGITS = {
 _DINGBAT_DIGITS = {
     chr(base + offset): str(offset + 1) for base in (0x2776, 0x2780, 0x278A) for offset in range(9)
 }
-_ZERO_WIDTH = "\u00ad\u180e\u200b\u200c\u200d\u200e\u200f\u2060\u2061\u2062\u2063\u2064\ufeff"
+# Zero-width characters, and what turns a digit into an emoji (variation selectors, the
+# combining keycap of 1️⃣).
+_ZERO_WIDTH = (
+    "\u00ad\u180e\u200b\u200c\u200d\u200e\u200f\u2060\u2061\u2062\u2063\u2064\ufeff"
+    "\u20e3" + "".join(map(chr, range(0xFE00, 0xFE10)))
+)
 # Code points whose NFKC form is looked up: the BMP and the mathematical digits/letters.
 _RANGES = (range(0x80, 0x10000), range(0x1D400, 0x1D800))
 
