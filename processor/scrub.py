@@ -12,7 +12,11 @@ Texts longer than the pipeline's ``max_text_chars`` are cut before scrubbing
 
 from __future__ import annotations
 
-from processor.detectors import find_identifiers
+from processor.detectors import find_identifiers, is_id_card_number
+
+# is_id_card_number lived here before the detectors had their own module; code that
+# imports it from here (the identifier checks of kept fields) keeps working.
+__all__ = ["DEFAULT_MAX_TEXT_CHARS", "is_id_card_number", "scrub_text", "truncate_text"]
 
 DEFAULT_MAX_TEXT_CHARS = 2_000
 
