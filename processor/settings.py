@@ -58,7 +58,8 @@ class Settings:
     """Everything the worker and the demo can be told. Field docs are the reference."""
 
     broker: str = "kafka://127.0.0.1:9092"
-    """Kafka bootstrap servers: ``kafka://host:port``, several separated by ``,`` or ``;``."""
+    """Kafka bootstrap servers: ``kafka://host:port`` (or ``aiokafka://``, or a bare
+    ``host:port``), several separated by ``,`` or ``;``; checked at start-up."""
     app_id: str = "pseudostream"
     """faust app id = the consumer group; workers with the same id share the partitions."""
     topic_prefix: str = ""
@@ -301,10 +302,7 @@ class Settings:
             raise ConfigError(f"app_id: letters, digits, '-', '_', '.' only, got {self.app_id!r}")
         from processor.broker import bootstrap_servers
 
-        try:
-            bootstrap_servers(self.broker)
-        except ConfigError as exc:
-            raise ConfigError(f"broker: {exc}") from exc
+        bootstrap_servers(self.broker)  # its errors name the setting
         self._validate_security()
         names = [
             *self.input_topics.values(),

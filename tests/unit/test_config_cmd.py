@@ -90,3 +90,57 @@ def test_real_process_exit_code() -> None:
     )
     assert proc.returncode == 2
     assert proc.stderr.startswith("pseudostream: error: sasl_mechanism: ")
+
+
+@pytest.mark.parametrize(
+    "broker",
+    [
+        "ftp://host:9092",
+        "kafka://host:99999",
+        "kafka://host:port",
+        "kafka://host:0",
+        "kafka://host",
+        "kafka://:9092",
+        "kafka://user@host:9092",
+        "kafka://a:9092,ftp://b:9092",
+        ",;",
+    ],
+)
+def test_broker_that_cannot_work_is_refused_by_config_show(broker: str) -> None:
+    result = CliRunner().invoke(main, ["config", "show"], env={"PSEUDOSTREAM_BROKER": broker})
+    assert result.exit_code == 2
+    assert result.stderr.startswith("pseudostream: error: broker: ")
+    assert len(result.stderr.splitlines()) == 1
+    assert result.stdout == ""
+
+
+@pytest.mark.parametrize(
+    "broker",
+    [
+        "kafka://k1:9092;k2:9093",
+        "k1:9092,k2:9092",
+        "aiokafka://10.0.0.1:9092",
+        "kafka://[::1]:9092",
+    ],
+)
+def test_broker_lists_faust_can_use_are_accepted(broker: str) -> None:
+    result = CliRunner().invoke(main, ["config", "show"], env={"PSEUDOSTREAM_BROKER": broker})
+    assert result.exit_code == 0, result.output
+    assert f"= {broker}" in result.stdout
+
+
+def test_worker_refuses_a_bad_broker_before_starting() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PSEUDOSTREAM_")}
+    env["PSEUDOSTREAM_BROKER"] = "kafka://host:port"
+    proc = subprocess.run(
+        [sys.executable, "-m", "processor", "worker"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.splitlines() == [
+        "pseudostream: error: broker: port 'port' in 'kafka://host:port' is not a number 1..65535"
+    ]
