@@ -18,7 +18,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -70,7 +70,16 @@ def worker_environment(settings: dict[str, str]) -> dict[str, str]:
     return env
 
 
-def start_worker(index: int, workdir: Path, settings: dict[str, str]) -> WorkerProcess:
+WORKER_COMMAND = ("-m", "processor", "worker")
+
+
+def start_worker(
+    index: int,
+    workdir: Path,
+    settings: dict[str, str],
+    command: Sequence[str] = WORKER_COMMAND,
+) -> WorkerProcess:
+    """``python <command>`` (the worker; tests start their own seams) with ``settings``."""
     stats_file = workdir / f"worker-{index}.stats.json"
     log_file = workdir / f"worker-{index}.log"
     stats_file.unlink(missing_ok=True)
@@ -82,8 +91,8 @@ def start_worker(index: int, workdir: Path, settings: dict[str, str]) -> WorkerP
         }
     )
     with log_file.open("ab") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "processor", "worker"],
+        proc = subprocess.Popen(  # noqa: S603 - our interpreter, a fixed or test module
+            [sys.executable, *command],
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,

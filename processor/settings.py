@@ -124,6 +124,9 @@ class Settings:
     fast_path: bool = True
     """Hand whole fetches to the batch handler, bypassing faust's per-message stream path
     (see docs/worker.md); ``false`` uses a faust agent with ``stream.take_events``."""
+    leak_canary_fraction: float = 0.002
+    """Fraction of the input records whose outputs the worker scans with the leak scanner's
+    detectors (the live leak canary, ``pseudostream_leak_findings_total``); 0 turns it off."""
     batch_size: int = 2000
     """Most input records processed, produced and committed as one batch."""
     batch_within: float = 0.05
@@ -268,6 +271,10 @@ class Settings:
             raise ConfigError(
                 "keyring_reload_interval: must be 0 (never) or positive,"
                 f" got {self.keyring_reload_interval}"
+            )
+        if not 0 <= self.leak_canary_fraction <= 1:
+            raise ConfigError(
+                f"leak_canary_fraction: must be 0..1, got {self.leak_canary_fraction}"
             )
         if self.stats_interval < 0:
             raise ConfigError(f"stats_interval: must be 0 or positive, got {self.stats_interval}")

@@ -48,9 +48,10 @@ from processor.adstats import (
     check_schedule_fits_windows,
     store_dict,
 )
+from processor.canary import LeakCanary
 from processor.consent import Consent
 from processor.errors import PseudostreamError
-from processor.metrics import PartitionOffsets, WorkerMetrics, install_pages
+from processor.metrics import KeyAge, PartitionOffsets, WorkerMetrics, install_pages
 from processor.outcome import Route, SourceRef
 from processor.quarantine import request_bytes
 from processor.settings import Settings
@@ -510,6 +511,9 @@ class StreamWorker:
         self._count_pseudonyms_of_keys_in_force()
         self.metrics = WorkerMetrics()
         self.metrics.bind(self)
+        self.canary = LeakCanary(
+            s.leak_canary_fraction, self._out_topics, self.metrics, self.pipeline.policy.version
+        )
         if s.web_port:
             install_pages(self.app, self.metrics, self.readiness)
         self._stats_dirty = False
@@ -715,6 +719,8 @@ class StreamWorker:
         ad_route = Route.AD_ANALYTICS
         ad_records: list[tuple[int, str, bytes]] = []
         event_times: list[int] = []
+        canary = self.canary
+        countdown = canary.countdown  # inputs until the leak canary's next sample
         for message in ordered:
             topic = message.topic
             value: bytes | None = message.value
@@ -726,6 +732,13 @@ class StreamWorker:
                 SourceRef(logical.get(topic, topic), message.partition, message.offset),
                 message.key,
             )
+            countdown -= 1
+            if not countdown:
+                countdown = canary.check(
+                    value or b"",
+                    outcome.records,
+                    SourceRef(topic, message.partition, message.offset),
+                )
             for record in outcome.records:
                 key = record.key.encode() if record.key is not None else None
                 sends.append((out_topics[record.route], key, record.value, record.headers or None))
@@ -744,6 +757,7 @@ class StreamWorker:
                 reasons_s[outcome.suppressed] += 1
             else:
                 routed += 1
+        canary.countdown = countdown
         if self.ad_stats is not None:  # state changes and closed windows ride with the batch
             self.ad_stats.add(ad_records)
             stats_sends, stats_changelog = self.ad_stats.flush(*self._partitions_read())
@@ -848,6 +862,21 @@ class StreamWorker:
         active = {str(d): p.key_id for d, p in self.pipeline.pseudonymizers.items()}
         active[str(Domain.QUARANTINE)] = self._keyring.active(Domain.QUARANTINE).key_id
         return active
+
+    def key_ages(self) -> list[KeyAge]:
+        from keys import Domain
+
+        schedule = self._keyring.schedule
+        ages = []
+        for domain in (*self.pipeline.pseudonymizers, Domain.QUARANTINE):
+            key = (
+                self._keyring.active(domain)
+                if domain is Domain.QUARANTINE
+                else self.pipeline.key_in_force(domain)
+            )
+            period = schedule.period_s if schedule and schedule.domain == domain else None
+            ages.append(KeyAge(str(domain), key.created_at.timestamp(), period))
+        return ages
 
     def pseudonym_cache(self) -> dict[str, tuple[int, int]]:
         return {str(d): (p.misses, p.computed) for d, p in self.pipeline.pseudonymizers.items()}
