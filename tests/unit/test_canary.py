@@ -108,7 +108,6 @@ def test_when_a_minute_passed_then_the_next_report_carries_the_count_since_the_l
     entries = [orjson.loads(line) for line in audit.read_bytes().splitlines()]
     assert [e["detector"] for e in entries] == ["raw:imei", "raw:imei"]
     assert entries[0]["findings"] == 1
-    # the first finding after the minute reports itself and those held back before it
     assert entries[1]["findings"] == first_minute  # the held back (first_minute - 1) + itself
 
 
@@ -123,7 +122,7 @@ def test_sampling_gaps_have_a_mean_of_one_over_the_fraction() -> None:
 
 @pytest.mark.parametrize("value", ["-0.1", "1.5", "nan"])
 def test_when_the_canary_fraction_is_not_a_fraction_then_the_setting_is_named(value: str) -> None:
-    with pytest.raises(ConfigError, match="^leak_canary_fraction: must be 0..1"):
+    with pytest.raises(ConfigError, match=r"^leak_canary_fraction: must be 0\.\.1"):
         Settings.load({"PSEUDOSTREAM_LEAK_CANARY_FRACTION": value})
 
 
