@@ -304,6 +304,12 @@ class WorkerMetrics:
             ["topic", "detector"],
             registry=r,
         )
+        self.delivery_failures = Counter(
+            f"{p}_delivery_failures",
+            "Runs on this data_dir that ended because a delivery failed (exit 75), counted by"
+            " the next run",
+            registry=r,
+        )
         # process_cpu_seconds_total, process_resident_memory_bytes, process_start_time_seconds
         ProcessCollector(registry=r)
         self.pseudonyms_out: dict[str, int] = {}

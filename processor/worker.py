@@ -511,6 +511,7 @@ class StreamWorker:
         self._count_pseudonyms_of_keys_in_force()
         self.metrics = WorkerMetrics()
         self.metrics.bind(self)
+        self.metrics.delivery_failures.inc(delivery_failures(s.data_dir))
         self.canary = LeakCanary(
             s.leak_canary_fraction, self._out_topics, self.metrics, self.pipeline.policy.version
         )
@@ -989,6 +990,7 @@ class StreamWorker:
         log.critical(
             "delivery failed (%s): exiting without committing this batch", type(exc).__name__
         )
+        count_delivery_failure(self.settings.data_dir)
         self.write_stats()
         logging.shutdown()
         os._exit(EXIT_DELIVERY_FAILED)
@@ -1057,6 +1059,24 @@ class StreamWorker:
         except SystemExit as exc:
             return int(exc.code or 0) if not isinstance(exc.code, str) else 1
         return 0
+
+
+DELIVERY_FAILURES_FILE = "delivery-failures"
+
+
+def delivery_failures(data_dir: Path) -> int:
+    """How many earlier runs on ``data_dir`` ended with a failed delivery (exit 75): the
+    process is gone before Prometheus could scrape a counter, so the next run exports it."""
+    try:
+        return int((data_dir / DELIVERY_FAILURES_FILE).read_text() or 0)
+    except (OSError, ValueError):
+        return 0
+
+
+def count_delivery_failure(data_dir: Path) -> None:
+    with contextlib.suppress(OSError):  # exiting anyway; the log line says why
+        data_dir.mkdir(parents=True, exist_ok=True)
+        (data_dir / DELIVERY_FAILURES_FILE).write_text(str(delivery_failures(data_dir) + 1))
 
 
 def load_keyring(settings: Settings) -> Keyring:
