@@ -162,3 +162,13 @@ def test_top_refuses_a_non_http_url() -> None:
     result = CliRunner().invoke(main, ["top", "--url", "file:///etc/passwd", "--once"])
     assert result.exit_code == 2
     assert "http" in result.output
+
+
+def test_top_takes_one_worker_or_the_group_not_both() -> None:
+    both = ["top", "--url", "http://127.0.0.1:1/metrics", "--prometheus", "http://127.0.0.1:1"]
+    result = CliRunner().invoke(main, [*both, "--once"])
+    assert result.exit_code == 2
+    assert "not both" in result.output
+    result = CliRunner().invoke(main, ["top", "--prometheus", "ftp://x", "--once"])
+    assert result.exit_code == 2
+    assert "--prometheus must be an http(s) URL" in result.output
