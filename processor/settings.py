@@ -124,7 +124,7 @@ class Settings:
     fast_path: bool = True
     """Hand whole fetches to the batch handler, bypassing faust's per-message stream path
     (see docs/worker.md); ``false`` uses a faust agent with ``stream.take_events``."""
-    leak_canary_fraction: float = 0.002
+    leak_canary_fraction: float = 0.001
     """Fraction of the input records whose outputs the worker scans with the leak scanner's
     detectors (the live leak canary, ``pseudostream_leak_findings_total``); 0 turns it off."""
     batch_size: int = 2000

@@ -44,7 +44,7 @@ def test_when_a_leaky_policy_runs_then_the_canary_counts_findings_within_a_minut
     stack.start_worker(
         command=leaky_worker.COMMAND, web_port=str(port), audit_log=str(audit)
     )  # leak_canary_fraction: the default
-    records = list(synth.generate(20_000, seed=31, users=400))
+    records = list(synth.generate(40_000, seed=31, users=400))
     started = time.monotonic()
     stack.feed(records)
     wait_for(lambda: bool(_findings(base)), 60, lambda: f"no finding; logs in {stack.workdir}")

@@ -93,40 +93,35 @@ def test_real_process_exit_code() -> None:
 
 
 @pytest.mark.parametrize(
-    "broker",
+    ("broker", "accepted"),
     [
-        "ftp://host:9092",
-        "kafka://host:99999",
-        "kafka://host:port",
-        "kafka://host:0",
-        "kafka://host",
-        "kafka://:9092",
-        "kafka://user@host:9092",
-        "kafka://a:9092,ftp://b:9092",
-        ",;",
+        ("ftp://host:9092", False),
+        ("kafka://host:99999", False),
+        ("kafka://host:port", False),
+        ("kafka://host:0", False),
+        ("kafka://host", False),
+        ("kafka://:9092", False),
+        ("kafka://user@host:9092", False),
+        ("kafka://a:9092,ftp://b:9092", False),
+        (",;", False),
+        ("kafka://k1:9092;k2:9093", True),
+        ("k1:9092,k2:9092", True),
+        ("aiokafka://10.0.0.1:9092", True),
+        ("kafka://[::1]:9092", True),
     ],
 )
-def test_broker_that_cannot_work_is_refused_by_config_show(broker: str) -> None:
+def test_config_show_refuses_a_broker_that_cannot_work_in_one_line(
+    broker: str, accepted: bool
+) -> None:
     result = CliRunner().invoke(main, ["config", "show"], env={"PSEUDOSTREAM_BROKER": broker})
+    if accepted:
+        assert result.exit_code == 0, result.output
+        assert f"= {broker}" in result.stdout
+        return
     assert result.exit_code == 2
     assert result.stderr.startswith("pseudostream: error: broker: ")
     assert len(result.stderr.splitlines()) == 1
     assert result.stdout == ""
-
-
-@pytest.mark.parametrize(
-    "broker",
-    [
-        "kafka://k1:9092;k2:9093",
-        "k1:9092,k2:9092",
-        "aiokafka://10.0.0.1:9092",
-        "kafka://[::1]:9092",
-    ],
-)
-def test_broker_lists_faust_can_use_are_accepted(broker: str) -> None:
-    result = CliRunner().invoke(main, ["config", "show"], env={"PSEUDOSTREAM_BROKER": broker})
-    assert result.exit_code == 0, result.output
-    assert f"= {broker}" in result.stdout
 
 
 def test_worker_refuses_a_bad_broker_before_starting() -> None:
