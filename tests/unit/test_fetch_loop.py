@@ -23,8 +23,7 @@ CHANGELOG = TP("app-consent-changelog", 1)
 
 def _records(tp: TP, offsets: range) -> list[Any]:
     return [
-        ConsumerRecord(tp.topic, tp.partition, o, 0, 0, b"k", b"v", None, 1, 1, ())
-        for o in offsets
+        ConsumerRecord(tp.topic, tp.partition, o, 0, 0, b"k", b"v", None, 1, 1, ()) for o in offsets
     ]
 
 
@@ -89,7 +88,7 @@ def test_when_a_rebalance_ends_during_the_wait_then_the_whole_fetch_is_handed_on
 
     def after_a_rebalance() -> dict[TP, list[Any]]:
         loop.rebalance()  # the wait on the consumer thread spanned the rebalance
-        return {CHANGELOG: _records(CHANGELOG, range(0, 500)), RAW: _records(RAW, range(7))}
+        return {CHANGELOG: _records(CHANGELOG, range(500)), RAW: _records(RAW, range(7))}
 
     loop.run([after_a_rebalance])
     assert loop.changelog == list(range(500))  # recovery sees every changelog record
@@ -97,9 +96,7 @@ def test_when_a_rebalance_ends_during_the_wait_then_the_whole_fetch_is_handed_on
     assert {generation for *_, generation in loop.handled} == {1}
 
 
-def test_when_the_generation_changes_mid_chunk_then_the_rest_is_read_again_after_the_seek() -> (
-    None
-):
+def test_when_the_generation_changes_mid_chunk_then_the_rest_is_read_again_after_the_seek() -> None:
     loop = _Loop("fetch-loop-mid-chunk", batch_size=3)
     rebalanced = False
 
