@@ -109,7 +109,7 @@ def test_alert_rules_pass_their_promtool_unit_tests() -> None:
 def test_prometheus_config_and_its_rule_files_are_valid() -> None:
     result = _run("check", "config", "prometheus.yml")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "9 rules found" in result.stdout
+    assert "10 rules found" in result.stdout
 
 
 def test_every_alert_has_a_case_where_it_fires_and_one_where_it_does_not() -> None:
