@@ -186,6 +186,7 @@ class PrometheusGroup:
 
     def __init__(self, base: str, job: str, timeout: float = 5.0) -> None:
         self.base = base.rstrip("/")
+        self.job = job
         self.selector = "{job=" + json.dumps(job) + "}"  # a PromQL string literal
         self.timeout = timeout
 
@@ -207,6 +208,13 @@ class PrometheusGroup:
         return {labels.get(label, ""): value for labels, value in self.query(expr)}
 
     def snapshot(self) -> Snapshot:
+        workers: dict[str, WorkerRow] = {}
+        for labels, value in self.query("up{S}"):
+            workers[labels["instance"]] = WorkerRow(up=value == 1)
+        if not workers:
+            raise PseudostreamError(
+                f"Prometheus at {self.base} scrapes no target of job {self.job!r} (see --job)"
+            )
         snap = Snapshot(time.monotonic())
         snap.events_in = self.by("topic", "sum by (topic) (pseudostream_events_in_total{S})")
         snap.events_out = self.by("topic", "sum by (topic) (pseudostream_events_out_total{S})")
@@ -225,9 +233,6 @@ class PrometheusGroup:
             " / sum by (domain) (pseudostream_pseudonyms_written_total{S} > 0)",
         )
         snap.leak_findings = sum(self.by("", "sum(pseudostream_leak_findings_total{S})").values())
-        workers: dict[str, WorkerRow] = {}
-        for labels, value in self.query("up{S}"):
-            workers[labels["instance"]] = WorkerRow(up=value == 1)
         for field_name, expr in (
             ("ready", "pseudostream_ready{S}"),
             ("events_in", "sum by (instance) (pseudostream_events_in_total{S})"),

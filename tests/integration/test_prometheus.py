@@ -99,6 +99,16 @@ def _scalar(base: str, expr: str) -> float | None:
     return float(result[0]["value"][1]) if result else None
 
 
+def _top(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "processor", "top", *args, "--once"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
 def test_prometheus_scrapes_a_worker_and_sees_throughput_and_lag_move(stack: Stack) -> None:
     worker_port = free_port()
     stack.start_worker(web_port=str(worker_port), batch_size="100")
@@ -133,13 +143,13 @@ def test_prometheus_scrapes_a_worker_and_sees_throughput_and_lag_move(stack: Sta
         assert peak_lag is not None and peak_lag > 0, "lag never seen above 0"
         wait_for(lambda: _scalar(prom, "sum(pseudostream_consumer_lag)") == 0, 30)
         # The group view of `top` reads the same Prometheus.
-        top = subprocess.run(
-            [sys.executable, "-m", "processor", "top", "--prometheus", prom, "--once"],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        top = _top("--prometheus", prom)
         assert top.returncode == 0, top.stderr
         assert f"{fed:,}" in top.stdout
         assert f"127.0.0.1:{worker_port}" in top.stdout
+        assert "1 of 1 workers" in top.stdout
+        wrong_job = _top("--prometheus", prom, "--job", "x")
+        assert wrong_job.returncode == 2
+        assert wrong_job.stderr == (
+            f"pseudostream: error: Prometheus at {prom} scrapes no target of job 'x' (see --job)\n"
+        )
