@@ -662,13 +662,13 @@ def _ratios(medians: dict[str, dict[str, Any]]) -> dict[str, Any]:
         out["worker_vs_quix"] = round(worker / quix, 2)
     without = medians.get("worker-no-canary") or {}
     if worker and without.get("events_per_second"):
-        out["canary_throughput_cost_pct"] = round(
-            100 * (1 - worker / without["events_per_second"]), 1
+        out["canary_events_per_second_change_pct"] = round(
+            100 * (worker / without["events_per_second"] - 1), 1
         )
     cpu = (medians.get("worker") or {}).get("client_cpu_us_per_event")
     cpu_without = without.get("client_cpu_us_per_event")
     if cpu and cpu_without:
-        out["canary_cpu_cost_pct"] = round(100 * (cpu / cpu_without - 1), 1)
+        out["canary_cpu_per_event_change_pct"] = round(100 * (cpu / cpu_without - 1), 1)
     return out
 
 

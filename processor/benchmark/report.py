@@ -53,10 +53,10 @@ def _e2e(result: dict[str, Any]) -> str:
         lines.append(f"worker = {result['worker_share_of_passthrough_pct']} % of the pass-through")
     if "worker_vs_quix" in result:
         lines.append(f"worker = {result['worker_vs_quix']}x quixstreams")
-    if "canary_throughput_cost_pct" in result:
+    if "canary_events_per_second_change_pct" in result:
         lines.append(
-            f"leak canary: {result['canary_throughput_cost_pct']} % of the throughput,"
-            f" {result.get('canary_cpu_cost_pct', '-')} % more worker CPU per event"
+            f"leak canary on vs off: {result['canary_events_per_second_change_pct']:+} % events/s,"
+            f" {result.get('canary_cpu_per_event_change_pct', 0.0):+} % client CPU per event"
         )
     if result.get("latency"):
         rate = next(iter(result["latency"].values()))["rate"]
