@@ -77,17 +77,22 @@ def test_unknown_key_in_config_file_is_named(tmp_path: Path) -> None:
     assert "'sasl_pasword'" in result.stderr
 
 
-def test_real_process_exit_code() -> None:
+def _run_cli(*args: str, **settings: str) -> subprocess.CompletedProcess[str]:
+    """``python -m processor ARGS`` with only ``settings`` as PSEUDOSTREAM_* variables."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PSEUDOSTREAM_")}
-    env["PSEUDOSTREAM_SASL_MECHANISM"] = "GSSAPI"
-    proc = subprocess.run(
-        [sys.executable, "-m", "processor", "config", "show"],
+    env.update({f"PSEUDOSTREAM_{name.upper()}": value for name, value in settings.items()})
+    return subprocess.run(
+        [sys.executable, "-m", "processor", *args],
         env=env,
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
     )
+
+
+def test_real_process_exit_code() -> None:
+    proc = _run_cli("config", "show", sasl_mechanism="GSSAPI")
     assert proc.returncode == 2
     assert proc.stderr.startswith("pseudostream: error: sasl_mechanism: ")
 
@@ -125,16 +130,7 @@ def test_config_show_refuses_a_broker_that_cannot_work_in_one_line(
 
 
 def test_worker_refuses_a_bad_broker_before_starting() -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PSEUDOSTREAM_")}
-    env["PSEUDOSTREAM_BROKER"] = "kafka://host:port"
-    proc = subprocess.run(
-        [sys.executable, "-m", "processor", "worker"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    proc = _run_cli("worker", broker="kafka://host:port")
     assert proc.returncode == 2
     assert proc.stderr.splitlines() == [
         "pseudostream: error: broker: port 'port' in 'kafka://host:port' is not a number 1..65535"
