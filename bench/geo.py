@@ -1,10 +1,12 @@
 """Geo lookup benchmark: lookups/s on one core (GPS and IP, cached and uncached) on a stream
-where users repeat locations, the memory the loaded data takes, and the accuracy figures.
+where users repeat locations, the memory and load time of the shipped data, and the accuracy
+figures (GPS, and the IP path on tests/data/geo/china_ips.csv).
 
     .venv/bin/python bench/geo.py [--events 200000] [--mmdb PATH] [--xdb PATH]
 
 Without --mmdb/--xdb, synthetic databases of a few thousand networks are built (mmdb-writer,
-tests/data/geo/xdb_maker.py); pass real files to measure those.
+processor/geo/xdb_maker.py) for the speed runs; pass real files to measure those, and to set
+their IP accuracy next to the shipped data's.
 """
 
 from __future__ import annotations
@@ -25,10 +27,12 @@ from netaddr import IPSet
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from processor.geo import build_locator
-from processor.location import IPAddress
-from tests.data.geo.xdb_maker import write_xdb
+from processor.geo import build_locator, gps, shipped_xdb
+from processor.geo.ip import XdbSource
+from processor.geo.xdb_maker import write_xdb
+from processor.location import IPAddress, Locator, Place
 from tests.unit.test_geo_accuracy import _rows, accuracy, baseline_accuracy
+from tests.unit.test_geo_ip_accuracy import ip_accuracy, ip_rows
 
 USERS = 20_000
 NETWORKS = 4_000
@@ -117,15 +121,18 @@ def main() -> None:
         if mmdb is None and xdb is None:
             mmdb, xdb = _synthetic_databases(Path(tmp), rng)
         points, addresses = _stream(2 * args.events, rng)
-        before = _rss_mb()
-        start = time.perf_counter()
+        for name, load in (("GPS data", gps.shipped), ("shipped IP data", shipped_xdb)):
+            before = _rss_mb()
+            start = time.perf_counter()
+            load()
+            load_s = time.perf_counter() - start
+            after = _rss_mb()
+            print(
+                f"{name} loaded in {load_s:.2f} s; RSS +{after - before:.1f} MB "
+                f"(process {after:.0f} MB)"
+            )
         cached = build_locator(mmdb, xdb)
-        load_s = time.perf_counter() - start
-        after = _rss_mb()
         uncached = build_locator(mmdb, xdb, cache_size=0)
-        print(
-            f"data loaded in {load_s:.1f} s; RSS +{after - before:.0f} MB (process {after:.0f} MB)"
-        )
         print(
             f"stream: {args.events:,} events timed after as many to warm up, {USERS:,} users "
             "(5% abroad), ~100 m GPS jitter"
@@ -148,6 +155,37 @@ def main() -> None:
         f"  {'  not downtown':<20} {len(rows):>5} points  {accuracy(cached, rows):7.2%} / "
         f"{baseline_accuracy(rows):.2%}"
     )
+    _ip_accuracy(args.mmdb, args.xdb)
+
+
+def _ip_accuracy(mmdb: Path | None, xdb: Path | None) -> None:
+    """Prefecture / province shares on the labelled addresses, per IP version; a given xdb
+    also at the exact address (never done by the processor: it shows what truncation costs)."""
+    rows = ip_rows()
+    contenders: list[tuple[str, Locator]] = [("shipped ip2region", build_locator())]
+    if xdb is not None:
+        contenders.append((f"xdb {xdb.name}", build_locator(xdb_path=xdb, shipped_ip=False)))
+        source = XdbSource(xdb, gps.shipped())
+        contenders.append((f"xdb {xdb.name}, exact address", _Untruncated(source)))
+    if mmdb is not None:
+        contenders.append((f"mmdb {mmdb.name}", build_locator(mmdb_path=mmdb, shipped_ip=False)))
+    print("IP accuracy (china_ips.csv): prefecture / province")
+    for version in (4, 6):
+        subset = [r for r in rows if ipaddress.ip_address(r["address"]).version == version]
+        for name, locator in contenders:
+            prefecture, province = ip_accuracy(locator, subset)
+            print(f"  IPv{version} {name:<36} {len(subset):>4}  {prefecture:7.1%} / {province:.1%}")
+
+
+class _Untruncated:
+    def __init__(self, source: XdbSource) -> None:
+        self._source = source
+
+    def from_gps(self, lat: float, lon: float) -> Place | None:
+        return None
+
+    def from_ip(self, network_address: IPAddress) -> Place | None:
+        return self._source.lookup(network_address)
 
 
 if __name__ == "__main__":
