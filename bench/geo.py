@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import maxminddb
 import psutil
 from mmdb_writer import MMDBWriter
 from netaddr import IPSet
@@ -159,22 +160,34 @@ def main() -> None:
 
 
 def _ip_accuracy(mmdb: Path | None, xdb: Path | None) -> None:
-    """Prefecture / province shares on the labelled addresses, per IP version; a given xdb
-    also at the exact address (never done by the processor: it shows what truncation costs)."""
+    """Prefecture / province shares on the labelled addresses, per IP version a database
+    holds; a given xdb also at the exact address (never done by the processor: it shows what
+    truncation costs)."""
     rows = ip_rows()
-    contenders: list[tuple[str, Locator]] = [("shipped ip2region", build_locator())]
+    contenders: list[tuple[str, Locator, set[int]]] = [
+        ("shipped ip2region", build_locator(), {4, 6})
+    ]
     if xdb is not None:
-        contenders.append((f"xdb {xdb.name}", build_locator(xdb_path=xdb, shipped_ip=False)))
         source = XdbSource(xdb, gps.shipped())
-        contenders.append((f"xdb {xdb.name}, exact address", _Untruncated(source)))
+        versions = {source.ip_version}
+        contenders.append(
+            (f"xdb {xdb.name}", build_locator(xdb_path=xdb, shipped_ip=False), versions)
+        )
+        contenders.append((f"xdb {xdb.name}, exact address", _Untruncated(source), versions))
     if mmdb is not None:
-        contenders.append((f"mmdb {mmdb.name}", build_locator(mmdb_path=mmdb, shipped_ip=False)))
+        with maxminddb.open_database(str(mmdb)) as reader:
+            versions = {4, 6} if reader.metadata().ip_version == 6 else {4}
+        locator = build_locator(mmdb_path=mmdb, shipped_ip=False)
+        contenders.append((f"mmdb {mmdb.name}", locator, versions))
     print("IP accuracy (china_ips.csv): prefecture / province")
     for version in (4, 6):
         subset = [r for r in rows if ipaddress.ip_address(r["address"]).version == version]
-        for name, locator in contenders:
-            prefecture, province = ip_accuracy(locator, subset)
-            print(f"  IPv{version} {name:<36} {len(subset):>4}  {prefecture:7.1%} / {province:.1%}")
+        for name, locator, versions in contenders:
+            if version in versions:
+                prefecture, province = ip_accuracy(locator, subset)
+                print(
+                    f"  IPv{version} {name:<36} {len(subset):>4}  {prefecture:7.1%} / {province:.1%}"
+                )
 
 
 class _Untruncated:
