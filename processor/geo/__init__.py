@@ -2,6 +2,7 @@
 15,000+ people / first-level region (elsewhere). No network call, ever.
 
     locator = build_locator(mmdb_path=..., xdb_path=...)   # at start-up; LocationDataError
+    # (IP: the shipped ip2region files for China unless shipped_ip=False or replaced)
     checked = check_coordinates(lat, lon)                   # (lat, lon) or a reason code
     locator.from_gps(*checked), locator.from_ip(truncate(address))   # Place | None
 
