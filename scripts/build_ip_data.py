@@ -261,7 +261,9 @@ def provenance(files: dict[str, bytes], sources: dict[str, object]) -> dict[str,
         "licence": "MIT (the npm package, LICENSE: Copyright (c) 2017 郭宇翔); IPv4 data from "
         "the ip2region project (Apache-2.0); IPv6 data from the ZX IPv6 database "
         "(ip.zxinc.org), no licence stated: see docs/location.md",
-        "ipv4_data": "ip2region 1.x data file, not dated by the package",
+        "ipv4_data": "ip2region 1.x data file, byte for byte lionsoul2014/ip2region "
+        "data/ip2region.db of commit 5f9bf8d (2021-10-25, the last 1.x data; its ranges from "
+        "the upgrade of 2021-03-08)",
         "ipv6_data": f"ZX IPv6 database, version {sources['ipv6_data_version']}",
         "reduction": "China (mainland, HK, MO, TW) only; per /24 (IPv4) and /48 (IPv6) the "
         "place covering most of the block; province and prefecture only (ISP, county "
