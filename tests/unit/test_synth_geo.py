@@ -26,6 +26,7 @@ def test_synthetic_addresses_give_the_city_of_the_events_coordinates() -> None:
             both += 1
             by_gps = locator.from_gps(location["lat"], location["lon"])
             same += by_gps is not None and by_gps.city_code == by_ip.city_code
-    # GPS jitter of up to 0.08 degree crosses a border now and then (Shenzhen -> Hong Kong).
+    # GPS jitter of up to 0.08 degree crosses a prefecture border now and then (Guangzhou ->
+    # Foshan, Xi'an -> Xianyang).
     assert both > 1000
-    assert same / both >= 0.95
+    assert same / both >= 0.97
