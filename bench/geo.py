@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import argparse
 import gc
+import gzip
 import ipaddress
 import random
+import struct
 import sys
 import tempfile
 import time
@@ -29,7 +31,7 @@ from netaddr import IPSet
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from processor.geo import build_locator, gps, shipped_xdb
-from processor.geo.ip import XdbSource
+from processor.geo.ip import XdbSource, shipped_xdb_paths
 from processor.geo.xdb_maker import write_xdb
 from processor.location import IPAddress, Locator, Place
 from tests.unit.test_geo_accuracy import _rows, accuracy, baseline_accuracy
@@ -157,6 +159,8 @@ def main() -> None:
         f"{baseline_accuracy(rows):.2%}"
     )
     _ip_accuracy(args.mmdb, args.xdb)
+    if args.mmdb is not None:
+        _agreement(args.mmdb, random.Random(5))
 
 
 def _ip_accuracy(mmdb: Path | None, xdb: Path | None) -> None:
@@ -188,6 +192,35 @@ def _ip_accuracy(mmdb: Path | None, xdb: Path | None) -> None:
                 print(
                     f"  IPv{version} {name:<36} {len(subset):>4}  {prefecture:7.1%} / {province:.1%}"
                 )
+
+
+def _agreement(mmdb: Path, rng: random.Random, n: int = 10_000) -> None:
+    """The shipped IPv4 data against an MMDB on addresses drawn from the shipped ranges
+    (weighted by size, truncated): where the shipped data names a mainland prefecture, how
+    often the MMDB names a city, the same province, the same prefecture."""
+    xdb = gzip.decompress(shipped_xdb_paths()[0].read_bytes())
+    first, last = struct.unpack_from("<II", xdb, 8)  # the segment index, 14 bytes an entry
+    segments = [struct.unpack_from("<II", xdb, at) for at in range(first, last + 1, 14)]
+    shipped = build_locator(cache_size=0)
+    other = build_locator(mmdb_path=mmdb, shipped_ip=False, cache_size=0)
+    counts = {"prefecture": 0, "city": 0, "province": 0, "same": 0}
+    weights = [end - start + 1 for start, end in segments]
+    for start, end in rng.choices(segments, weights, k=n):
+        address = ipaddress.IPv4Address(rng.randrange(start, end + 1) & ~0xFF)
+        ours, theirs = shipped.from_ip(address), other.from_ip(address)
+        if ours is None or ours.country != "CN" or ours.city_code is None:
+            continue
+        counts["prefecture"] += 1
+        if theirs is not None:
+            counts["city"] += theirs.city_code is not None
+            counts["province"] += theirs.province_code == ours.province_code
+            counts["same"] += theirs.city_code == ours.city_code
+    base = counts["prefecture"]
+    print(
+        f"agreement on {base:,} addresses the shipped data puts in a mainland prefecture: "
+        f"{mmdb.name} names a city for {counts['city'] / base:.1%}, the same province for "
+        f"{counts['province'] / base:.1%}, the same prefecture for {counts['same'] / base:.1%}"
+    )
 
 
 class _Untruncated:
