@@ -1161,10 +1161,13 @@ def load_keyring(settings: Settings) -> Keyring:
 
 
 def load_locator(settings: Settings) -> Locator:
-    """The offline geo lookup: shipped GPS boundaries, plus the configured IP databases."""
+    """The offline geo lookup: shipped GPS boundaries and Chinese IP data, plus the configured
+    IP databases."""
     from processor.geo import build_locator
 
-    return build_locator(settings.geo_city_db, settings.geo_ip2region_db)
+    return build_locator(
+        settings.geo_city_db, settings.geo_ip2region_db, shipped_ip=settings.geo_shipped_ip
+    )
 
 
 def prepare_topics(settings: Settings) -> list[str]:
