@@ -120,7 +120,11 @@ class Settings:
     geo_city_db: Path | None = None
     """MaxMind-format city database for IP and coordinate lookups (optional)."""
     geo_ip2region_db: Path | None = None
-    """ip2region xdb database for Chinese IP addresses (optional)."""
+    """ip2region xdb database for Chinese IP addresses (optional; replaces the shipped file
+    of its IP version)."""
+    geo_shipped_ip: bool = True
+    """Locate Chinese IP addresses with the shipped ip2region data (docs/location.md) where no
+    ``geo_ip2region_db`` of that IP version is configured; ``false``: only the operator's files."""
     fast_path: bool = True
     """Hand whole fetches to the batch handler, bypassing faust's per-message stream path
     (see docs/worker.md); ``false`` uses a faust agent with ``stream.take_events``."""

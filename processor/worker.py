@@ -522,6 +522,12 @@ class StreamWorker:
             topic_allow_declare=False,  # we create topics ourselves (processor.broker)
             topic_disable_leader=True,
             table_standby_replicas=0,
+            # The check guards a local RocksDB file that outlived its changelog topic; our
+            # tables live in memory, so the only "persisted" offsets are the ones this process
+            # read. Tansu reports a partition's end one batch short until it is written again,
+            # so a rebalance after recovery read that last batch failed the check and crashed
+            # the worker (ConsistencyError, "persisted offset ... higher than highwater").
+            recovery_consistency_check=False,
             web_enabled=s.web_port != 0,
             web_port=s.web_port or 6066,
             web_bind=s.web_host,
@@ -1216,10 +1222,13 @@ def load_keyring(settings: Settings) -> Keyring:
 
 
 def load_locator(settings: Settings) -> Locator:
-    """The offline geo lookup: shipped GPS boundaries, plus the configured IP databases."""
+    """The offline geo lookup: shipped GPS boundaries and Chinese IP data, plus the configured
+    IP databases."""
     from processor.geo import build_locator
 
-    return build_locator(settings.geo_city_db, settings.geo_ip2region_db)
+    return build_locator(
+        settings.geo_city_db, settings.geo_ip2region_db, shipped_ip=settings.geo_shipped_ip
+    )
 
 
 def prepare_topics(settings: Settings) -> list[str]:
