@@ -26,6 +26,7 @@ from collections.abc import Mapping, Sequence
 import orjson
 
 from processor.audit import append_audit
+from processor.errors import PseudostreamError
 from processor.metrics import WorkerMetrics
 from processor.outcome import Route, Routed, SourceRef
 from processor.scan import Finding, LeakScanner
@@ -104,15 +105,18 @@ class LeakCanary:
                 ref,
                 self._policy_version,
             )
-            append_audit(
-                "leak_canary_finding",
-                topic=topic,
-                detector=detector,
-                findings=count,
-                where=where,
-                input=ref,
-                policy=self._policy_version,
-            )
+            try:
+                append_audit(
+                    "leak_canary_finding",
+                    topic=topic,
+                    detector=detector,
+                    findings=count,
+                    where=where,
+                    input=ref,
+                    policy=self._policy_version,
+                )
+            except (PseudostreamError, OSError) as exc:  # the counter and the log still say it
+                log.error("leak canary: no audit entry written: %s", exc)
 
 
 def _line(record: Routed) -> bytes:

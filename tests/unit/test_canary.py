@@ -154,3 +154,15 @@ def test_audit_entries_are_json_lines_with_time_action_actor_and_fields(
     assert first["actor"] == "ops-1"
     assert datetime.fromisoformat(first["time"]).utcoffset() == timedelta(0)
     assert second["topic"] == "t"
+
+
+def test_when_the_audit_log_cannot_be_written_then_the_canary_still_counts_and_logs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("PSEUDOSTREAM_AUDIT_LOG", str(tmp_path))  # a directory: not writable
+    metrics = WorkerMetrics()
+    canary = LeakCanary(1.0, TOPICS, metrics, "leaky")
+    with caplog.at_level(logging.ERROR, logger="pseudostream.canary"):
+        _run(Pipeline(Keyring.generate(), policy=leaky_policy()), canary, 300, seed=3)
+    assert sum(_counts(metrics, "pseudostream_leak_findings_total").values()) > 0
+    assert any("no audit entry written" in r.getMessage() for r in caplog.records)
