@@ -337,12 +337,12 @@ def _hexy_in(view: str, pos: int, endpos: int) -> Iterator[tuple[int, int, str]]
 # Where a label may start (a plain alternation: the regex engine skips ahead by first
 # character), then the label with its context is matched there.
 _LABEL_WORD = re.compile(
-    r"(?i)wxid_|qq|扣扣|企鹅|q号|微信|威信|薇信|维信|徽信|v信|vx|wx|weixin|wechat|加v|\+v|绿泡泡"
+    r"(?i)wxid_|qq|扣扣|企鹅|q号|微信|威信|薇信|维信|徽信|v信|vx|wx|weixin|wechat|加v|\+v|绿泡泡|v"
 )
 _ID_LABEL = re.compile(
     r"(?i)(?P<wxid>(?<![A-Za-z0-9_])wxid_[A-Za-z0-9]{4,20}(?![A-Za-z0-9_]))"
     r"|(?<![A-Za-z0-9+/=_\-])(?:(?P<qq>qq|扣扣|企鹅号?|q号)"
-    r"|(?P<wechat>微信|威信|薇信|维信|徽信|v信|vx|wx|weixin|wechat|加v|\+v|绿泡泡))"
+    r"|(?P<wechat>微信|威信|薇信|维信|徽信|v信|vx|wx|weixin|wechat|加v|\+v|绿泡泡|v(?=[ ]?:)))"
     r"(?P<gap>[ :=是为]{0,3}(?:(?:号码|号|账号|帐号|id|联系我?|搜|加我?)[ :=是为]{0,3}){0,2})"
 )
 _LABEL_GATE = re.compile(r"[QqVvWw扣企微威薇维徽绿]")
@@ -381,10 +381,11 @@ def _labelled(view: str, plain: str) -> Iterator[tuple[int, int, str]]:
             continue
         if kind == "wechat" and (wechat := _WECHAT_ID.match(plain, pos)) is not None:
             value = wechat.group()
-            if label.group("wechat").isascii() and not label.group("gap"):
-                # "vxlily_2024": glued to a Latin label, only an id with digits or "_" counts
-                # (not "wxapp", "vxlan").
-                if not any(char.isdigit() or char == "_" for char in value):
+            name = label.group("wechat")
+            if name in ("v", "V") or (name.isascii() and not label.group("gap")):
+                # After a bare "v:" or glued to a Latin label ("vxlily_2024"), only an id with
+                # a digit, "_" or "-" counts (not "v: release", "wxapp", "vxlan").
+                if not any(char.isdigit() or char in "_-" for char in value):
                     continue
             # A bare word after a label ("微信 Android") is an id only after "号", ":" or "是".
             elif value.isalpha() and not any(char in label.group() for char in "号:是为="):

@@ -79,6 +79,7 @@ from tests.data.pii.make_corpus import SEPARATORS
         ("加我微信lily_2024一起玩吧", "加我微信[wechat]一起玩吧"),
         ("京A12345一直停在这", "[plate]一直停在这"),
         ("QQ 12345678一起玩", "QQ [qq]一起玩"),
+        ("v：Lily-Zhang", "v：[wechat]"),
     ],
 )
 def test_when_text_holds_identifier_then_marker(text: str, expected: str) -> None:
@@ -105,6 +106,7 @@ def test_when_text_holds_identifier_then_marker(text: str, expected: str) -> Non
         "打10086问问",
         "微信支付了20元",
         "用微信 Android 版",
+        "iPhone v: release",
         "北京时间8号晚上",
         "地铁8号线",
         "圆周率 3.14159265358",
