@@ -17,6 +17,13 @@ from typing import Any
 import orjson
 
 from keys import Domain, Key, Keyring
+from processor.binding import (
+    DEFAULT_TOPIC_SCHEMAS,
+    TRUSTED_SOURCE,
+    TopicSchemas,
+    admitted_schemas,
+    parse_topic_schemas,
+)
 from processor.canonical import canonicalize, is_limit_ad_tracking, parse_ip
 from processor.consent import Account, AgeBand, Consent, ConsentState, MemoryConsentState
 from processor.errors import RecordError
@@ -28,8 +35,8 @@ from processor.policy import Policy, RoutePlan, compile_policy
 from processor.project import compile_projector
 from processor.pseudonym import DEFAULT_CACHE_SIZE, Pseudonymizer
 from processor.quarantine import Sealer, sealable_bytes
-from processor.validate import Validator
-from schemas import load_contract
+from processor.validate import Validator, content_checks
+from schemas import load_contract, load_roles
 
 DEFAULT_MAX_RECORD_BYTES = 1_048_576
 _CONSENT_SCHEMA = "consent/1"
@@ -38,6 +45,8 @@ _ERASURE_SCHEMA = "erasure/1"
 _BOM = b"\xef\xbb\xbf"
 _UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 _OUT_STAT_KEYS = {route: f"out:{route}" for route in Route}
+_DEFAULT_BINDING = parse_topic_schemas(DEFAULT_TOPIC_SCHEMAS)
+_NOTHING: frozenset[str] = frozenset()
 
 
 def _now_ms() -> int:
@@ -85,6 +94,7 @@ class Pipeline:
         max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
         cache_size: int = DEFAULT_CACHE_SIZE,
         clock: Callable[[], int] = _now_ms,
+        topic_schemas: TopicSchemas | None = None,
     ) -> None:
         self.policy = policy or compile_policy()
         self.consent: ConsentState = consent if consent is not None else MemoryConsentState()
@@ -106,9 +116,14 @@ class Pipeline:
         self._erasure_pseudonymizers: dict[Domain, list[Pseudonymizer]] = {}
         self.follow_schedule(now)
         self._coarsen = any(plan.coarsen for plan in self.policy.routes)
+        roles = load_roles()
         self._validators = {
-            s: Validator(load_contract(s)) for s in (*_EVENT_SCHEMAS, _CONSENT_SCHEMA)
+            s: Validator(load_contract(s), content_checks(load_contract(s), roles))
+            for s in (*_EVENT_SCHEMAS, _CONSENT_SCHEMA)
         }
+        self._admitted = admitted_schemas(
+            topic_schemas if topic_schemas is not None else _DEFAULT_BINDING, self._validators
+        )
         # Names the projectors read that a contract lacks (a device report has no payload):
         # the validator never checked them, so they are dropped before projection.
         read = {
@@ -188,10 +203,13 @@ class Pipeline:
     # -- entry point ---------------------------------------------------------------------
 
     def process(self, raw: bytes, source: SourceRef, key: bytes | None = None) -> Outcome:
-        """Exactly one outcome per input: records, a quarantine record, or a suppression."""
+        """Exactly one outcome per input: records, a quarantine record, or a suppression.
+
+        ``source.topic`` is the logical input topic the record was read from: it decides
+        which schemas the record may have (``topic_schemas``, see processor.binding)."""
         self._stage = "decode"
         try:
-            outcome = self._process(raw)
+            outcome = self._process(raw, source.topic)
         except RecordError as exc:
             return self._quarantine(exc, source, key, raw)
         except Exception as exc:
@@ -212,7 +230,7 @@ class Pipeline:
         record = self._sealer.record(error, source, key, raw, self._clock())
         return Outcome([record], quarantined=error.code)
 
-    def _process(self, raw: bytes) -> Outcome:
+    def _process(self, raw: bytes, topic: str) -> Outcome:
         event = self._decode(raw)
         self._stage = "validate"
         schema = event.get("schema")
@@ -222,6 +240,12 @@ class Pipeline:
                 "validate",
                 f"'schema' must be one of {', '.join(self._validators)}",
             )
+        # The topic, not the record, says what a record may be (an app writing consent/1
+        # to raw.behaviour must not change anyone's consent).
+        if topic != TRUSTED_SOURCE and schema not in self._admitted.get(topic, _NOTHING):
+            raise RecordError(
+                "schema_not_allowed_on_topic", "validate", f"{schema} is not admitted on {topic}"
+            )
         for dropped in validator(event):
             self.stats["dropped_field:" + dropped] += 1
         if schema == _CONSENT_SCHEMA:
@@ -229,7 +253,7 @@ class Pipeline:
             return self._apply_consent(event)
         for name in self._foreign[schema]:
             if event.pop(name, None) is not None:
-                self.stats["dropped_field:" + name] += 1
+                self.stats["dropped_field:" + name + ":not_in_contract"] += 1
         return self._route_event(event, schema)
 
     def _decode(self, raw: bytes) -> dict[str, Any]:

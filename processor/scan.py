@@ -16,21 +16,20 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_right
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from ipaddress import IPv6Address, ip_address
+from ipaddress import ip_address
 
 import orjson
 
 from processor.canonical import NONCONFORMING_PREFIX, canonicalize, luhn_valid
+from processor.detect import DETECTORS
 from processor.kinds import IdKind
-from processor.scrub import is_id_card_number
+from schemas import Role, load_roles
 
 # Same one-to-one full-width mapping as processor.scrub: spans stay aligned.
 _HALF_WIDTH = {code: code - 0xFEE0 for code in range(0xFF01, 0xFF5F)} | {0x3000: 0x20}
 _PSEUDONYM = re.compile(r"(?<![0-9A-Za-z])[a-z]{2,8}-[0-9]{1,10}:[a-z2-7]{26}(?![0-9A-Za-z])")
-_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])"
-_HEX = "[0-9A-Fa-f]"
 _COORDINATE_KEYS = frozenset({"lat", "lon", "lng", "latitude", "longitude"})
 _MIN_COORDINATE_DECIMALS = 4
 _VERSION_CONTEXT = re.compile(r"(?:version|ver|v)[\"']?\s*[:=]?\s*[\"']?$", re.IGNORECASE)
@@ -59,22 +58,19 @@ _MIN_NEEDLE = 3
 # Short all-digit values (a user id "10086") would collide with amounts, counts, durations.
 _MIN_DIGITS_NEEDLE = 6
 
-_RAW_FIELDS: tuple[tuple[tuple[str, ...], IdKind], ...] = (
-    (("user_id",), IdKind.USER_ID),
-    (("phone",), IdKind.PHONE),
-    (("device", "imei"), IdKind.IMEI),
-    (("device", "meid"), IdKind.MEID),
-    (("device", "imsi"), IdKind.IMSI),
-    (("device", "iccid"), IdKind.ICCID),
-    (("device", "oaid"), IdKind.OAID),
-    (("device", "android_id"), IdKind.ANDROID_ID),
-    (("device", "mac"), IdKind.MAC),
-    (("network", "ip"), IdKind.IP),
-    (("network", "ssid"), IdKind.SSID),
-    (("network", "bssid"), IdKind.BSSID),
-    (("network", "cell"), IdKind.CELL),
-    (("payload", "target_user_id"), IdKind.USER_ID),
-)
+RawFields = tuple[tuple[tuple[str, ...], IdKind], ...]
+
+
+def raw_fields(roles: Mapping[str, Role]) -> RawFields:
+    """The identifier fields of a field-role table, as (path, kind). Event ids name no one:
+    outputs carry only their pseudonyms, and a copy of one would be no identifier leak."""
+    return tuple(
+        (tuple(path.split(".")), IdKind(role.kind))
+        for path, role in roles.items()
+        if role.role == "identifier" and role.kind is not None and role.kind != IdKind.EVENT_ID
+    )
+
+
 _RAW_COORDINATE_DECIMALS = 3
 
 
@@ -95,112 +91,6 @@ def mask(value: str) -> str:
     return f"{value[:2]}***{value[-2:]}"
 
 
-def _digits(text: str) -> str:
-    return "".join(char for char in text if char.isdigit())
-
-
-def _is_imei(text: str) -> bool:
-    digits = _digits(text)
-    return digits.strip("0") != "" and luhn_valid(digits)
-
-
-def _is_mac(text: str) -> bool:
-    return canonicalize(IdKind.MAC, text) is not None  # 02:00:00:00:00:00 names no one
-
-
-def _is_public_ipv4(text: str) -> bool:
-    # Unspecified, loopback and broadcast addresses name no one (broker logs are full of them).
-    return text not in {"0.0.0.0", "255.255.255.255"} and not text.startswith("127.")  # noqa: S104
-
-
-def _is_ipv6(text: str) -> bool:
-    try:
-        address = ip_address(text)
-    except ValueError:
-        return False
-    return isinstance(address, IPv6Address) and not (address.is_unspecified or address.is_loopback)
-
-
-def _has_digit_and_letter(text: str) -> bool:
-    return any(char.isdigit() for char in text) and any(char.isalpha() for char in text)
-
-
-def _is_oaid(text: str) -> bool:
-    return text.replace("-", "").strip("0") != ""
-
-
-def _is_meid(text: str) -> bool:
-    return any(char.isdigit() for char in text)
-
-
-_Detector = tuple[str, re.Pattern[str], Callable[[str], bool] | None]
-# Digits that start a number: not after a digit, nor after "<digit>." (the fraction of a
-# decimal number, as in a logged "runtime=2.768942260001495", is no identifier).
-_NUMBER_START = r"(?<![0-9])(?<![0-9]\.)"
-_DETECTORS: tuple[_Detector, ...] = (
-    ("imsi", re.compile(_NUMBER_START + r"46[01][0-9]{12}(?![0-9])"), None),
-    ("iccid", re.compile(_NUMBER_START + r"8986[0-9]{15,16}[Ff]?(?![0-9])"), None),
-    (
-        "imei",
-        re.compile(_NUMBER_START + r"[0-9]{2}[ -]?[0-9]{6}[ -]?[0-9]{6}[ -]?[0-9](?![0-9])"),
-        _is_imei,
-    ),
-    (
-        "idcard",
-        re.compile(
-            _NUMBER_START + r"[1-9][0-9]{5}(?:18|19|20)[0-9]{2}(?:0[1-9]|1[0-2])"
-            r"(?:0[1-9]|[12][0-9]|3[01])[0-9]{3}[0-9Xx](?![0-9A-Za-z])"
-        ),
-        is_id_card_number,
-    ),
-    (
-        "phone",
-        re.compile(
-            _NUMBER_START + r"(?:(?:\+|00)?86[ -]?)?1[3-9][0-9](?:[ -]?[0-9]{4}){2}(?![0-9])"
-        ),
-        None,
-    ),
-    (
-        "email",
-        re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}"),
-        None,
-    ),
-    (
-        "mac",
-        re.compile(
-            rf"(?<![0-9A-Za-z])(?:{_HEX}{{2}}([:-]){_HEX}{{2}}(?:\1{_HEX}{{2}}){{4}}"
-            rf"|{_HEX}{{4}}\.{_HEX}{{4}}\.{_HEX}{{4}})(?![0-9A-Za-z])"
-        ),
-        _is_mac,
-    ),
-    ("mac", re.compile(rf"(?<![0-9A-Za-z]){_HEX}{{12}}(?![0-9A-Za-z])"), _has_digit_and_letter),
-    (
-        "oaid",
-        re.compile(
-            rf"(?<![0-9A-Za-z-]){_HEX}{{8}}-(?:{_HEX}{{4}}-){{3}}{_HEX}{{12}}(?![0-9A-Za-z-])"
-        ),
-        _is_oaid,
-    ),
-    (
-        "android_id",
-        re.compile(rf"(?<![0-9A-Za-z]){_HEX}{{16}}(?![0-9A-Za-z])"),
-        _has_digit_and_letter,
-    ),
-    ("meid", re.compile(rf"(?<![0-9A-Za-z])[A-Fa-f]{_HEX}{{13}}(?![0-9A-Za-z])"), _is_meid),
-    (
-        "ipv4",
-        re.compile(rf"(?<![0-9.])(?:{_OCTET}\.){{3}}{_OCTET}(?![0-9]|\.[0-9])"),
-        _is_public_ipv4,
-    ),
-    (
-        "ipv6",
-        re.compile(
-            r"(?<![0-9A-Za-z:.])(?:[0-9A-Fa-f]{0,4}:){2,7}"
-            r"(?:[0-9A-Fa-f]{1,4}|[0-9]{1,3}(?:\.[0-9]{1,3}){3})?(?![0-9A-Za-z:])"
-        ),
-        _is_ipv6,
-    ),
-)
 _COORDINATE_IN_TEXT = re.compile(
     r"(?i)[\"']?(?:lat|lon|lng|latitude|longitude)[\"']?\s*[:=]\s*[\"']?"
     rf"(-?[0-9]{{1,3}}\.[0-9]{{{_MIN_COORDINATE_DECIMALS},}})(?![0-9])"
@@ -292,20 +182,24 @@ class LeakScanner:
             self.add_raw_value(kind, value)
 
     @classmethod
-    def from_raw_events(cls, lines: Iterable[bytes | str]) -> LeakScanner:
-        """A scanner for the identifiers in raw events (JSON lines); bad lines are skipped."""
+    def from_raw_events(
+        cls, lines: Iterable[bytes | str], roles: Mapping[str, Role] | None = None
+    ) -> LeakScanner:
+        """A scanner for the identifiers in raw events (JSON lines), at the identifier fields
+        of ``roles`` (default: the shipped field-role table); bad lines are skipped."""
         scanner = cls()
+        fields = raw_fields(roles if roles is not None else load_roles())
         for line in lines:
             try:
                 event = orjson.loads(line)
             except orjson.JSONDecodeError:
                 continue
             if isinstance(event, dict):
-                scanner._add_raw_event(event)
+                scanner._add_raw_event(event, fields)
         return scanner
 
-    def _add_raw_event(self, event: dict[str, object]) -> None:
-        for path, kind in _RAW_FIELDS:
+    def _add_raw_event(self, event: dict[str, object], fields: RawFields) -> None:
+        for path, kind in fields:
             value: object = event
             for key in path:
                 value = value.get(key) if isinstance(value, dict) else None
@@ -359,7 +253,7 @@ class LeakScanner:
         """Findings in one line of arbitrary text; ``where`` is the 1-based column."""
         return [
             Finding(line_no, kind, f"col {start + 1}", mask(text[start:end]))
-            for start, end, kind in self._hits([(text, False)])[0]
+            for start, end, kind in self._hits([(text, False, False)])[0]
         ]
 
     def scan_lines(self, lines: Iterable[str | bytes]) -> list[Finding]:
@@ -387,7 +281,7 @@ class LeakScanner:
         # Each leaf is either a coordinate finding already, or a text to scan (all the
         # texts of a document are scanned in one pass, see _hits).
         leaves: list[tuple[str, Finding | str]] = []
-        texts: list[tuple[str, bool]] = []
+        texts: list[tuple[str, bool, bool]] = []
         for where, value in _leaves(document):
             field = where.rpartition(".")[2].lower()
             if (
@@ -399,7 +293,7 @@ class LeakScanner:
                 continue
             text = value if isinstance(value, str) else repr(value)
             leaves.append((where, text))
-            texts.append((text, "version" in field))
+            texts.append((text, "version" in field, isinstance(value, float)))
         text_hits = self._hits(texts)
         if len(leaves) == len(texts) and not any(text_hits):
             return []  # the usual case: nothing found
@@ -415,21 +309,22 @@ class LeakScanner:
             )
         return findings
 
-    def _hits(self, texts: list[tuple[str, bool]]) -> list[list[_Hit]]:
-        """The hits of each (text, is a version field), as if each text were scanned alone.
+    def _hits(self, texts: list[tuple[str, bool, bool]]) -> list[list[_Hit]]:
+        """The hits of each (text, is a version field, is a float), as if each text were
+        scanned alone.
 
         The texts are joined by a separator that no pattern, needle window or pseudonym can
         cross and that every boundary assertion treats like the edge of a string, so each
         pattern runs once over the join; hits are then given back to their text.
         """
-        joined = _SEPARATOR.join(text for text, _ in texts)
+        joined = _SEPARATOR.join(text for text, _, _ in texts)
         if not joined.isascii():
             joined = joined.translate(_HALF_WIDTH)  # one-to-one: offsets are kept
         if ":" in joined:
             joined = _PSEUDONYM.sub(lambda match: "#" * len(match.group()), joined)
         starts: list[int] = []
         offset = 0
-        for text, _ in texts:
+        for text, _, _ in texts:
             starts.append(offset)
             offset += len(text) + len(_SEPARATOR)
         ranked: list[list[tuple[int, _Hit]]] = [[] for _ in texts]
@@ -456,12 +351,17 @@ class LeakScanner:
             "ipv6": ipv6,
             "email": everywhere if "@" in joined else [],
         }
-        for kind, pattern, valid in _DETECTORS:
+        # A JSON float is a measurement: its digits (1.041071040292594e+10) are no number
+        # an identifier detector should read; exact raw values are still looked for in it.
+        floats = {i for i, (_, _, is_float) in enumerate(texts) if is_float}
+        for kind, pattern, valid in DETECTORS:
             spans = longer if kind in _REGION_KINDS else searched.get(kind, everywhere)
             for pos, endpos in spans:
                 for match in pattern.finditer(joined, pos, endpos):
                     value = match.group()
                     if valid is not None and not valid(value):
+                        continue
+                    if floats and bisect_right(starts, match.start()) - 1 in floats:
                         continue
                     if kind == "ipv4":
                         index = bisect_right(starts, match.start()) - 1

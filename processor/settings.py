@@ -17,6 +17,11 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
+from processor.binding import (
+    DEFAULT_TOPIC_SCHEMAS,
+    format_topic_schemas,
+    parse_topic_schemas,
+)
 from processor.errors import ConfigError
 from processor.outcome import DEFAULT_TOPICS, Route
 from processor.stats import StatsConfig
@@ -69,6 +74,10 @@ class Settings:
     """Input: device-ID reports, keyed by user_id."""
     topic_consent: str = "consent"
     """Input: consent/1 records, compacted, keyed by user_id, partitioned like the raw topics."""
+    topic_schemas: str = DEFAULT_TOPIC_SCHEMAS
+    """Which schemas each input may carry (logical topic names, ``fnmatch`` patterns; ``;``
+    between topics, ``,`` between patterns; in TOML also a table). A record whose schema its
+    topic does not admit is quarantined as ``schema_not_allowed_on_topic``."""
     topic_recommendation: str = DEFAULT_TOPICS[Route.RECOMMENDATION]
     """Output: clean events for the recommendation pipeline."""
     topic_ad_analytics: str = DEFAULT_TOPICS[Route.AD_ANALYTICS]
@@ -191,6 +200,11 @@ class Settings:
         }
 
     @property
+    def topic_binding(self) -> dict[str, tuple[str, ...]]:
+        """The parsed ``topic_schemas`` (checked in :meth:`validate`)."""
+        return parse_topic_schemas(self.topic_schemas)
+
+    @property
     def output_topics(self) -> dict[Route, str]:
         return {
             Route.RECOMMENDATION: self.topic(self.topic_recommendation),
@@ -306,6 +320,7 @@ class Settings:
         except ConfigError as exc:
             raise ConfigError(f"broker: {exc}") from exc
         self._validate_security()
+        parse_topic_schemas(self.topic_schemas)
         names = [
             *self.input_topics.values(),
             *self.output_topics.values(),
@@ -479,6 +494,8 @@ def _coerce(name: str, annotation: Any, value: Any) -> Any:
                 raise ValueError(value)
             return float(value)
         if kind == "str":
+            if name == "topic_schemas" and isinstance(value, dict):
+                return format_topic_schemas(value)
             if not isinstance(value, (str, int)):
                 raise ValueError(value)
             if name in _UPPER_CASE:

@@ -488,7 +488,11 @@ class StreamWorker:
             self.ad_stats.table.on_recover(self._recover_ad_stats)
             self.app.timer(1.0, name="pseudostream.ad_stats")(self._close_idle_ad_stats)
         self.pipeline = pipeline or Pipeline(
-            keyring, consent=self.consent, locator=locator, max_record_bytes=s.max_record_bytes
+            keyring,
+            consent=self.consent,
+            locator=locator,
+            max_record_bytes=s.max_record_bytes,
+            topic_schemas=s.topic_binding,
         )
         self.pipeline.consent = self.consent
         self.source = self.app.topic(
@@ -848,6 +852,9 @@ class StreamWorker:
         active = {str(d): p.key_id for d, p in self.pipeline.pseudonymizers.items()}
         active[str(Domain.QUARANTINE)] = self._keyring.active(Domain.QUARANTINE).key_id
         return active
+
+    def pipeline_stats(self) -> Mapping[str, int]:
+        return self.pipeline.stats
 
     def pseudonym_cache(self) -> dict[str, tuple[int, int]]:
         return {str(d): (p.misses, p.computed) for d, p in self.pipeline.pseudonymizers.items()}

@@ -67,7 +67,12 @@ def replay(
 
     settings = Settings.load(config_file=config_file, keyring=keyring_path)
     keyring = load_keyring(settings)
-    pipeline = Pipeline(keyring, locator=load_locator(settings))
+    pipeline = Pipeline(
+        keyring,
+        locator=load_locator(settings),
+        max_record_bytes=settings.max_record_bytes,
+        topic_schemas=settings.topic_binding,
+    )
     console = Console(stderr=True)
     with Progress(
         TextColumn("replay"),

@@ -228,10 +228,10 @@ def test_when_precise_location_withdrawn_then_gps_is_ignored(pipeline: Pipeline)
     ("lat", "lon", "counted"),
     [
         (0, 0, "location_invalid:null_island"),
-        ("29.5", 106.5, "dropped_field:location.lat"),
-        (91.0, 106.5, "dropped_field:location.lat"),
-        (29.5, -181, "dropped_field:location.lon"),
-        (True, 106.5, "dropped_field:location.lat"),
+        ("29.5", 106.5, "dropped_field:location.lat:bad_type"),
+        (91.0, 106.5, "dropped_field:location.lat:bad_value"),
+        (29.5, -181, "dropped_field:location.lon:bad_value"),
+        (True, 106.5, "dropped_field:location.lat:bad_type"),
     ],
 )
 def test_when_coordinates_are_bad_then_location_falls_back_and_is_counted(
@@ -374,13 +374,14 @@ def test_when_field_is_unknown_then_it_is_dropped(pipeline: Pipeline) -> None:
 def test_when_record_is_bad_then_it_is_quarantined_with_a_reason(
     pipeline: Pipeline, keyring: Keyring, data: bytes, code: str, stage: str
 ) -> None:
-    outcome = pipeline.process(data, SRC, key=b"u10293847")
+    topic = "consent" if b'"consent/1"' in data else SRC.topic
+    outcome = pipeline.process(data, SRC._replace(topic=topic), key=b"u10293847")
     assert outcome.quarantined == code
     [record] = outcome.records
     body = record.json()
     assert (record.route, body["error"], body["stage"]) == (Route.QUARANTINE, code, stage)
-    assert body["source"] == {"topic": "raw.behaviour", "partition": 0, "offset": 42}
-    assert record.key == "raw.behaviour/0/42"
+    assert body["source"] == {"topic": topic, "partition": 0, "offset": 42}
+    assert record.key == f"{topic}/0/42"
     assert b"u10293847" not in record.value
     assert Sealer(keyring, "default/1").unseal(body) == (b"u10293847", data)
 
@@ -425,7 +426,7 @@ def test_when_device_report_carries_a_payload_then_it_is_dropped(pipeline: Pipel
         outcome = pipeline.process(orjson.dumps(event), SourceRef("raw.device", 0, 1))
         assert outcome.quarantined is None
         assert all("payload" not in r.json() for r in outcome.records)
-    assert pipeline.stats["dropped_field:payload"] == 3
+    assert pipeline.stats["dropped_field:payload:not_in_contract"] == 3
 
 
 def test_when_quarantined_record_holds_identifiers_then_they_are_sealed(pipeline: Pipeline) -> None:
