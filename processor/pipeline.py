@@ -34,7 +34,7 @@ from processor.outcome import Outcome, Route, Routed, SourceRef
 from processor.policy import Policy, RoutePlan, compile_policy
 from processor.project import compile_projector
 from processor.pseudonym import DEFAULT_CACHE_SIZE, Pseudonymizer
-from processor.quarantine import Sealer, sealable_bytes
+from processor.quarantine import DEFAULT_MAX_KEY_BYTES, Sealer, sealable_bytes
 from processor.validate import Validator, content_checks
 from schemas import load_contract, load_roles
 
@@ -95,11 +95,13 @@ class Pipeline:
         cache_size: int = DEFAULT_CACHE_SIZE,
         clock: Callable[[], int] = _now_ms,
         topic_schemas: TopicSchemas | None = None,
+        max_key_bytes: int = DEFAULT_MAX_KEY_BYTES,
     ) -> None:
         self.policy = policy or compile_policy()
         self.consent: ConsentState = consent if consent is not None else MemoryConsentState()
         self.locator: Locator = locator or NullLocator()
         self.max_record_bytes = max_record_bytes
+        self.max_key_bytes = max_key_bytes
         self.stats: Counter[str] = Counter()
         self._clock = clock
         self._cache_size = cache_size
@@ -182,7 +184,10 @@ class Pipeline:
         swaps those that changed."""
         self._keyring = keyring
         self._sealer = Sealer(
-            keyring, self.policy.version, max_sealed_bytes=sealable_bytes(self.max_record_bytes)
+            keyring,
+            self.policy.version,
+            max_sealed_bytes=sealable_bytes(self.max_record_bytes),
+            max_key_bytes=self.max_key_bytes,
         )
         self.next_key_change_ms = 0
 

@@ -24,6 +24,7 @@ from processor.binding import (
 )
 from processor.errors import ConfigError
 from processor.outcome import DEFAULT_TOPICS, Route
+from processor.quarantine import DEFAULT_MAX_KEY_BYTES, MAX_KEY_BYTES_LIMIT
 from processor.stats import StatsConfig
 
 ENV_PREFIX = "PSEUDOSTREAM_"
@@ -138,6 +139,9 @@ class Settings:
     """Seconds to wait for a batch to fill before processing what is there."""
     max_record_bytes: int = 1_048_576
     """Input records larger than this are quarantined as ``too_large`` without parsing."""
+    max_key_bytes: int = DEFAULT_MAX_KEY_BYTES
+    """Message keys longer than this never go into a quarantine record: only their SHA-256
+    is sealed (at most 16384)."""
     fetch_max_wait_ms: int = 50
     """Longest the broker may hold a fetch waiting for data. faust hard-codes 1500 ms; Tansu
     holds a fetch that long when one of its partitions was never written to (an empty
@@ -296,6 +300,10 @@ class Settings:
             )
         if self.max_record_bytes < 64:
             raise ConfigError(f"max_record_bytes: must be at least 64, got {self.max_record_bytes}")
+        if not 1 <= self.max_key_bytes <= MAX_KEY_BYTES_LIMIT:
+            raise ConfigError(
+                f"max_key_bytes: must be 1..{MAX_KEY_BYTES_LIMIT}, got {self.max_key_bytes}"
+            )
         if self.producer_max_batch_bytes < 1024:
             raise ConfigError("producer_max_batch_bytes: must be at least 1024")
         if self.producer_acks not in ("all", "1", "0", "-1"):

@@ -405,6 +405,14 @@ def _key_hash(key: bytes) -> int:
     return hashed
 
 
+# faust's own pages are off: without authentication, /table/consent/<key>/ served a user's
+# consent state and /router/ the cluster's hosts. The worker serves /metrics, /health and
+# /ready (processor.metrics.install_pages); faust keeps only its "/" ({"status": "OK"}).
+FAUST_PAGES_OFF = {
+    f"web_{page}_enabled": False for page in ("router", "tables", "stats", "graph", "metrics")
+}
+
+
 class Submitted(NamedTuple):
     """A batch whose outputs were handed to the producer, not yet acknowledged."""
 
@@ -471,6 +479,7 @@ class StreamWorker:
             web_enabled=s.web_port != 0,
             web_port=s.web_port or 6066,
             web_bind=s.web_host,
+            **FAUST_PAGES_OFF,
             stream_wait_empty=True,
             **s.faust_options(),  # SASL/TLS credentials (docs/operations-config.md)
         )
@@ -493,6 +502,7 @@ class StreamWorker:
             locator=locator,
             max_record_bytes=s.max_record_bytes,
             topic_schemas=s.topic_binding,
+            max_key_bytes=s.max_key_bytes,
         )
         self.pipeline.consent = self.consent
         self.source = self.app.topic(
@@ -1077,6 +1087,7 @@ def prepare_topics(settings: Settings) -> list[str]:
         specs,
         replication_factor=settings.replication_factor,
         client_options=settings.kafka_python_options(),
+        max_message_bytes=request_bytes(settings.max_record_bytes),  # quarantine records fit
     )
 
 

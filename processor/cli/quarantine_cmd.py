@@ -72,6 +72,7 @@ def replay(
         locator=load_locator(settings),
         max_record_bytes=settings.max_record_bytes,
         topic_schemas=settings.topic_binding,
+        max_key_bytes=settings.max_key_bytes,
     )
     console = Console(stderr=True)
     with Progress(
@@ -98,7 +99,9 @@ def replay(
     if not quiet:
         for line in report.problems:
             click.echo(f"replay: {line}", err=True)
-        hidden = sum(report.counts[k] for k in ("quarantined", "unseal_failed", "unreadable"))
+        hidden = sum(
+            report.counts[k] for k in ("quarantined", "unseal_failed", "unreadable", "truncated")
+        )
         if hidden > len(report.problems):
             click.echo(f"replay: ... {hidden - len(report.problems)} more not listed", err=True)
     click.echo(report.summary())
