@@ -405,14 +405,6 @@ def _key_hash(key: bytes) -> int:
     return hashed
 
 
-# faust's own pages are off: without authentication, /table/consent/<key>/ served a user's
-# consent state and /router/ the cluster's hosts. The worker serves /metrics, /health and
-# /ready (processor.metrics.install_pages); faust keeps only its "/" ({"status": "OK"}).
-FAUST_PAGES_OFF = {
-    f"web_{page}_enabled": False for page in ("router", "tables", "stats", "graph", "metrics")
-}
-
-
 class Submitted(NamedTuple):
     """A batch whose outputs were handed to the producer, not yet acknowledged."""
 
@@ -479,7 +471,14 @@ class StreamWorker:
             web_enabled=s.web_port != 0,
             web_port=s.web_port or 6066,
             web_bind=s.web_host,
-            **FAUST_PAGES_OFF,
+            # faust's own pages are off: without authentication, /table/consent/<key>/ served
+            # a user's consent state and /router/ the cluster's hosts. The worker serves
+            # /metrics, /health, /ready (install_pages); faust keeps "/" ({"status": "OK"}).
+            web_router_enabled=False,
+            web_tables_enabled=False,
+            web_stats_enabled=False,
+            web_graph_enabled=False,
+            web_metrics_enabled=False,
             stream_wait_empty=True,
             **s.faust_options(),  # SASL/TLS credentials (docs/operations-config.md)
         )
