@@ -114,6 +114,9 @@ _SHORTEST_DETECTION = 7  # "1.2.3.4"
 # The texts of one document are scanned joined by this: it is in no pattern's character
 # classes, and every boundary assertion treats it like the edge of a string.
 _SEPARATOR = "\x00"
+# A decimal number with a fraction, and maybe an exponent, standing alone (not a part of a
+# dotted address or version: no letter, digit or dot on either side).
+_FLOAT = re.compile(r"(?<![0-9A-Za-z.])-?[0-9]+\.[0-9]+(?:[eE][+-]?[0-9]+)?(?![0-9A-Za-z.])")
 _DIGIT_RUN = re.compile(r"[0-9]+")
 
 
@@ -253,7 +256,7 @@ class LeakScanner:
         """Findings in one line of arbitrary text; ``where`` is the 1-based column."""
         return [
             Finding(line_no, kind, f"col {start + 1}", mask(text[start:end]))
-            for start, end, kind in self._hits([(text, False, False)])[0]
+            for start, end, kind in self._hits([(text, False)])[0]
         ]
 
     def scan_lines(self, lines: Iterable[str | bytes]) -> list[Finding]:
@@ -281,7 +284,7 @@ class LeakScanner:
         # Each leaf is either a coordinate finding already, or a text to scan (all the
         # texts of a document are scanned in one pass, see _hits).
         leaves: list[tuple[str, Finding | str]] = []
-        texts: list[tuple[str, bool, bool]] = []
+        texts: list[tuple[str, bool]] = []
         for where, value in _leaves(document):
             field = where.rpartition(".")[2].lower()
             if (
@@ -293,7 +296,7 @@ class LeakScanner:
                 continue
             text = value if isinstance(value, str) else repr(value)
             leaves.append((where, text))
-            texts.append((text, "version" in field, isinstance(value, float)))
+            texts.append((text, "version" in field))
         text_hits = self._hits(texts)
         if len(leaves) == len(texts) and not any(text_hits):
             return []  # the usual case: nothing found
@@ -309,22 +312,21 @@ class LeakScanner:
             )
         return findings
 
-    def _hits(self, texts: list[tuple[str, bool, bool]]) -> list[list[_Hit]]:
-        """The hits of each (text, is a version field, is a float), as if each text were
-        scanned alone.
+    def _hits(self, texts: list[tuple[str, bool]]) -> list[list[_Hit]]:
+        """The hits of each (text, is a version field), as if each text were scanned alone.
 
         The texts are joined by a separator that no pattern, needle window or pseudonym can
         cross and that every boundary assertion treats like the edge of a string, so each
         pattern runs once over the join; hits are then given back to their text.
         """
-        joined = _SEPARATOR.join(text for text, _, _ in texts)
+        joined = _SEPARATOR.join(text for text, _ in texts)
         if not joined.isascii():
             joined = joined.translate(_HALF_WIDTH)  # one-to-one: offsets are kept
         if ":" in joined:
             joined = _PSEUDONYM.sub(lambda match: "#" * len(match.group()), joined)
         starts: list[int] = []
         offset = 0
-        for text, _, _ in texts:
+        for text, _ in texts:
             starts.append(offset)
             offset += len(text) + len(_SEPARATOR)
         ranked: list[list[tuple[int, _Hit]]] = [[] for _ in texts]
@@ -351,9 +353,10 @@ class LeakScanner:
             "ipv6": ipv6,
             "email": everywhere if "@" in joined else [],
         }
-        # A JSON float is a measurement: its digits (1.041071040292594e+10) are no number
-        # an identifier detector should read; exact raw values are still looked for in it.
-        floats = {i for i, (_, _, is_float) in enumerate(texts) if is_float}
+        # A float (a JSON float's repr, or one in a log line) is a measurement: the digits of
+        # 1.041071040292594e+20 or 13812345678.0 are no identifier for the detectors; exact
+        # raw values are still looked for in it.
+        floats = [m.span() for m in _FLOAT.finditer(joined)] if "." in joined else []
         for kind, pattern, valid in DETECTORS:
             spans = longer if kind in _REGION_KINDS else searched.get(kind, everywhere)
             for pos, endpos in spans:
@@ -361,7 +364,7 @@ class LeakScanner:
                     value = match.group()
                     if valid is not None and not valid(value):
                         continue
-                    if floats and bisect_right(starts, match.start()) - 1 in floats:
+                    if floats and _inside(match.span(), floats):
                         continue
                     if kind == "ipv4":
                         index = bisect_right(starts, match.start()) - 1
@@ -454,6 +457,12 @@ class LeakScanner:
             for start, end in zip(starts, ends, strict=True):
                 for match in pattern.finditer(text, start, end - len(_SEPARATOR)):
                     yield match.start(), match.end(), f"raw:{kind}"
+
+
+def _inside(span: tuple[int, int], spans: list[tuple[int, int]]) -> bool:
+    """True when ``span`` lies within one of ``spans`` (sorted, not overlapping)."""
+    index = bisect_right(spans, span[0], key=lambda s: s[0]) - 1
+    return index >= 0 and spans[index][0] <= span[0] and span[1] <= spans[index][1]
 
 
 def _leaves(document: dict[str, object] | list[object]) -> list[tuple[str, object]]:

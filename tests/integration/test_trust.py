@@ -34,9 +34,6 @@ def _status(url: str) -> int:
 
 
 def test_forged_consent_on_an_app_topic_is_quarantined_and_changes_nothing(stack: Stack) -> None:
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    stack.env["web_port"] = str(port)
     stack.start_worker()
     victim = "victim42"
     stack.feed([(synth.CONSENT, victim.encode(), consent_json(victim, 1000, ads=True))])
@@ -57,11 +54,18 @@ def test_forged_consent_on_an_app_topic_is_quarantined_and_changes_nothing(stack
     assert routes_by_event(stack)["e-after"] == {"recommendation", "ad-analytics"}
     assert len(read_topic(stack.broker.address, stack.settings.changelog_topic, timeout=1)) == 1
 
-    # faust's own pages are off: no consent table or cluster map over HTTP
+
+def test_the_worker_serves_its_own_pages_and_none_of_fausts(stack: Stack) -> None:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    stack.env["web_port"] = str(port)
+    stack.start_worker()
     wait_for(lambda: _status(base + "/health") == 200, 30, lambda: "no /health")
+    # no consent table (age band, ad consent, account status) or cluster map over HTTP
     for page in ("/table/", "/table/consent/", "/router/", "/stats/", "/graph/", "/performance/"):
         assert _status(base + page) == 404, page
     assert _status(base + "/metrics") == 200
+    assert _status(base + "/ready") in (200, 503)
 
 
 def test_a_record_with_a_huge_key_is_quarantined_by_its_hash_and_the_worker_goes_on(

@@ -325,8 +325,27 @@ def test_when_every_identifier_field_of_the_role_table_holds_a_value_then_each_i
     )
 
 
-def test_when_a_float_looks_like_an_id_then_it_is_no_finding() -> None:
-    assert (
-        LeakScanner().scan_lines([b'{"score": 1.041071040292594e+10, "x": 3.5693803564381e14}'])
-        == []
-    )
+@pytest.mark.parametrize(
+    "line",
+    [
+        b"1.041071040292594e+10",
+        b"runtime=1.041071040292594e+10 s",
+        b'{"score": 1.041071040292594e+20}',
+        b'{"x": 13812345678.0, "y": 356938035643809.0, "z": 3.56938035643809e14}',
+    ],
+)
+def test_when_a_float_looks_like_an_id_then_it_is_no_finding(line: bytes) -> None:
+    assert LeakScanner().scan_lines([line]) == []
+
+
+@pytest.mark.parametrize(
+    ("line", "kind"),
+    [
+        (b"client 61.128.128.68 connected", "ipv4"),
+        (b"call 13812345678.", "phone"),
+        (b'{"imei": "356938035643809"}', "imei"),
+        (b"v1.2 id 1f2e3d4c5b6a7988", "android_id"),
+    ],
+)
+def test_when_an_id_stands_next_to_a_dot_then_it_is_still_found(line: bytes, kind: str) -> None:
+    assert [f.kind for f in LeakScanner().scan_lines([line])] == [kind]
