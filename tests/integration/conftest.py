@@ -47,6 +47,7 @@ def keyring_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]
     master_text = generate_master_key()
     master = directory / "master.key"
     master.write_text(master_text)
+    master.chmod(0o600)  # a secret file others can read gives a warning
     keyring = directory / "keyring.sealed"
     save_keyring(keyring, Keyring.generate(), MasterKey.from_base64(master_text, "test"))
     return keyring, master

@@ -38,6 +38,7 @@ def scheduled(broker: EmbeddedBroker, tmp_path: Path) -> Iterator[tuple[Stack, M
     text = generate_master_key()
     master_file = tmp_path / "master.key"
     master_file.write_text(text)
+    master_file.chmod(0o600)
     master = MasterKey.from_base64(text, "test")
     now = int(time.time())
     start = datetime.fromtimestamp(now - now % PERIOD_S - 60, UTC)
