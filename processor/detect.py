@@ -1,8 +1,8 @@
 """Identifier detectors: patterns (with a validity check) for identifier-shaped values.
 
 One set, used twice: the pipeline runs them over every kept string field (an IMEI in
-``device.model`` drops the field, see :class:`KeptStringCheck`), and the leak scanner over
-whole outputs and logs (processor.scan).
+``device.model`` drops the field, see processor.validate), and the leak scanner over whole
+outputs and logs (processor.scan).
 """
 
 from __future__ import annotations
@@ -131,7 +131,6 @@ DETECTORS: tuple[Detector, ...] = (
 # run of the characters the other detectors consume, as long as the shortest detection.
 # Most kept strings (brands, carriers, short ids) fail it and cost one search.
 _CANDIDATE = re.compile(r"[0-9A-Fa-fXx:.+ -]{7,}")
-DEFAULT_CHECK_CACHE = 65_536
 
 
 def identifier_in(text: str, *, version: bool = False) -> str | None:
@@ -149,28 +148,3 @@ def identifier_in(text: str, *, version: bool = False) -> str | None:
             if valid is None or valid(match.group()):
                 return kind
     return None
-
-
-class KeptStringCheck:
-    """``check(value)`` -> ``"identifier"`` when a kept string holds an identifier, else
-    None; results cached per value (kept fields repeat: brands, models, carriers, item
-    ids), bounded by dropping the cache when it is full."""
-
-    __slots__ = ("_cache", "_limit", "_version")
-
-    def __init__(self, *, version: bool = False, cache_size: int = DEFAULT_CHECK_CACHE) -> None:
-        self._version = version
-        self._limit = cache_size
-        self._cache: dict[str, str | None] = {}
-
-    def __call__(self, value: str) -> str | None:
-        cache = self._cache
-        try:
-            return cache[value]
-        except KeyError:
-            pass
-        found = "identifier" if identifier_in(value, version=self._version) else None
-        if len(cache) >= self._limit:
-            cache.clear()
-        cache[value] = found
-        return found

@@ -8,7 +8,7 @@ Two kinds of findings:
 - exact findings (kind ``raw:<id kind>``): the raw values of the input events, in every
   spelling the scanner can generate, matched on token boundaries.
 
-Pseudonyms (``rec-1:`` + 26 base32 characters) are blanked before scanning. A finding's
+Pseudonyms (``rec-1:`` + 26 base32 or 32 hex characters) are blanked before scanning. A finding's
 excerpt is masked, so the scanner's own report does not leak what it found.
 """
 
@@ -29,7 +29,10 @@ from schemas import Role, load_roles
 
 # Same one-to-one full-width mapping as processor.scrub: spans stay aligned.
 _HALF_WIDTH = {code: code - 0xFEE0 for code in range(0xFF01, 0xFF5F)} | {0x3000: 0x20}
-_PSEUDONYM = re.compile(r"(?<![0-9A-Za-z])[a-z]{2,8}-[0-9]{1,10}:[a-z2-7]{26}(?![0-9A-Za-z])")
+# Pseudonyms of identifiers (base32) and of event ids (hex): random digits, no identifier.
+_PSEUDONYM = re.compile(
+    r"(?<![0-9A-Za-z])[a-z]{2,8}-[0-9]{1,10}:(?:[a-z2-7]{26}|[0-9a-f]{32})(?![0-9A-Za-z])"
+)
 _COORDINATE_KEYS = frozenset({"lat", "lon", "lng", "latitude", "longitude"})
 _MIN_COORDINATE_DECIMALS = 4
 _VERSION_CONTEXT = re.compile(r"(?:version|ver|v)[\"']?\s*[:=]?\s*[\"']?$", re.IGNORECASE)

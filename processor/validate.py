@@ -19,11 +19,13 @@ from typing import Any
 
 from processor.canonical import ambiguous_ipv4
 from processor.codegen import Source, compile_function
-from processor.detect import KeptStringCheck
+from processor.detect import identifier_in
 from processor.errors import PolicyError, RecordError
 from schemas import Contract, FieldSpec, Role
 
-ContentCheck = Callable[[Any], str | None]  # a present, well-formed value -> drop reason
+ContentTest = Callable[[str], str | None]  # a well-typed string -> the reason to drop it
+DEFAULT_CONTENT_CACHE = 65_536  # values per field
+_CACHED_LENGTH = 128
 
 _PY_TYPES: dict[str, tuple[type, ...]] = {
     "string": (str,),
@@ -45,7 +47,6 @@ class _Check:
     drop_on_invalid: bool
     # Only for fields with bounds or enums; most fields need the type check alone.
     spec: FieldSpec | None
-    pattern: re.Pattern[str] | None
 
     def problem(self, value: Any) -> tuple[str, str] | None:
         """(code, detail) of what is wrong with ``value``, or None. Never quotes the value."""
@@ -63,8 +64,6 @@ class _Check:
             return "bad_value", f"{self.path}: above {spec.maximum}"
         if spec.max_length is not None and len(value) > spec.max_length:
             return "bad_value", f"{self.path}: longer than {spec.max_length}"
-        if self.pattern is not None and self.pattern.fullmatch(value) is None:
-            return "bad_value", f"{self.path}: does not match its pattern"
         return None
 
 
@@ -81,7 +80,6 @@ def _check(spec: FieldSpec) -> _Check:
         required=spec.required,
         drop_on_invalid=spec.on_invalid == "drop",
         spec=spec if bounded else None,
-        pattern=re.compile(spec.pattern) if spec.pattern is not None else None,
     )
 
 
@@ -97,7 +95,8 @@ def _refuse(
 
 
 def _failure_test(check: _Check, var: str, namespace: dict[str, Any]) -> str:
-    """A Python expression that is true when the value in ``check_N`` fails ``check``."""
+    """A Python expression that is true when the value in ``check_N`` fails ``check``
+    (its pattern is checked apart, cached: see :class:`_CachedContent`)."""
     types = sorted(check.types, key=lambda t: t.__name__)
     if len(types) == 1:
         namespace[f"{var}_type"] = types[0]
@@ -116,10 +115,53 @@ def _failure_test(check: _Check, var: str, namespace: dict[str, Any]) -> str:
             tests.append(f"v > {spec.maximum!r}")
         if spec.max_length is not None:
             tests.append(f"len(v) > {spec.max_length!r}")
-    if check.pattern is not None:
-        namespace[f"{var}_pattern"] = check.pattern.fullmatch
-        tests.append(f"{var}_pattern(v) is None")
     return " or ".join(tests)
+
+
+class _CachedContent:
+    """One string field's pattern and content test, cached per value: ``cache`` maps a
+    value to "" (it passes) or the reason it fails; ``miss`` computes and fills it. Kept
+    fields repeat (brands, models, carriers, item ids, a device's address), so the
+    generated code mostly pays one dictionary lookup per field; the cache is bounded by
+    clearing it when full, and values longer than ``_CACHED_LENGTH`` are never kept."""
+
+    __slots__ = ("_limit", "_max_length", "_pattern", "_test", "cache")
+
+    def __init__(
+        self,
+        spec: FieldSpec,
+        test: ContentTest | None,
+        limit: int,
+    ) -> None:
+        self.cache: dict[str, str] = {}
+        self._max_length = spec.max_length
+        self._pattern = re.compile(spec.pattern) if spec.pattern is not None else None
+        self._test = test
+        self._limit = limit
+
+    def miss(self, value: str) -> str:
+        if (self._max_length is not None and len(value) > self._max_length) or (
+            self._pattern is not None and self._pattern.fullmatch(value) is None
+        ):
+            found = "bad_value"
+        else:
+            found = (self._test(value) if self._test is not None else None) or ""
+        if len(value) <= _CACHED_LENGTH:
+            if len(self.cache) >= self._limit:
+                self.cache.clear()
+            self.cache[value] = found
+        return found
+
+
+def _refuse_content(
+    holder: dict[str, Any], check: _Check, reason: str, dropped: tuple[str, ...]
+) -> tuple[str, ...]:
+    """The slow path of a failed content check: a pattern mismatch follows the field's
+    ``on_invalid``; an identifier or an ambiguous address always costs the field only."""
+    if reason == "bad_value" and not check.drop_on_invalid:
+        raise RecordError("bad_value", "validate", f"{check.path}: does not match its pattern")
+    del holder[check.name]
+    return (*dropped, f"{check.path}:{reason}")
 
 
 def _emit_check(
@@ -128,10 +170,13 @@ def _emit_check(
     check: _Check,
     var: str,
     namespace: dict[str, Any],
-    content: ContentCheck | None,
+    content: _CachedContent | None,
 ) -> None:
     namespace[var] = check
     src(f"v = {holder}.get({check.name!r})")
+    if content is not None:
+        _emit_cached(src, holder, check, var, namespace, content)
+        return
     if check.required:
         src("if v is None:")
         src(f"    raise RecordError('missing_field', 'validate', {check.path!r})")
@@ -139,30 +184,61 @@ def _emit_check(
     else:
         src(f"if v is not None and ({_failure_test(check, var, namespace)}):")
     src(f"    dropped = refuse({holder}, {var}, v, dropped)")
-    if content is not None:
-        namespace[f"{var}_content"] = content
-        src(f"elif v is not None and (r := {var}_content(v)) is not None:")
-        src(f"    del {holder}[{check.name!r}]")
-        src(f"    dropped = (*dropped, {check.path + ':'!r} + r)")
 
 
-def _ip_spelling(value: Any) -> str | None:
-    return "ambiguous_ip" if type(value) is str and ambiguous_ipv4(value) else None
+def _emit_cached(
+    src: Source,
+    holder: str,
+    check: _Check,
+    var: str,
+    namespace: dict[str, Any],
+    content: _CachedContent,
+) -> None:
+    """A string field whose length, pattern and content test are cached per value: the
+    usual cost is a type test and one dictionary lookup."""
+    namespace[f"{var}_cache"] = content.cache
+    namespace[f"{var}_miss"] = content.miss
+    if check.required:
+        src("if v is None:")
+        src(f"    raise RecordError('missing_field', 'validate', {check.path!r})")
+        src("if type(v) is not str:")
+    else:
+        src("if v is None:")
+        src("    pass")
+        src("elif type(v) is not str:")
+    src(f"    dropped = refuse({holder}, {var}, v, dropped)")
+    src("else:")
+    src(f"    r = {var}_cache.get(v)")
+    src("    if r is None:")
+    src(f"        r = {var}_miss(v)")
+    src("    if r:")
+    src(f"        dropped = refuse_content({holder}, {var}, r, dropped)")
 
 
-def content_checks(contract: Contract, roles: Mapping[str, Role]) -> dict[str, ContentCheck]:
-    """The content checks of a raw contract: the identifier detectors on every free-form
+def _ip_spelling(value: str) -> str | None:
+    return "ambiguous_ip" if ambiguous_ipv4(value) else None
+
+
+def _identifier(value: str) -> str | None:
+    return "identifier" if identifier_in(value) else None
+
+
+def _identifier_in_version(value: str) -> str | None:
+    # "1.0.0.1" is a version here, not an address
+    return "identifier" if identifier_in(value, version=True) else None
+
+
+def content_checks(contract: Contract, roles: Mapping[str, Role]) -> dict[str, ContentTest]:
+    """The content tests of a raw contract: the identifier detectors on every free-form
     string the field-role table lets a policy keep as sent (enums hold no identifier), and
     the IPv4 spelling check on address fields."""
-    checks: dict[str, ContentCheck] = {}
-    kept = KeptStringCheck()
-    versions = KeptStringCheck(version=True)  # "1.0.0.1" is a version there, not an address
+    checks: dict[str, ContentTest] = {}
     for path, spec in contract.fields.items():
         role = roles.get(path)
-        if role is None:
+        if role is None or spec.types != ("string",):
             continue
-        if role.role == "passthrough" and "string" in spec.types and spec.enum is None:
-            checks[path] = versions if path.endswith("version") else kept
+        if role.role == "passthrough" and spec.enum is None:
+            checks[path] = _identifier_in_version if path.endswith("version") else _identifier
         elif role.kind == "ip":
             checks[path] = _ip_spelling
     return checks
@@ -172,15 +248,29 @@ class Validator:
     """Checks one decoded record against one contract (``schema`` itself already matched).
 
     Calling it raises RecordError for a record that cannot pass and returns
-    ``<path>:<reason>`` for each field it dropped (usually none). ``content`` adds checks of
-    present, well-formed values (see :func:`content_checks`). The checks run as generated
-    straight-line code.
+    ``<path>:<reason>`` for each field it dropped (usually none). ``content`` adds tests of
+    present, well-typed strings (see :func:`content_checks`); they and the contract's
+    patterns run cached per value. The checks run as generated straight-line code.
     """
 
     def __init__(
-        self, contract: Contract, content: Mapping[str, ContentCheck] | None = None
+        self,
+        contract: Contract,
+        content: Mapping[str, ContentTest] | None = None,
+        *,
+        cache_size: int = DEFAULT_CONTENT_CACHE,
     ) -> None:
         content = content or {}
+        cached: dict[str, _CachedContent] = {}
+        for path, spec in contract.fields.items():
+            if spec.pattern is None and path not in content:
+                continue
+            if spec.types != ("string",) or spec.enum is not None:
+                raise PolicyError(
+                    f"{contract.schema}: field {path}: a pattern or content test needs a"
+                    " string field without enum"
+                )
+            cached[path] = _CachedContent(spec, content.get(path), cache_size)
         top: list[_Check] = []
         blocks: dict[str, list[_Check]] = {}
         for path, spec in contract.fields.items():
@@ -198,6 +288,7 @@ class Validator:
         namespace: dict[str, Any] = {
             "RecordError": RecordError,
             "refuse": _refuse,
+            "refuse_content": _refuse_content,
             "NONE": _NO_DROPS,
         }
         src = Source()
@@ -208,7 +299,7 @@ class Validator:
         for check in top:
             if check.name not in blocks:
                 var = f"check_{next(counter)}"
-                _emit_check(src, "event", check, var, namespace, content.get(check.path))
+                _emit_check(src, "event", check, var, namespace, cached.get(check.path))
         required_blocks = {c.name for c in top if c.required and c.name in blocks}
         for block_name, checks in blocks.items():
             src(f"b = event.get({block_name!r})")
@@ -223,7 +314,7 @@ class Validator:
             )
             for check in checks:
                 var = f"check_{next(counter)}"
-                _emit_check(src, "b", check, var, namespace, content.get(check.path))
+                _emit_check(src, "b", check, var, namespace, cached.get(check.path))
             src.dedent()
         src("return dropped")
         self._validate: Callable[[dict[str, Any]], tuple[str, ...]] = compile_function(
