@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import io
 import json
+from pathlib import Path
 
 import orjson
 import pytest
+from click.testing import CliRunner
 
-from keys import Keyring
+from keys import Keyring, MasterKey, generate_master_key, save_keyring
 from processor.binding import parse_topic_schemas
+from processor.cli import main
 from processor.cli.transform_cmd import run_transform
 from processor.consent import MemoryConsentState
 from processor.errors import ConfigError
@@ -18,6 +21,7 @@ from processor.pipeline import Pipeline
 from processor.settings import Settings
 
 KEYRING = Keyring.generate()
+MASTER = generate_master_key()
 FORGED = orjson.dumps(
     {
         "schema": "consent/1",
@@ -157,3 +161,26 @@ def test_when_transform_reads_a_bare_line_then_the_schema_decides() -> None:
     outputs, p = transform([FORGED, EVENT])
     assert [o["topic"] for o in outputs] == ["erasure"]
     assert p.stats["suppressed:account_deleted"] == 1
+
+
+def test_when_transform_is_given_a_binding_then_envelopes_follow_it(tmp_path: Path) -> None:
+    keyring = tmp_path / "k.keyring"
+    save_keyring(keyring, KEYRING, MasterKey.from_base64(MASTER, "test"))
+    env = {"PSEUDOSTREAM_MASTER_KEY": MASTER}
+    line = envelope("raw.behaviour", json.loads(DEVICE)) + b"\n"
+    args = ["transform", "--keyring", str(keyring), "-q"]
+    default = CliRunner().invoke(main, args, input=line, env=env)
+    assert json.loads(default.stdout)["value"]["error"] == "schema_not_allowed_on_topic"
+    wider = CliRunner().invoke(
+        main,
+        [*args, "--topic-schemas", "raw.behaviour=behaviour/*,device/*"],
+        input=line,
+        env=env,
+    )
+    assert json.loads(wider.stdout)["topic"] == "clean.recommendation"
+    wrong = CliRunner().invoke(
+        main, [*args, "--topic-schemas", "raw.behavior=x"], input=line, env=env
+    )
+    assert wrong.exit_code == 2
+    assert wrong.stderr.startswith("pseudostream: error: topic_schemas: 'raw.behavior'")
+    assert len(wrong.stderr.splitlines()) == 1
