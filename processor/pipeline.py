@@ -191,6 +191,10 @@ class Pipeline:
         )
         self.next_key_change_ms = 0
 
+    def key_in_force(self, domain: Domain) -> Key:
+        """The key ``domain``'s pseudonyms are made with now (the metrics show its age)."""
+        return self._keys_in_force[domain]
+
     def use_key(self, key: Key) -> None:
         """Make ``key`` its domain's pseudonym key: a fresh pseudonymizer (its caches hold
         the old key's pseudonyms) and recompiled projectors for that domain's routes. The

@@ -74,6 +74,7 @@ def raw_fields(roles: Mapping[str, Role]) -> RawFields:
     )
 
 
+_SHIPPED_FIELDS = raw_fields(load_roles())
 _RAW_COORDINATE_DECIMALS = 3
 
 
@@ -194,7 +195,7 @@ class LeakScanner:
         """A scanner for the identifiers in raw events (JSON lines), at the identifier fields
         of ``roles`` (default: the shipped field-role table); bad lines are skipped."""
         scanner = cls()
-        fields = raw_fields(roles if roles is not None else load_roles())
+        fields = _SHIPPED_FIELDS if roles is None else raw_fields(roles)
         for line in lines:
             try:
                 event = orjson.loads(line)

@@ -64,7 +64,8 @@ class Settings:
     """Everything the worker and the demo can be told. Field docs are the reference."""
 
     broker: str = "kafka://127.0.0.1:9092"
-    """Kafka bootstrap servers: ``kafka://host:port``, several separated by ``,`` or ``;``."""
+    """Kafka bootstrap servers: ``kafka://host:port`` (or ``aiokafka://``, or a bare
+    ``host:port``), several separated by ``,`` or ``;``; checked at start-up."""
     app_id: str = "pseudostream"
     """faust app id = the consumer group; workers with the same id share the partitions."""
     topic_prefix: str = ""
@@ -129,10 +130,17 @@ class Settings:
     geo_city_db: Path | None = None
     """MaxMind-format city database for IP and coordinate lookups (optional)."""
     geo_ip2region_db: Path | None = None
-    """ip2region xdb database for Chinese IP addresses (optional)."""
+    """ip2region xdb database for Chinese IP addresses (optional; replaces the shipped file
+    of its IP version)."""
+    geo_shipped_ip: bool = True
+    """Locate Chinese IP addresses with the shipped ip2region data (docs/location.md) where no
+    ``geo_ip2region_db`` of that IP version is configured; ``false``: only the operator's files."""
     fast_path: bool = True
     """Hand whole fetches to the batch handler, bypassing faust's per-message stream path
     (see docs/worker.md); ``false`` uses a faust agent with ``stream.take_events``."""
+    leak_canary_fraction: float = 0.001
+    """Fraction of the input records whose outputs the worker scans with the leak scanner's
+    detectors (the live leak canary, ``pseudostream_leak_findings_total``); 0 turns it off."""
     batch_size: int = 2000
     """Most input records processed, produced and committed as one batch."""
     batch_within: float = 0.05
@@ -158,6 +166,13 @@ class Settings:
     """Consumer group session timeout in seconds (Tansu: 6-10 s; a join waits half of it)."""
     commit_interval: float = 1.0
     """Seconds between offset commits of acknowledged (fully produced) input."""
+    stall_ready_seconds: float = 30.0
+    """An assigned input partition (or a table recovery) that has records to read but has
+    not moved for this long is stalled: ``/ready`` fails and ``pseudostream_stalled_partitions``
+    counts it."""
+    stall_exit_seconds: float = 120.0
+    """A stall this long ends the worker (exit code 70) so that its supervisor restarts it
+    and the group gives the partitions to a live member; 0 = never exit."""
     web_port: int = 0
     """faust's web server port (health, metrics); 0 disables it."""
     web_host: str = "127.0.0.1"
@@ -286,6 +301,19 @@ class Settings:
                 "keyring_reload_interval: must be 0 (never) or positive,"
                 f" got {self.keyring_reload_interval}"
             )
+        if not 0 <= self.leak_canary_fraction <= 1:
+            raise ConfigError(
+                f"leak_canary_fraction: must be 0..1, got {self.leak_canary_fraction}"
+            )
+        if self.stall_ready_seconds <= 0:
+            raise ConfigError(
+                f"stall_ready_seconds: must be positive, got {self.stall_ready_seconds}"
+            )
+        if self.stall_exit_seconds and self.stall_exit_seconds < self.stall_ready_seconds:
+            raise ConfigError(
+                "stall_exit_seconds: must be 0 (never) or at least stall_ready_seconds"
+                f" ({self.stall_ready_seconds}), got {self.stall_exit_seconds}"
+            )
         if self.stats_interval < 0:
             raise ConfigError(f"stats_interval: must be 0 or positive, got {self.stats_interval}")
         try:
@@ -323,10 +351,7 @@ class Settings:
             raise ConfigError(f"app_id: letters, digits, '-', '_', '.' only, got {self.app_id!r}")
         from processor.broker import bootstrap_servers
 
-        try:
-            bootstrap_servers(self.broker)
-        except ConfigError as exc:
-            raise ConfigError(f"broker: {exc}") from exc
+        bootstrap_servers(self.broker)  # its errors name the setting
         self._validate_security()
         parse_topic_schemas(self.topic_schemas)
         names = [

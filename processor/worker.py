@@ -31,7 +31,7 @@ import os
 import random
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -48,12 +48,20 @@ from processor.adstats import (
     check_schedule_fits_windows,
     store_dict,
 )
+from processor.canary import LeakCanary
 from processor.consent import Consent
 from processor.errors import PseudostreamError
-from processor.metrics import PartitionOffsets, WorkerMetrics, install_pages
+from processor.metrics import (
+    KeyAge,
+    PartitionOffsets,
+    WorkerMetrics,
+    install_pages,
+    partition_end,
+)
 from processor.outcome import Route, SourceRef
 from processor.quarantine import request_bytes
 from processor.settings import Settings
+from processor.stall import ProgressWatch, Watched
 
 if TYPE_CHECKING:
     from keys import Keyring
@@ -65,6 +73,10 @@ log = logging.getLogger("pseudostream.worker")
 CONSENT_SOURCE = "consent"
 _TABLE_KEY_LABEL = b"pseudostream/consent-table/v1"
 EXIT_DELIVERY_FAILED = 75
+EXIT_STALLED = 70
+# test seam (tests/integration/test_drills.py): "topic:partition" whose fetched records the
+# worker drops unhandled, the way the fetch loop once did after a rebalance
+TEST_STALL_ENV = "PSEUDOSTREAM_TEST_STALL_PARTITION"
 
 
 def table_key_function(keyring: Keyring, cache_size: int = 262_144) -> Callable[[str], str]:
@@ -215,77 +227,119 @@ def make_app_class(
                 await idle()
             await super().wait_empty()
 
-        async def _fetched(self, timeout: float) -> AsyncIterator[tuple[Any, list[Any]]]:
+        async def _fetched(self, timeout: float) -> tuple[int, list[tuple[Any, list[Any]]]]:
             """faust's ``getmany`` by partition instead of by message: the same checks (flow,
-            consumer generation, paused partitions) and end-offset tracking, once per
-            partition of a fetch instead of once per message. The records stay aiokafka's;
-            the caller makes each a faust message."""
+            paused partitions) and end-offset tracking, once per partition of a fetch instead
+            of once per message. Returns the consumer generation the records belong to, taken
+            *after* the wait: the wait can span a whole rebalance, whose seeks the returned
+            records already follow (a generation read before it cut every chunk of the first
+            fetch after a rebalance to its first record, and changelog recovery then waited
+            for the dropped rest forever)."""
             records, active = await self._wait_next_records(timeout)
-            generation = self.app.consumer_generation_id
+            generation: int = self.app.consumer_generation_id
             if records is None or self.should_stop:
-                return
+                return generation, []
             if not self.flow_active:  # as faust: back to the committed offsets
                 try:
                     await self.perform_seek()
                 except Exception as exc:
                     log.warning("seek while flow is not active failed: %s", exc)
-                return
+                return generation, []
             buffered = self._buffered_partitions
+            track_end = self.app.monitor.track_tp_end_offset
+            chunks = []
             # ``first_topics`` lead (consent: a change applies to the events fetched with it,
             # also when the fetch spans several batches)
             for tp, chunk in sorted(
                 records.items(), key=lambda item: item[0].topic not in first_topics
             ):
-                if not self.flow_active or self.app.consumer_generation_id != generation:
-                    break  # a rebalance: the rest is read again from the committed offsets
                 if active is None or tp in active or tp in buffered:
-                    self.app.monitor.track_tp_end_offset(tp, self.highwater(tp))
-                    yield tp, chunk
+                    track_end(tp, self.highwater(tp))
+                    chunks.append((tp, chunk))
+            return generation, chunks
+
+        def _moved_on(self, generation: int) -> bool:
+            """A rebalance began (flow stopped) or happened since ``generation``."""
+            return not self.flow_active or self.app.consumer_generation_id != generation
+
+        async def _drain_chunk(
+            self, tp: Any, chunk: list[Any], generation: int, batch: list[Any]
+        ) -> tuple[list[Any], bool]:
+            """One partition's records of a fetch: a source's go into ``batch`` (handed to
+            ``handler`` when full), a changelog's to faust's own callback. Returns the batch
+            still pending and whether to go on with the fetch (False: the generation changed
+            or flow stopped).
+
+            A record's read offset is set before anything is awaited for it: a rebalance
+            during that await seeks the partition and resets the read offset, and the reset
+            must win. After every await the generation is checked; when it changed, the rest
+            of the fetch is left unread: the rebalance that changed it sought every partition
+            still assigned back to its committed (sources) or recovery (changelogs) offset,
+            so nothing left here is lost."""
+            r_offset = self._read_offset[tp]
+            set_read_offset = self._read_offset.__setitem__
+            to_message = self._to_message
+            if tp.topic not in batch_topics:  # table changelogs during recovery
+                for record in chunk:
+                    message = to_message(tp, record)
+                    if r_offset is not None and message.offset < r_offset:
+                        continue  # already read (faust drops these too)
+                    set_read_offset(tp, message.offset)
+                    await self.wait_first(self.callback(message), self.suspend_flow.wait())
+                    if self._moved_on(generation):
+                        return batch, False
+                return batch, True
+            track = self._unacked_messages.add
+            gaps_count = self.app.topics.acks_enabled_for(tp.topic)
+            for record in chunk:
+                # made here: a message carries the generation it was read in
+                message = to_message(tp, record)
+                offset = message.offset
+                if r_offset is not None:
+                    if offset < r_offset:
+                        continue  # already read (faust drops these too)
+                    if r_offset and offset - r_offset > 1 and gaps_count:
+                        await self._add_gap(tp, r_offset + 1, offset)  # compacted
+                        if self._moved_on(generation):
+                            return batch, False
+                r_offset = offset
+                set_read_offset(tp, offset)
+                track(message)
+                batch.append(message)
+                if len(batch) >= batch_size:
+                    await handler(batch)
+                    batch = []
+                    if self._moved_on(generation):
+                        return batch, False
+            return batch, True
 
         async def _drain_messages(self, fetcher: Any) -> None:
-            callback = self.callback
+            """faust's fetch loop (``Consumer._drain_messages``), by partition chunk
+            (:meth:`_drain_chunk`) instead of by message, handing the source topics' records
+            to ``handler`` in batches."""
             consumer_should_stop = self._stopped.is_set
             fetcher_should_stop = fetcher._stopped.is_set
-            get_read_offset = self._read_offset.__getitem__
-            set_read_offset = self._read_offset.__setitem__
-            acks_enabled_for = self.app.topics.acks_enabled_for
-            track = self._unacked_messages.add
-            to_message = self._to_message
-            app = self.app
+            commit_every = self._commit_every  # faust's ``broker_commit_every``
             try:
                 while not (consumer_should_stop() or fetcher_should_stop()):
                     batch: list[Any] = []
                     await self.sleep(0)
                     if self.should_stop:
                         break
-                    generation = app.consumer_generation_id
-                    async for tp, chunk in self._fetched(timeout=1.0):
-                        batched = tp.topic in batch_topics
-                        for record in chunk:
-                            # made here, after every await: a message carries the generation
-                            # it was read in (a rebalance stops the loop below)
-                            message = to_message(tp, record)
-                            offset = message.offset
-                            r_offset = get_read_offset(tp)
-                            if r_offset is not None and offset < r_offset:
-                                continue  # already read (faust drops these too)
-                            if r_offset and offset - r_offset > 1 and acks_enabled_for(tp.topic):
-                                await self._add_gap(tp, r_offset + 1, offset)  # compacted
-                            if batched:
-                                track(message)
-                                batch.append(message)
-                                if len(batch) >= batch_size:
-                                    await handler(batch)
-                                    batch = []
-                            else:  # table changelogs during recovery: faust's own path
-                                await self.wait_first(callback(message), self.suspend_flow.wait())
-                            set_read_offset(tp, offset)
-                            if not self.flow_active or app.consumer_generation_id != generation:
-                                break  # as faust's getmany: the rest is read again
+                    generation, chunks = await self._fetched(timeout=1.0)
+                    for tp, chunk in chunks:
+                        if self._moved_on(generation):
+                            break
+                        batch, go_on = await self._drain_chunk(tp, chunk, generation, batch)
+                        if not go_on:
+                            break
                     if batch:
                         await handler(batch)
                     elif idle is not None:  # nothing new: settle the batch still in flight
                         await idle()
+                    if commit_every is not None and self._n_acked >= commit_every:
+                        self._n_acked = 0
+                        await self.commit()
             except self.consumer_stopped_errors:
                 if self.transport.app.should_stop:
                     return
@@ -468,6 +522,12 @@ class StreamWorker:
             topic_allow_declare=False,  # we create topics ourselves (processor.broker)
             topic_disable_leader=True,
             table_standby_replicas=0,
+            # The check guards a local RocksDB file that outlived its changelog topic; our
+            # tables live in memory, so the only "persisted" offsets are the ones this process
+            # read. Tansu reports a partition's end one batch short until it is written again,
+            # so a rebalance after recovery read that last batch failed the check and crashed
+            # the worker (ConsistencyError, "persisted offset ... higher than highwater").
+            recovery_consistency_check=False,
             web_enabled=s.web_port != 0,
             web_port=s.web_port or 6066,
             web_bind=s.web_host,
@@ -523,10 +583,17 @@ class StreamWorker:
         self._count_pseudonyms_of_keys_in_force()
         self.metrics = WorkerMetrics()
         self.metrics.bind(self)
+        self.metrics.delivery_failures.inc(delivery_failures(s.data_dir))
+        self.canary = LeakCanary(
+            s.leak_canary_fraction, self._out_topics, self.metrics, self.pipeline.policy.version
+        )
         if s.web_port:
             install_pages(self.app, self.metrics, self.readiness)
         self._stats_dirty = False
         self.app.timer(0.25, name="pseudostream.stats_file")(self._flush_stats)
+        self.progress = ProgressWatch(s.stall_ready_seconds, s.stall_exit_seconds)
+        self.app.timer(1.0, name="pseudostream.progress")(self._watch_progress)
+        self._test_stall = _test_stall_partition(os.environ.get(TEST_STALL_ENV))
         self._keyring_stamp = self._keyring_file_stamp()
         if s.keyring is not None and s.keyring_reload_interval > 0:
             self.app.timer(s.keyring_reload_interval, name="pseudostream.keyring_reload")(
@@ -666,10 +733,14 @@ class StreamWorker:
         offset is still committed only after its outputs were acknowledged."""
         consumer = self.app.consumer
         generation = self.app.consumer_generation_id
-        current = [m for m in messages if m.generation_id == generation]
+        stall = self._test_stall
+        current = [
+            m for m in messages if m.generation_id == generation and (m.topic, m.partition) != stall
+        ]
         if len(current) != len(messages):  # fetched before a rebalance: not ours to process
+            kept = set(map(id, current))
             for message in messages:
-                if message.generation_id != generation:
+                if id(message) not in kept:
                     consumer._unacked_messages.discard(message)
         try:
             submitted = await self.submit_batch(current)
@@ -728,6 +799,8 @@ class StreamWorker:
         ad_route = Route.AD_ANALYTICS
         ad_records: list[tuple[int, str, bytes]] = []
         event_times: list[int] = []
+        canary = self.canary
+        countdown = canary.countdown  # inputs until the leak canary's next sample
         for message in ordered:
             topic = message.topic
             value: bytes | None = message.value
@@ -739,6 +812,13 @@ class StreamWorker:
                 SourceRef(logical.get(topic, topic), message.partition, message.offset),
                 message.key,
             )
+            countdown -= 1
+            if not countdown:
+                countdown = canary.check(
+                    value or b"",
+                    outcome.records,
+                    SourceRef(topic, message.partition, message.offset),
+                )
             for record in outcome.records:
                 key = record.key.encode() if record.key is not None else None
                 sends.append((out_topics[record.route], key, record.value, record.headers or None))
@@ -757,6 +837,7 @@ class StreamWorker:
                 reasons_s[outcome.suppressed] += 1
             else:
                 routed += 1
+        canary.countdown = countdown
         if self.ad_stats is not None:  # state changes and closed windows ride with the batch
             self.ad_stats.add(ad_records)
             stats_sends, stats_changelog = self.ad_stats.flush(*self._partitions_read())
@@ -850,6 +931,52 @@ class StreamWorker:
             await self._await_deliveries(futures)
             self._stats_dirty = True
 
+    async def _watch_progress(self) -> None:
+        """Every second: is an assigned partition, or a table recovery, behind its end and
+        not moving? Such a worker heartbeats and holds its partitions forever unless
+        something notices: after ``stall_ready_seconds`` it is not ready and counted, after
+        ``stall_exit_seconds`` it exits (code 70) for its supervisor to restart it."""
+        app = self.app
+        if app.should_stop:
+            return
+        recovery = app.tables.recovery
+        if getattr(recovery, "in_recovery", False):  # the sources wait for it: watch it
+            offsets, highwaters = recovery.active_offsets, recovery.active_highwaters
+            watched = {
+                f"recovery {tp.topic}[{tp.partition}]": Watched(offsets[tp], highwaters[tp])
+                for tp in highwaters
+            }
+        else:
+            watched = {}
+            for offsets in self.partition_offsets():
+                end = partition_end(offsets)
+                if end is None:
+                    continue
+                handled = -1 if offsets.last_seen is None else offsets.last_seen
+                position = max(offsets.committed or 0, handled + 1)
+                watched[f"{offsets.topic}[{offsets.partition}]"] = Watched(position, end, 1)
+        progress = self.progress
+        progress.observe(time.monotonic(), watched)
+        self.metrics.stalled.set(len(progress.stalls))
+        for stall in progress.newly_stalled():
+            self.metrics.stalls.inc()
+            log.error(
+                "stalled: %s is %d records behind and has not moved for %.0fs; not ready",
+                stall.name,
+                stall.behind,
+                stall.seconds,
+            )
+        if progress.should_exit:
+            log.critical(
+                "stalled for %.0fs or more: exiting (code %d) so that the supervisor restarts"
+                " this worker; nothing unacknowledged is committed",
+                self.settings.stall_exit_seconds,
+                EXIT_STALLED,
+            )
+            self.write_stats()
+            logging.shutdown()
+            os._exit(EXIT_STALLED)
+
     # -- what the metrics and /ready read (processor.metrics.WorkerView) ---------------
 
     def consent_table_size(self) -> int:
@@ -864,6 +991,21 @@ class StreamWorker:
 
     def pipeline_stats(self) -> Mapping[str, int]:
         return self.pipeline.stats
+
+    def key_ages(self) -> list[KeyAge]:
+        from keys import Domain
+
+        schedule = self._keyring.schedule
+        ages = []
+        for domain in (*self.pipeline.pseudonymizers, Domain.QUARANTINE):
+            key = (
+                self._keyring.active(domain)
+                if domain is Domain.QUARANTINE
+                else self.pipeline.key_in_force(domain)
+            )
+            period = schedule.period_s if schedule and schedule.domain == domain else None
+            ages.append(KeyAge(str(domain), key.created_at.timestamp(), period))
+        return ages
 
     def pseudonym_cache(self) -> dict[str, tuple[int, int]]:
         return {str(d): (p.misses, p.computed) for d, p in self.pipeline.pseudonymizers.items()}
@@ -897,21 +1039,30 @@ class StreamWorker:
         return result
 
     def readiness(self) -> dict[str, bool]:
-        """/ready: keyring loaded, topics present, partitions assigned and recovered."""
+        """/ready: keyring loaded, topics present, partitions assigned and recovered, and
+        none of them stalled (:meth:`_watch_progress`)."""
         app = self.app
-        names = [*self.settings.input_topics.values(), self.settings.changelog_topic]
-        try:
-            known = all(app.consumer.topic_partitions(name) for name in names)
-        except Exception:  # consumer not started yet
-            known = False
         recovering = bool(getattr(app.tables.recovery, "in_recovery", False))
         return {
             "keyring_loaded": bool(self.pipeline.pseudonymizers),
-            "topics_present": self.topics_present and known,
+            "topics_present": self.topics_present and self._topics_known(),
             "partitions_assigned": bool(self._assigned_sources())
             and not app.rebalancing
             and not recovering,
+            "progressing": not self.progress.stalls,
         }
+
+    def _topics_known(self) -> bool:
+        """The inputs and the changelog are in the client's cluster metadata. Every member
+        has that metadata; faust's ``topic_partitions`` reads the group coordinator's
+        snapshot, which only the group leader fills (it made /ready fail on every other
+        worker)."""
+        names = [*self.settings.input_topics.values(), self.settings.changelog_topic]
+        try:
+            client = self.app.consumer._thread._ensure_consumer()
+        except Exception:  # consumer not started yet
+            return False
+        return all(client.partitions_for_topic(name) for name in names)
 
     async def _send(
         self,
@@ -976,6 +1127,7 @@ class StreamWorker:
         log.critical(
             "delivery failed (%s): exiting without committing this batch", type(exc).__name__
         )
+        count_delivery_failure(self.settings.data_dir)
         self.write_stats()
         logging.shutdown()
         os._exit(EXIT_DELIVERY_FAILED)
@@ -1046,6 +1198,33 @@ class StreamWorker:
         return 0
 
 
+DELIVERY_FAILURES_FILE = "delivery-failures"
+
+
+def delivery_failures(data_dir: Path) -> int:
+    """How many earlier runs on ``data_dir`` ended with a failed delivery (exit 75): the
+    process is gone before Prometheus could scrape a counter, so the next run exports it."""
+    try:
+        return int((data_dir / DELIVERY_FAILURES_FILE).read_text() or 0)
+    except (OSError, ValueError):
+        return 0
+
+
+def count_delivery_failure(data_dir: Path) -> None:
+    with contextlib.suppress(OSError):  # exiting anyway; the log line says why
+        data_dir.mkdir(parents=True, exist_ok=True)
+        (data_dir / DELIVERY_FAILURES_FILE).write_text(str(delivery_failures(data_dir) + 1))
+
+
+def _test_stall_partition(value: str | None) -> tuple[str, int] | None:
+    """The test seam's ``topic:partition`` (:data:`TEST_STALL_ENV`), or None."""
+    if not value:
+        return None
+    topic, _, partition = value.rpartition(":")
+    log.warning("test seam %s: dropping the records of %s unhandled", TEST_STALL_ENV, value)
+    return topic, int(partition)
+
+
 def load_keyring(settings: Settings) -> Keyring:
     from keys import load_keyring_from
 
@@ -1059,10 +1238,13 @@ def load_keyring(settings: Settings) -> Keyring:
 
 
 def load_locator(settings: Settings) -> Locator:
-    """The offline geo lookup: shipped GPS boundaries, plus the configured IP databases."""
+    """The offline geo lookup: shipped GPS boundaries and Chinese IP data, plus the configured
+    IP databases."""
     from processor.geo import build_locator
 
-    return build_locator(settings.geo_city_db, settings.geo_ip2region_db)
+    return build_locator(
+        settings.geo_city_db, settings.geo_ip2region_db, shipped_ip=settings.geo_shipped_ip
+    )
 
 
 def prepare_topics(settings: Settings) -> list[str]:

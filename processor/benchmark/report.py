@@ -53,6 +53,11 @@ def _e2e(result: dict[str, Any]) -> str:
         lines.append(f"worker = {result['worker_share_of_passthrough_pct']} % of the pass-through")
     if "worker_vs_quix" in result:
         lines.append(f"worker = {result['worker_vs_quix']}x quixstreams")
+    if "canary_events_per_second_change_pct" in result:
+        lines.append(
+            f"leak canary on vs off: {result['canary_events_per_second_change_pct']:+} % events/s,"
+            f" {result.get('canary_cpu_per_event_change_pct', 0.0):+} % client CPU per event"
+        )
     if result.get("latency"):
         rate = next(iter(result["latency"].values()))["rate"]
         lines.append(f"latency at a fixed {rate:,} events/s")

@@ -146,7 +146,16 @@ def summary(totals: Counter[str], stats: Counter[str]) -> str:
     "xdb_path",
     type=click.Path(dir_okay=False, exists=True, path_type=Path),
     envvar="PSEUDOSTREAM_GEO_IP2REGION_DB",
-    help="ip2region xdb database for IP location in China. Env: PSEUDOSTREAM_GEO_IP2REGION_DB.",
+    help="ip2region xdb database for IP location in China (replaces the shipped one of its IP "
+    "version). Env: PSEUDOSTREAM_GEO_IP2REGION_DB.",
+)
+@click.option(
+    "--shipped-ip/--no-shipped-ip",
+    default=True,
+    envvar="PSEUDOSTREAM_GEO_SHIPPED_IP",
+    show_default=True,
+    help="Locate Chinese IP addresses with the shipped ip2region data. Env: "
+    "PSEUDOSTREAM_GEO_SHIPPED_IP.",
 )
 @click.option(
     "--max-record-bytes",
@@ -170,6 +179,7 @@ def transform(
     policy_path: Path | None,
     mmdb_path: Path | None,
     xdb_path: Path | None,
+    shipped_ip: bool,
     max_record_bytes: int,
     topic_schemas: str,
     strict: bool,
@@ -189,7 +199,7 @@ def transform(
         keyring,
         policy=compile_policy(policy_path),
         max_record_bytes=max_record_bytes,
-        locator=build_locator(mmdb_path, xdb_path),
+        locator=build_locator(mmdb_path, xdb_path, shipped_ip=shipped_ip),
         topic_schemas=binding,
     )
     totals = run_transform(pipeline, sys.stdin.buffer, sys.stdout.buffer)

@@ -87,3 +87,11 @@ def test_when_schedule_splits_a_statistics_window_then_the_worker_refuses(tmp_pa
     with pytest.raises(ConfigError, match="ad_stats_window"):
         StreamWorker(settings_for(path, tmp_path), keyring)
     StreamWorker(settings_for(path, tmp_path, ad_stats_window="1800"), keyring)
+
+
+def test_the_worker_skips_fausts_recovery_consistency_check(
+    worker: tuple[StreamWorker, Path, Keyring],
+) -> None:
+    """Tables live in memory: the check only ever fired on Tansu's short end offsets, and
+    crashed a worker at a rebalance (tests/integration/test_drills.py, two workers)."""
+    assert worker[0].app.conf.recovery_consistency_check is False

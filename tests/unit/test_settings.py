@@ -265,3 +265,22 @@ def test_when_fetch_max_wait_is_out_of_range_then_the_error_names_it(value: str)
 
 def test_fetch_max_wait_defaults_to_a_short_wait() -> None:
     assert Settings.load({}).fetch_max_wait_ms == 50
+
+
+@pytest.mark.parametrize(
+    ("env", "setting"),
+    [
+        ({"PSEUDOSTREAM_STALL_READY_SECONDS": "0"}, "stall_ready_seconds"),
+        ({"PSEUDOSTREAM_STALL_EXIT_SECONDS": "10"}, "stall_exit_seconds"),  # < ready (30)
+        ({"PSEUDOSTREAM_STALL_EXIT_SECONDS": "-5"}, "stall_exit_seconds"),
+    ],
+)
+def test_when_a_stall_timeout_makes_no_sense_then_the_error_names_it(
+    env: dict[str, str], setting: str
+) -> None:
+    with pytest.raises(ConfigError, match=rf"^{setting}: must be"):
+        Settings.load(env)
+
+
+def test_a_stall_exit_of_zero_means_never() -> None:
+    assert Settings.load({"PSEUDOSTREAM_STALL_EXIT_SECONDS": "0"}).stall_exit_seconds == 0
