@@ -20,7 +20,7 @@ from processor.outcome import Route, SourceRef
 from processor.pipeline import Pipeline
 from processor.pseudonym import Pseudonymizer
 from processor.scan import LeakScanner
-from tests.unit.test_pipeline import EVENT, by_route, consent_record
+from tests.unit.test_pipeline import EVENT, FakeLocator, by_route, consent_record
 
 KEYRING = Keyring.generate()
 SRC = SourceRef("raw.behaviour", 0, 1)
@@ -30,7 +30,7 @@ ID_CARD = "11010519491231002X"
 
 
 def consented() -> Pipeline:
-    pipeline = Pipeline(KEYRING, consent=MemoryConsentState())
+    pipeline = Pipeline(KEYRING, consent=MemoryConsentState(), locator=FakeLocator())
     pipeline.process(consent_record(), SourceRef("consent"))
     return pipeline
 
@@ -135,3 +135,33 @@ def test_when_identifiers_are_planted_in_kept_fields_then_transform_routes_witho
     text = summary(totals, pipeline.stats)
     assert "dropped fields: device.model identifier 1" in text
     assert "payload.amount_cents bad_value 1" in text
+
+
+@pytest.mark.parametrize(
+    "spelling", ["203.000.113.007", "0xCB.0x00.0x71.0x07", "203.113.7", "::ffff:0313.0.0161.07"]
+)
+def test_when_ipv4_is_spelled_so_parsers_disagree_then_it_is_dropped_and_counted(
+    spelling: str,
+) -> None:
+    pipeline = consented()
+    plain = by_route(pipeline.process(planted(location=None), SRC))[Route.RECOMMENDATION]
+    assert plain["location"]["source"] == "ip"  # a plain address locates the event
+    out = by_route(pipeline.process(planted(location=None, network__ip=spelling), SRC))
+    assert "ip" not in out[Route.RECOMMENDATION]["network"]
+    assert "location" not in out[Route.RECOMMENDATION]  # never from a guessed address
+    assert pipeline.stats["dropped_field:network.ip:ambiguous_ip"] == 1
+
+
+def test_when_identifiers_are_full_width_then_the_pipeline_gives_the_ascii_pseudonyms() -> None:
+    full_width = {c: c + 0xFEE0 for c in range(0x21, 0x7F)}
+    pipeline = consented()
+    ascii_out = by_route(pipeline.process(planted(), SRC))[Route.RECOMMENDATION]
+    wide = planted(
+        device__imei=str(EVENT["device"]["imei"]).translate(full_width),
+        device__mac=str(EVENT["device"]["mac"]).translate(full_width),
+        user_id=str(EVENT["user_id"]).translate(full_width),
+    )
+    wide_out = by_route(pipeline.process(wide, SRC))[Route.RECOMMENDATION]
+    for block, name in (("device", "imei"), ("device", "mac")):
+        assert wide_out[block][name] == ascii_out[block][name]
+    assert wide_out["user_id"] == ascii_out["user_id"]
