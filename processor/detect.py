@@ -13,8 +13,8 @@ from collections.abc import Callable
 from ipaddress import IPv6Address, ip_address
 
 from processor.canonical import canonicalize, luhn_valid
+from processor.detectors import is_id_card_number
 from processor.kinds import IdKind
-from processor.scrub import is_id_card_number
 
 _OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])"
 _HEX = "[0-9A-Fa-f]"

@@ -35,6 +35,7 @@ from processor.policy import Policy, RoutePlan, compile_policy
 from processor.project import compile_projector
 from processor.pseudonym import DEFAULT_CACHE_SIZE, Pseudonymizer
 from processor.quarantine import DEFAULT_MAX_KEY_BYTES, Sealer, sealable_bytes
+from processor.scrub import DEFAULT_MAX_TEXT_CHARS, truncate_text
 from processor.validate import Validator, content_checks
 from schemas import load_contract, load_roles
 
@@ -92,6 +93,7 @@ class Pipeline:
         locator: Locator | None = None,
         policy: Policy | None = None,
         max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
+        max_text_chars: int = DEFAULT_MAX_TEXT_CHARS,
         cache_size: int = DEFAULT_CACHE_SIZE,
         clock: Callable[[], int] = _now_ms,
         topic_schemas: TopicSchemas | None = None,
@@ -102,6 +104,15 @@ class Pipeline:
         self.locator: Locator = locator or NullLocator()
         self.max_record_bytes = max_record_bytes
         self.max_key_bytes = max_key_bytes
+        self.max_text_chars = max_text_chars
+        # Free-text fields as (block or None, name, stat key): cut to max_text_chars before
+        # scrubbing, so the scrubber's cost per event is bounded.
+        self._free_text = tuple(
+            (block or None, name, "text_truncated:" + path)
+            for path, role in load_roles().items()
+            if role.role == "free_text"
+            for block, _, name in [path.rpartition(".")]
+        )
         self.stats: Counter[str] = Counter()
         self._clock = clock
         self._cache_size = cache_size
@@ -352,6 +363,7 @@ class Pipeline:
             return Outcome([], None, "account_deleted", event["event_time"])
         device = event.get("device")
         limit_ad_tracking = device is not None and is_limit_ad_tracking(device.get("oaid"))
+        self._truncate_texts(event)
         self._stage = "coarsen"
         location = self._locate(event, consent) if self._coarsen else None
         self._stage = "pseudonymize"
@@ -361,6 +373,16 @@ class Pipeline:
             if variant is not None:
                 records.append(runtime.projectors[variant](event, schema, location))
         return Outcome(records, None, None, event["event_time"])
+
+    def _truncate_texts(self, event: dict[str, Any]) -> None:
+        limit = self.max_text_chars
+        for block, name, stat in self._free_text:
+            holder = event.get(block) if block is not None else event
+            if holder:
+                text = holder.get(name)
+                if type(text) is str and len(text) > limit:
+                    holder[name] = truncate_text(text, limit)
+                    self.stats[stat] += 1
 
     def _ip_place(self, ip: str) -> tuple[dict[str, Any] | None, bool]:
         """(coarse place, unusable?) for an address, cached by its /24 for plain IPv4 text

@@ -4,7 +4,10 @@ Two kinds of findings:
 
 - pattern findings, independent of any input: identifier-shaped values (a Luhn-valid IMEI,
   an IMSI, an ICCID, a MAC, an IP address, a Chinese mobile or ID-card number, an e-mail,
-  a UUID-shaped OAID, an Android ID, a precise coordinate);
+  a UUID-shaped OAID, an Android ID, a precise coordinate), and whatever the free-text
+  scrubber's detectors find (``processor.detectors``: phone numbers in any spelling, bank
+  cards, labelled QQ/WeChat ids, plates, street addresses, ...), so that what the scrubber
+  missed is still reported;
 - exact findings (kind ``raw:<id kind>``): the raw values of the input events, in every
   spelling the scanner can generate, matched on token boundaries.
 
@@ -24,6 +27,7 @@ import orjson
 
 from processor.canonical import NONCONFORMING_PREFIX, canonicalize, luhn_valid
 from processor.detect import DETECTORS
+from processor.detectors import find_identifiers
 from processor.kinds import IdKind
 from schemas import Role, load_roles
 
@@ -377,6 +381,12 @@ class LeakScanner:
                         ):
                             continue
                     add(1, match.start(), match.end(), kind)
+        for start, end, kind in _free_text_hits(joined):
+            if kind == "ip" and texts[bisect_right(starts, start) - 1][1]:
+                continue  # in a version field, as for the IPv4 pattern
+            if floats and _inside((start, end), floats):
+                continue
+            add(1, start, end, kind)
         if _may_hold_coordinate_key(joined):
             for match in _COORDINATE_IN_TEXT.finditer(joined):
                 add(1, match.start(1), match.end(1), "coordinate")
@@ -467,6 +477,13 @@ def _inside(span: tuple[int, int], spans: list[tuple[int, int]]) -> bool:
     """True when ``span`` lies within one of ``spans`` (sorted, not overlapping)."""
     index = bisect_right(spans, span[0], key=lambda s: s[0]) - 1
     return index >= 0 and spans[index][0] <= span[0] and span[1] <= spans[index][1]
+
+
+def _free_text_hits(text: str) -> Iterator[_Hit]:
+    """The free-text detectors' findings but long numbers (timestamps and counts in JSON)."""
+    for start, end, kind in find_identifiers(text):
+        if kind != "number":
+            yield start, end, kind
 
 
 def _leaves(document: dict[str, object] | list[object]) -> list[tuple[str, object]]:

@@ -150,6 +150,9 @@ class Settings:
     max_key_bytes: int = DEFAULT_MAX_KEY_BYTES
     """Message keys longer than this never go into a quarantine record: only their SHA-256
     is sealed (at most 16384)."""
+    max_text_chars: int = 2_000
+    """Free text (query, comment) longer than this is cut before scrubbing, counted as
+    ``text_truncated:<field>``; an identifier the cut would split is cut off whole."""
     fetch_max_wait_ms: int = 50
     """Longest the broker may hold a fetch waiting for data. faust hard-codes 1500 ms; Tansu
     holds a fetch that long when one of its partitions was never written to (an empty
@@ -332,6 +335,8 @@ class Settings:
             raise ConfigError(
                 f"max_key_bytes: must be 1..{MAX_KEY_BYTES_LIMIT}, got {self.max_key_bytes}"
             )
+        if self.max_text_chars < 1:
+            raise ConfigError(f"max_text_chars: must be at least 1, got {self.max_text_chars}")
         if self.producer_max_batch_bytes < 1024:
             raise ConfigError("producer_max_batch_bytes: must be at least 1024")
         if self.producer_acks not in ("all", "1", "0", "-1"):

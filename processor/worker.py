@@ -562,6 +562,7 @@ class StreamWorker:
             max_record_bytes=s.max_record_bytes,
             topic_schemas=s.topic_binding,
             max_key_bytes=s.max_key_bytes,
+            max_text_chars=s.max_text_chars,
         )
         self.pipeline.consent = self.consent
         self.source = self.app.topic(

@@ -71,6 +71,7 @@ def replay(
         keyring,
         locator=load_locator(settings),
         max_record_bytes=settings.max_record_bytes,
+        max_text_chars=settings.max_text_chars,
         topic_schemas=settings.topic_binding,
         max_key_bytes=settings.max_key_bytes,
     )

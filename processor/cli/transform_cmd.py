@@ -30,6 +30,7 @@ from processor.geo import build_locator
 from processor.outcome import DEFAULT_TOPICS, SourceRef
 from processor.pipeline import DEFAULT_MAX_RECORD_BYTES, Pipeline
 from processor.policy import compile_policy
+from processor.scrub import DEFAULT_MAX_TEXT_CHARS
 
 keyring_option = click.option(
     "--keyring",
@@ -117,12 +118,14 @@ def summary(totals: Counter[str], stats: Counter[str]) -> str:
         )
         return ", ".join(f"{k} {v}" for k, v in items) or "none"
 
-    return (
+    line = (
         f"transform: {totals['in']} records in ({totals['blank']} blank lines skipped): "
         f"{totals['routed']} routed, {totals['quarantined']} quarantined, {totals['suppressed']} suppressed; "
         f"out: {group('out:')}; quarantined: {group('quarantined:')}; suppressed: {group('suppressed:')}; "
         f"dropped fields: {group('dropped_field:')}"
     )
+    cut = group("text_truncated:")
+    return line if cut == "none" else f"{line}; free text cut: {cut}"
 
 
 @main.command()
@@ -165,6 +168,13 @@ def summary(totals: Counter[str], stats: Counter[str]) -> str:
     help="Larger records are quarantined as too_large.",
 )
 @click.option(
+    "--max-text-chars",
+    type=click.IntRange(min=1),
+    default=DEFAULT_MAX_TEXT_CHARS,
+    show_default=True,
+    help="Longer free text is cut before scrubbing (counted as text_truncated).",
+)
+@click.option(
     "--topic-schemas",
     default=DEFAULT_TOPIC_SCHEMAS,
     show_default=True,
@@ -181,6 +191,7 @@ def transform(
     xdb_path: Path | None,
     shipped_ip: bool,
     max_record_bytes: int,
+    max_text_chars: int,
     topic_schemas: str,
     strict: bool,
     quiet: bool,
@@ -189,8 +200,8 @@ def transform(
 
     An input line is an envelope {"topic", "key", "value"} (value an object or a JSON
     string), whose schema must be one its topic admits, as in the worker; or a bare raw
-    record, taken as from a trusted file (its schema decides). Consent records in the input update the consent state for the lines after them, as the
-    stream's consent table would. A bad line becomes a sealed quarantine record; nothing is
+    record, taken as from a trusted file (its schema decides). Consent records in the input
+    update the consent state for the lines after them, as the stream's consent table would. A bad line becomes a sealed quarantine record; nothing is
     dropped silently. A summary goes to stderr.
     """
     binding = parse_topic_schemas(topic_schemas)
@@ -199,6 +210,7 @@ def transform(
         keyring,
         policy=compile_policy(policy_path),
         max_record_bytes=max_record_bytes,
+        max_text_chars=max_text_chars,
         locator=build_locator(mmdb_path, xdb_path, shipped_ip=shipped_ip),
         topic_schemas=binding,
     )
