@@ -196,23 +196,21 @@ def _emit_cached(
 ) -> None:
     """A string field whose length, pattern and content test are cached per value: the
     usual cost is a type test and one dictionary lookup."""
-    namespace[f"{var}_cache"] = content.cache
+    namespace[f"{var}_get"] = content.cache.get
     namespace[f"{var}_miss"] = content.miss
-    if check.required:
-        src("if v is None:")
-        src(f"    raise RecordError('missing_field', 'validate', {check.path!r})")
-        src("if type(v) is not str:")
-    else:
-        src("if v is None:")
-        src("    pass")
-        src("elif type(v) is not str:")
-    src(f"    dropped = refuse({holder}, {var}, v, dropped)")
-    src("else:")
-    src(f"    r = {var}_cache.get(v)")
+    src("if type(v) is str:")
+    src(f"    r = {var}_get(v)")
     src("    if r is None:")
     src(f"        r = {var}_miss(v)")
     src("    if r:")
     src(f"        dropped = refuse_content({holder}, {var}, r, dropped)")
+    if check.required:
+        src("elif v is None:")
+        src(f"    raise RecordError('missing_field', 'validate', {check.path!r})")
+        src("else:")
+    else:
+        src("elif v is not None:")
+    src(f"    dropped = refuse({holder}, {var}, v, dropped)")
 
 
 def _ip_spelling(value: str) -> str | None:
