@@ -25,7 +25,7 @@ from schemas import Contract, FieldSpec, Role
 
 ContentTest = Callable[[str], str | None]  # a well-typed string -> the reason to drop it
 DEFAULT_CONTENT_CACHE = 65_536  # values per field
-_CACHED_LENGTH = 128
+_CACHED_LENGTH = 128  # longer values are checked each time, never kept in a cache
 
 _PY_TYPES: dict[str, tuple[type, ...]] = {
     "string": (str,),
@@ -69,10 +69,7 @@ class _Check:
 
 def _check(spec: FieldSpec) -> _Check:
     types = frozenset(t for name in spec.types for t in _PY_TYPES[name])
-    bounded = any(
-        x is not None
-        for x in (spec.enum, spec.minimum, spec.maximum, spec.max_length, spec.pattern)
-    )
+    bounded = any(x is not None for x in (spec.enum, spec.minimum, spec.maximum, spec.max_length))
     return _Check(
         path=spec.path,
         name=spec.path.rpartition(".")[2],
@@ -196,7 +193,7 @@ def _emit_cached(
 ) -> None:
     """A string field whose length, pattern and content test are cached per value: the
     usual cost is a type test and one dictionary lookup."""
-    namespace[f"{var}_get"] = content.cache.get
+    namespace[f"{var}_get"] = content.cache.get  # the cache is cleared in place, never replaced
     namespace[f"{var}_miss"] = content.miss
     src("if type(v) is str:")
     src(f"    r = {var}_get(v)")
