@@ -68,6 +68,7 @@ def main() -> None:
         workdir = Path(tmp)
         master_text = generate_master_key()
         (workdir / "master.key").write_text(master_text)
+        (workdir / "master.key").chmod(0o600)
         keyring = workdir / "keyring.sealed"
         save_keyring(keyring, Keyring.generate(), MasterKey.from_base64(master_text, "bench"))
         keys = (keyring, workdir / "master.key")

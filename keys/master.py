@@ -5,15 +5,18 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
+import logging
 import secrets
+import stat
 from collections.abc import Mapping
 from pathlib import Path
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from keys.model import hkdf_sha256
-from processor.errors import MasterKeyError
+from processor.errors import KeyringError, MasterKeyError
 
+log = logging.getLogger("pseudostream.keys")
 MASTER_KEY_ENV = "PSEUDOSTREAM_MASTER_KEY"
 MASTER_KEY_BYTES = 32
 _HOW_TO_MAKE = "`pseudostream keys new-master-key` makes one"
@@ -58,6 +61,30 @@ class MasterKey:
         return f"MasterKey(source={self.source!r})"
 
 
+def check_secret_file(path: Path, what: str, error: type[KeyringError]) -> None:
+    """Refuse a secret file that group or others may write (whoever can replace the keyring
+    and its master key makes the worker pseudonymize under keys they know); warn when they
+    may read it. Kubernetes mounts
+    secrets 0644 unless the volume sets ``defaultMode`` (docs/keys.md). A file that cannot
+    be stat'ed is left to the read that follows, which says why."""
+    try:
+        mode = stat.S_IMODE(path.stat().st_mode)
+    except OSError:
+        return
+    if mode & 0o022:
+        raise error(
+            f"{what} {path} is writable by group or others (mode {mode:04o}); run: chmod 600 {path}"
+        )
+    if mode & 0o044:
+        log.warning(
+            "%s %s is readable by group or others (mode %04o); run: chmod 600 %s",
+            what,
+            path,
+            mode,
+            path,
+        )
+
+
 def generate_master_key() -> str:
     """A fresh master key as base64 text."""
     return base64.b64encode(secrets.token_bytes(MASTER_KEY_BYTES)).decode("ascii")
@@ -67,6 +94,7 @@ def resolve_master_key(master_key_file: Path | None, environ: Mapping[str, str])
     """The master key from ``master_key_file`` if given, else from the environment."""
     if master_key_file is not None:
         source = f"master key file {master_key_file}"
+        check_secret_file(master_key_file, "master key file", MasterKeyError)
         try:
             text = master_key_file.read_text(encoding="ascii")
         except (OSError, UnicodeDecodeError) as exc:

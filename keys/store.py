@@ -24,7 +24,7 @@ from typing import Any
 
 from cryptography.exceptions import InvalidTag
 
-from keys.master import MasterKey, resolve_master_key
+from keys.master import MasterKey, check_secret_file, resolve_master_key
 from keys.model import (
     MATERIAL_BYTES,
     Domain,
@@ -174,6 +174,7 @@ def _tampered(path: Path) -> str:
 
 def load_keyring(path: Path, master: MasterKey) -> Keyring:
     """Opens the sealed keyring at ``path``; every failure is a KeyringError saying why."""
+    check_secret_file(path, "keyring", KeyringError)
     try:
         text = path.read_bytes()
     except FileNotFoundError as exc:

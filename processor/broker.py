@@ -22,7 +22,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any
+from typing import IO, Any, cast
 
 from processor.errors import ConfigError, PseudostreamError
 
@@ -127,8 +127,12 @@ def create_topics(
     replication_factor: int = 1,
     timeout: float = 15.0,
     client_options: Mapping[str, Any] | None = None,
+    max_message_bytes: int | None = None,
 ) -> list[str]:
     """Create the topics that do not exist yet; return the names created.
+
+    ``max_message_bytes`` becomes each created topic's ``max.message.bytes``: the largest
+    record the worker produces must fit it (a broker's default is about 1 MB).
 
     An existing topic with another partition count is an error (faust and the consent
     table's co-partitioning need the configured count, and Tansu cannot add partitions).
@@ -159,6 +163,11 @@ def create_topics(
             for name, spec in wanted.items()
             if name not in existing
         }
+        if max_message_bytes is not None:
+            for options in missing.values():
+                cast("dict[str, str]", options["configs"])["max.message.bytes"] = str(
+                    max_message_bytes
+                )
         if missing:
             admin.create_topics(missing, timeout_ms=int(timeout * 1000), raise_errors=False)
             deadline = time.monotonic() + timeout

@@ -1,6 +1,10 @@
 """Canonical forms of identifiers: the exact string the HMAC is computed over.
 
-Every spelling of one identifier maps to one canonical string, so it gets one pseudonym.
+Every spelling of one identifier maps to one canonical string, so it gets one pseudonym:
+non-ASCII text is NFKC-normalized first (full-width digits and letters, as Chinese input
+methods type them, become ASCII), and an IPv4 address in a spelling that parsers read
+differently (``203.000.113.007``: octal to one, decimal to another) is no identifier at all
+here: the validator drops it from the event (``ambiguous_ipv4``).
 Placeholders (empty, ``unknown``, all zeros, well-known shared values) map to None: they
 are not identifiers, and a pseudonym of them would merge millions of devices into one.
 Values that do not conform to their kind's format but are no placeholder still get a
@@ -33,7 +37,10 @@ PLACEHOLDER_ANDROID_IDS = frozenset({"9774d56d682e549c"})
 
 # Characters whose only role is grouping; a value made of these and zeros is all-zero.
 _ZERO_NOISE = "0-:. {}/"
-_DEL_GROUPING = str.maketrans("", "", " -./")
+_DEL_GROUPING = str.maketrans("", "", " -./_")
+# Labels that tools and apps print before the number ("IMEI: 35...", "IMEISV=35...").
+_IMEI_LABELS = ("imeisv", "imei")
+_LABEL_END = " :=#"
 _DEL_MAC_SEPARATORS = str.maketrans("", "", ":-. ")
 _DEL_PHONE_NOISE = str.maketrans("", "", " -()./\t")
 _HEX = frozenset("0123456789abcdefABCDEF")
@@ -67,8 +74,16 @@ def luhn_valid(number: str, base: int = 10) -> bool:
     return (odd + sum(map(doubled.__getitem__, number[-2::-2]))) % base == 0
 
 
+def _unlabelled(value: str, labels: tuple[str, ...]) -> str:
+    head = value[:8].lower()
+    for label in labels:
+        if head.startswith(label):
+            return value[len(label) :].lstrip(_LABEL_END)
+    return value
+
+
 def _imei(value: str) -> str | None:
-    digits = value.translate(_DEL_GROUPING)
+    digits = _unlabelled(value, _IMEI_LABELS).translate(_DEL_GROUPING)
     if digits.isascii() and digits.isdigit():
         length = len(digits)
         # 14 = body, 15 = body + Luhn check digit, 16 = IMEISV (body + software version).
@@ -78,7 +93,7 @@ def _imei(value: str) -> str | None:
 
 
 def _meid(value: str) -> str | None:
-    compact = value.translate(_DEL_GROUPING).upper()
+    compact = _unlabelled(value, ("meid",)).translate(_DEL_GROUPING).upper()
     if not compact.isascii():
         return _nonconforming(compact)
     if compact.isdigit() and len(compact) in (18, 19):
@@ -107,11 +122,11 @@ def _digits_kind(value: str, lengths: tuple[int, ...]) -> str | None:
 
 
 def _imsi(value: str) -> str | None:
-    return _digits_kind(value, (14, 15))
+    return _digits_kind(_unlabelled(value, ("imsi",)), (14, 15))
 
 
 def _iccid(value: str) -> str | None:
-    compact = value.translate(_DEL_GROUPING).upper()
+    compact = _unlabelled(value, ("iccid",)).translate(_DEL_GROUPING).upper()
     unpadded = compact[:-1]
     # SIM cards pad an odd-length ICCID with a trailing F nibble.
     if compact.endswith("F") and len(unpadded) == 19 and unpadded.isascii() and unpadded.isdigit():
@@ -193,6 +208,33 @@ def _plain_ipv4(text: str) -> str | None:
     return None
 
 
+_IPV4_SPELLING = frozenset("0123456789abcdefxABCDEFX.")
+
+
+def ambiguous_ipv4(raw: str) -> bool:
+    """True for an IPv4 address in a spelling that parsers read differently: an octet with
+    a leading zero (octal to ``inet_aton``, decimal to people, refused by ``ipaddress``),
+    hex octets, or fewer than four parts (``127.1``, one 32-bit number). Pseudonymized, it
+    would be a second pseudonym of one address, or of another address."""
+    if _DOTTED_QUAD(raw):
+        return False  # the usual spelling
+    text = _strip_ip_noise(raw if raw.isascii() else unicodedata.normalize("NFKC", raw))
+    if text[:7].lower() == _MAPPED:
+        text = text[7:]
+    if not text or not set(text) <= _IPV4_SPELLING or _DOTTED_QUAD(text):
+        return False
+    parts = text.split(".")
+    if len(parts) > 4 or not all(parts):
+        return False
+    try:
+        inet_aton(text)
+    except OSError:
+        # Not C's either ("203.08.1.1": 08 is no octal), yet four numbers: people read it
+        # as decimal, and some parsers do.
+        return len(parts) == 4 and all(p.isdigit() and int(p) <= 255 for p in parts)
+    return True
+
+
 def _address(text: str) -> IPv4Address | IPv6Address | None:
     try:
         address = ip_address(text)
@@ -223,6 +265,8 @@ def _ip(value: str) -> str | None:
     address = _address(text)
     if address is not None:
         return str(address) if int(address) else None
+    if ambiguous_ipv4(text):
+        return None  # the validator drops these; never a pseudonym of a guessed address
     text = text.lower()
     return None if _is_placeholder(text) else _nonconforming(text)
 
@@ -262,10 +306,6 @@ def _phone_slow(compact: str) -> str | None:
     return formatted
 
 
-def _user_id(value: str) -> str | None:
-    return unicodedata.normalize("NFC", value)
-
-
 def _ssid(value: str) -> str | None:
     # Android's WifiInfo.getSSID() wraps a UTF-8 SSID in double quotes.
     while len(value) >= 2 and value[0] == value[-1] == '"':
@@ -273,12 +313,12 @@ def _ssid(value: str) -> str | None:
     return None if _is_placeholder(value) else value
 
 
-def _cell(value: str) -> str | None:
+def _as_is(value: str) -> str | None:
     return value
 
 
 _CANONICALIZERS: dict[IdKind, Callable[[str], str | None]] = {
-    IdKind.USER_ID: _user_id,
+    IdKind.USER_ID: _as_is,  # NFKC-normalized like every kind (canonicalize)
     IdKind.IMEI: _imei,
     IdKind.MEID: _meid,
     IdKind.IMSI: _imsi,
@@ -290,7 +330,7 @@ _CANONICALIZERS: dict[IdKind, Callable[[str], str | None]] = {
     IdKind.IP: _ip,
     IdKind.PHONE: _phone,
     IdKind.SSID: _ssid,
-    IdKind.CELL: _cell,
+    IdKind.CELL: _as_is,
 }
 
 
@@ -313,16 +353,25 @@ _MARKED_KINDS = frozenset(
 def canonicalize(kind: IdKind, raw: str | int) -> str | None:
     """The canonical form of ``raw`` as an identifier of ``kind``, or None for a placeholder.
 
-    Integers (JSON numbers) are taken as their decimal string.
+    Integers (JSON numbers) are taken as their decimal string. An event id is taken as it
+    is: no spelling of it is another's, and none is a placeholder.
     """
     if kind is IdKind.IP and type(raw) is str and _DOTTED_QUAD(raw):
         # Most addresses arrive canonical already, and a fresh one misses every cache.
         return None if raw == "0.0.0.0" else raw  # noqa: S104 (a placeholder, not a bind)
+    if kind is IdKind.EVENT_ID:
+        return str(raw)
     value = str(raw).strip()
+    if not value.isascii():
+        # One spelling for full-width digits and letters, ligatures, compatibility forms.
+        value = unicodedata.normalize("NFKC", value).strip()
     if kind in _MARKED_KINDS and value.startswith(NONCONFORMING_PREFIX):
         value = value[len(NONCONFORMING_PREFIX) :].strip()  # idempotent on our own output
     if _is_placeholder(value):
         return None
     canonical = _CANONICALIZERS[kind](value)
+    if canonical is not None and not canonical.isascii():
+        # Removing separators can leave a combining mark next to a letter: normal again.
+        canonical = unicodedata.normalize("NFKC", canonical)
     # Normalizing can uncover a placeholder ("{0}", a quoted "unknown").
     return None if canonical is None or _is_placeholder(canonical) else canonical

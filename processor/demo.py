@@ -19,7 +19,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -184,6 +184,7 @@ def _tagged(
     fed: Counter[str],
     raw_by_event: dict[str, bytes],
     keep: int,
+    event_name: Callable[[str], str | None],
 ) -> Iterator[tuple[str, bytes | None, bytes]]:
     topics = settings.input_topics
     for source, key, value in records:
@@ -197,7 +198,8 @@ def _tagged(
                     and event.get("event_type")
                     in ("search", "comment", "follow", "gift", "like", "view")
                 ):
-                    raw_by_event[str(event["event_id"])] = value
+                    # the recommendation record carries the event id's pseudonym
+                    raw_by_event[str(event_name(str(event["event_id"])))] = value
         yield topics[source], key, value
 
 
@@ -309,6 +311,7 @@ def _run(
         fed_by_source,
         raw_by_event,
         keep=500,
+        event_name=_event_names(settings),
     )
     from rich.progress import track
 
@@ -347,6 +350,17 @@ def _run(
     report.sample = _sample(broker.address, settings, raw_by_event, report.cities)
     report.wall = time.monotonic() - started
     return report
+
+
+def _event_names(settings: Settings) -> Callable[[str], str | None]:
+    """event_id -> its pseudonym in the recommendation records (what the sample matches)."""
+    from keys import Domain
+    from processor.kinds import IdKind
+    from processor.pseudonym import Pseudonymizer
+    from processor.worker import load_keyring
+
+    pseudonymizer = Pseudonymizer(load_keyring(settings).active(Domain.RECOMMENDATION))
+    return lambda event_id: pseudonymizer.pseudonym(IdKind.EVENT_ID, event_id)
 
 
 def _sample(

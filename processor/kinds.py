@@ -20,3 +20,4 @@ class IdKind(StrEnum):
     SSID = "ssid"
     BSSID = "bssid"
     CELL = "cell"
+    EVENT_ID = "event_id"  # not a person's: a client-chosen tag, opaque, never a placeholder

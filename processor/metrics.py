@@ -139,6 +139,7 @@ class WorkerView(Protocol):
     def pseudonym_cache(self) -> Mapping[str, tuple[int, int]]: ...
     def partition_offsets(self) -> Iterable[PartitionOffsets]: ...
     def readiness(self) -> Mapping[str, bool]: ...
+    def pipeline_stats(self) -> Mapping[str, int]: ...
 
 
 class _StateCollector(Collector):
@@ -211,6 +212,7 @@ class _StateCollector(Collector):
         for domain, n in sorted(out.items()):
             written_family.add_metric([domain], n)
         yield written_family
+        yield dropped_fields(view.pipeline_stats())
         labels = ["topic", "partition"]
         lag = GaugeMetricFamily(
             f"{p}_consumer_lag", "Records of the partition not yet committed", labels=labels
@@ -246,6 +248,21 @@ class _StateCollector(Collector):
         for name, passed in checks.items():
             check_family.add_metric([name], 1 if passed else 0)
         yield check_family
+
+
+def dropped_fields(stats: Mapping[str, int]) -> CounterMetricFamily:
+    """``dropped_fields{field,reason}`` from the pipeline's ``dropped_field:<path>:<reason>``
+    counts (contract paths and reason codes: never a value of an event)."""
+    family = CounterMetricFamily(
+        f"{PREFIX}_dropped_fields",
+        "Fields removed from valid events (bad format, identifier in a kept field, ...)",
+        labels=["field", "reason"],
+    )
+    for name, n in sorted(stats.items()):
+        if name.startswith("dropped_field:"):
+            field, _, reason = name.removeprefix("dropped_field:").rpartition(":")
+            family.add_metric([field, reason], n)
+    return family
 
 
 class WorkerMetrics:

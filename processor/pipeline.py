@@ -17,6 +17,13 @@ from typing import Any
 import orjson
 
 from keys import Domain, Key, Keyring
+from processor.binding import (
+    DEFAULT_TOPIC_SCHEMAS,
+    TRUSTED_SOURCE,
+    TopicSchemas,
+    admitted_schemas,
+    parse_topic_schemas,
+)
 from processor.canonical import canonicalize, is_limit_ad_tracking, parse_ip
 from processor.consent import Account, AgeBand, Consent, ConsentState, MemoryConsentState
 from processor.errors import RecordError
@@ -27,9 +34,9 @@ from processor.outcome import Outcome, Route, Routed, SourceRef
 from processor.policy import Policy, RoutePlan, compile_policy
 from processor.project import compile_projector
 from processor.pseudonym import DEFAULT_CACHE_SIZE, Pseudonymizer
-from processor.quarantine import Sealer, sealable_bytes
+from processor.quarantine import DEFAULT_MAX_KEY_BYTES, Sealer, sealable_bytes
 from processor.scrub import DEFAULT_MAX_TEXT_CHARS, truncate_text
-from processor.validate import Validator
+from processor.validate import Validator, content_checks
 from schemas import load_contract, load_roles
 
 DEFAULT_MAX_RECORD_BYTES = 1_048_576
@@ -39,6 +46,8 @@ _ERASURE_SCHEMA = "erasure/1"
 _BOM = b"\xef\xbb\xbf"
 _UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 _OUT_STAT_KEYS = {route: f"out:{route}" for route in Route}
+_DEFAULT_BINDING = parse_topic_schemas(DEFAULT_TOPIC_SCHEMAS)
+_NOTHING: frozenset[str] = frozenset()
 
 
 def _now_ms() -> int:
@@ -87,11 +96,14 @@ class Pipeline:
         max_text_chars: int = DEFAULT_MAX_TEXT_CHARS,
         cache_size: int = DEFAULT_CACHE_SIZE,
         clock: Callable[[], int] = _now_ms,
+        topic_schemas: TopicSchemas | None = None,
+        max_key_bytes: int = DEFAULT_MAX_KEY_BYTES,
     ) -> None:
         self.policy = policy or compile_policy()
         self.consent: ConsentState = consent if consent is not None else MemoryConsentState()
         self.locator: Locator = locator or NullLocator()
         self.max_record_bytes = max_record_bytes
+        self.max_key_bytes = max_key_bytes
         self.max_text_chars = max_text_chars
         # Free-text fields as (block or None, name, stat key): cut to max_text_chars before
         # scrubbing, so the scrubber's cost per event is bounded.
@@ -117,9 +129,14 @@ class Pipeline:
         self._erasure_pseudonymizers: dict[Domain, list[Pseudonymizer]] = {}
         self.follow_schedule(now)
         self._coarsen = any(plan.coarsen for plan in self.policy.routes)
+        roles = load_roles()
         self._validators = {
-            s: Validator(load_contract(s)) for s in (*_EVENT_SCHEMAS, _CONSENT_SCHEMA)
+            s: Validator(load_contract(s), content_checks(load_contract(s), roles))
+            for s in (*_EVENT_SCHEMAS, _CONSENT_SCHEMA)
         }
+        self._admitted = admitted_schemas(
+            topic_schemas if topic_schemas is not None else _DEFAULT_BINDING, self._validators
+        )
         # Names the projectors read that a contract lacks (a device report has no payload):
         # the validator never checked them, so they are dropped before projection.
         read = {
@@ -178,7 +195,10 @@ class Pipeline:
         swaps those that changed."""
         self._keyring = keyring
         self._sealer = Sealer(
-            keyring, self.policy.version, max_sealed_bytes=sealable_bytes(self.max_record_bytes)
+            keyring,
+            self.policy.version,
+            max_sealed_bytes=sealable_bytes(self.max_record_bytes),
+            max_key_bytes=self.max_key_bytes,
         )
         self.next_key_change_ms = 0
 
@@ -203,10 +223,13 @@ class Pipeline:
     # -- entry point ---------------------------------------------------------------------
 
     def process(self, raw: bytes, source: SourceRef, key: bytes | None = None) -> Outcome:
-        """Exactly one outcome per input: records, a quarantine record, or a suppression."""
+        """Exactly one outcome per input: records, a quarantine record, or a suppression.
+
+        ``source.topic`` is the logical input topic the record was read from: it decides
+        which schemas the record may have (``topic_schemas``, see processor.binding)."""
         self._stage = "decode"
         try:
-            outcome = self._process(raw)
+            outcome = self._process(raw, source.topic)
         except RecordError as exc:
             return self._quarantine(exc, source, key, raw)
         except Exception as exc:
@@ -227,7 +250,7 @@ class Pipeline:
         record = self._sealer.record(error, source, key, raw, self._clock())
         return Outcome([record], quarantined=error.code)
 
-    def _process(self, raw: bytes) -> Outcome:
+    def _process(self, raw: bytes, topic: str) -> Outcome:
         event = self._decode(raw)
         self._stage = "validate"
         schema = event.get("schema")
@@ -237,6 +260,12 @@ class Pipeline:
                 "validate",
                 f"'schema' must be one of {', '.join(self._validators)}",
             )
+        # The topic, not the record, says what a record may be (an app writing consent/1
+        # to raw.behaviour must not change anyone's consent).
+        if topic != TRUSTED_SOURCE and schema not in self._admitted.get(topic, _NOTHING):
+            raise RecordError(
+                "schema_not_allowed_on_topic", "validate", f"{schema} is not admitted on {topic}"
+            )
         for dropped in validator(event):
             self.stats["dropped_field:" + dropped] += 1
         if schema == _CONSENT_SCHEMA:
@@ -244,7 +273,7 @@ class Pipeline:
             return self._apply_consent(event)
         for name in self._foreign[schema]:
             if event.pop(name, None) is not None:
-                self.stats["dropped_field:" + name] += 1
+                self.stats["dropped_field:" + name + ":not_in_contract"] += 1
         return self._route_event(event, schema)
 
     def _decode(self, raw: bytes) -> dict[str, Any]:

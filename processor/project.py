@@ -46,6 +46,12 @@ def _emit_op(
         src(f"{target}[{name!r}] = v")
     elif action is Action.SCRUB:
         src(f"{target}[{name!r}] = scrub(v)")
+    elif kind is IdKind.EVENT_ID:
+        # Pseudonymizer.event_id inline (a string: the contract says so); uncached, as
+        # every event brings a new one
+        src("m = EVENT_MAC.copy()")
+        src("m.update(v.encode())")
+        src(f"{target}[{name!r}] = KEY_PREFIX + m.hexdigest()")
     else:
         assert kind is not None  # noqa: S101 - the policy compiler gives every identifier a kind
         namespace[f"KIND_{kind}"] = kind
@@ -76,6 +82,8 @@ def compile_projector(
     """The projection of one route variant as generated straight-line code."""
     namespace: dict[str, Any] = {
         "miss": pseudonymizer.miss,
+        "EVENT_MAC": pseudonymizer.event_mac,
+        "KEY_PREFIX": pseudonymizer.key_id + ":",
         "scrub": scrub_text,
         "cell_string": cell_string,
         "dumps": orjson.dumps,

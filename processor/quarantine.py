@@ -8,6 +8,7 @@ domain's key, bound (as associated data) to the key id and the source coordinate
 from __future__ import annotations
 
 import base64
+import hashlib
 import os
 from typing import Any
 
@@ -20,6 +21,8 @@ from processor.errors import KeyringError, RecordError
 from processor.outcome import Route, Routed, SourceRef
 
 SCHEMA = "quarantine/1"
+DEFAULT_MAX_KEY_BYTES = 1024
+MAX_KEY_BYTES_LIMIT = 16_384  # what the request headroom below leaves room for, sealed
 _NONCE_BYTES = 12
 _REQUEST_HEADROOM = 65_536  # the record's key, fields and headers, and the request's framing
 
@@ -45,7 +48,18 @@ def _aad(key_id: str, source: dict[str, Any]) -> bytes:
     )
 
 
-def _envelope(key: bytes | None, value: bytes) -> bytes:
+def _envelope(key: bytes | None, value: bytes, max_key_bytes: int) -> bytes:
+    if key is not None and len(key) > max_key_bytes:
+        # A key this long is no record key an app sends: keeping it whole would let one
+        # record outgrow every limit (a 1.3 MB key once made the worker exit at each start).
+        return orjson.dumps(
+            {
+                "key": None,
+                "key_sha256": hashlib.sha256(key).hexdigest(),
+                "key_bytes": len(key),
+                "value": base64.b64encode(value).decode(),
+            }
+        )
     return orjson.dumps(
         {
             "key": base64.b64encode(key).decode() if key is not None else None,
@@ -58,12 +72,17 @@ class Sealer:
     """Seals originals with the active quarantine key; opens them with any key of the ring."""
 
     def __init__(
-        self, keyring: Keyring, policy_version: str, max_sealed_bytes: int | None = None
+        self,
+        keyring: Keyring,
+        policy_version: str,
+        max_sealed_bytes: int | None = None,
+        max_key_bytes: int = DEFAULT_MAX_KEY_BYTES,
     ) -> None:
         active = keyring.active(Domain.QUARANTINE)
         # An original longer than this is sealed cut to it (``original_bytes`` says how long
         # it was): sealed whole, its quarantine record would be too large to produce.
         self._max_sealed_bytes = max_sealed_bytes
+        self._max_key_bytes = max_key_bytes  # a longer message key is sealed as its SHA-256
         self._keyring = keyring
         self._key_id = active.key_id
         self._aead = AESGCM(active.sealing_key())
@@ -91,7 +110,8 @@ class Sealer:
         if self._max_sealed_bytes is not None and original_bytes > self._max_sealed_bytes:
             value = value[: self._max_sealed_bytes]
         nonce = os.urandom(_NONCE_BYTES)
-        sealed = nonce + self._aead.encrypt(nonce, _envelope(key, value), _aad(self._key_id, src))
+        envelope = _envelope(key, value, self._max_key_bytes)
+        sealed = nonce + self._aead.encrypt(nonce, envelope, _aad(self._key_id, src))
         body: dict[str, Any] = {
             "schema": SCHEMA,
             "policy": self._policy_version,
@@ -111,7 +131,18 @@ class Sealer:
         return Routed(Route.QUARANTINE, msg_key, orjson.dumps(body), self._headers)
 
     def unseal(self, record: dict[str, Any]) -> tuple[bytes | None, bytes]:
-        """The original (key, value) of a quarantine record; KeyringError if no key opens it."""
+        """The original (key, value) of a quarantine record; KeyringError if no key opens it.
+        The key is None when there was none, or when only its SHA-256 was kept."""
+        envelope = self.envelope(record)
+        raw_key = envelope["key"]
+        return (
+            base64.b64decode(raw_key) if raw_key is not None else None,
+            base64.b64decode(envelope["value"]),
+        )
+
+    def envelope(self, record: dict[str, Any]) -> dict[str, Any]:
+        """The sealed envelope opened: ``key`` and ``value`` (base64), or ``key_sha256`` and
+        ``key_bytes`` in place of a key too long to keep; KeyringError if no key opens it."""
         try:
             key = self._keyring.get(str(record["key_id"]))
             sealed = base64.b64decode(record["sealed"], validate=True)
@@ -126,9 +157,5 @@ class Sealer:
                 f"quarantine record from {record.get('source')} cannot be opened with this keyring"
                 f" ({type(exc).__name__})"
             ) from exc
-        envelope = orjson.loads(plain)
-        raw_key = envelope["key"]
-        return (
-            base64.b64decode(raw_key) if raw_key is not None else None,
-            base64.b64decode(envelope["value"]),
-        )
+        envelope: dict[str, Any] = orjson.loads(plain)
+        return envelope

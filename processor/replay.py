@@ -15,6 +15,12 @@ For records that failed because of a bug since fixed (or a limit since raised). 
    the consent topic unchanged, so the worker's consent table applies it;
 4. offsets are committed only after every output of the batch is acknowledged.
 
+Records up to the ``max_record_bytes`` setting are replayed (the producer and the consumer
+take records of the size the worker writes); an original that was sealed cut short
+(``original_bytes``) cannot be replayed and is reported. A broker failure stops the run
+with one line (``BrokerError``), never a traceback; committed offsets say where a rerun
+continues.
+
 No loop: a record that fails again is quarantined again with a ``replay-run`` header; this
 run stops reading a partition when it meets its own records, and one original source
 (topic/partition/offset) is replayed at most once per run. A seal that does not open (other
@@ -39,7 +45,7 @@ from processor.errors import KeyringError
 from processor.outcome import Outcome, Route, SourceRef
 from processor.pipeline import Pipeline
 from processor.quarantine import SCHEMA as QUARANTINE_SCHEMA
-from processor.quarantine import Sealer
+from processor.quarantine import Sealer, request_bytes
 from processor.settings import Settings
 
 RUN_HEADER = "replay-run"
@@ -79,6 +85,7 @@ class ReplayReport:
             f"loaded; {c['routed']} routed, {c['quarantined']} quarantined again, "
             f"{c['suppressed']} suppressed, {c['consent_requeued']} consent records re-queued, "
             f"{c['unseal_failed']} seals not opened, {c['unreadable']} unreadable, "
+            f"{c['truncated']} cut short, "
             f"{c['duplicate']} duplicates skipped\n"
             f"out: {group('out:')}\nquarantined again: {group('quarantined:')}\n"
             f"suppressed: {group('suppressed:')}"
@@ -98,7 +105,8 @@ def replay_one(
     """One quarantine message -> (status, original source, key, value, outcome).
 
     status: ``unreadable`` (not a quarantine/1 record), ``unseal_failed`` (no key of the
-    ring opens it) or ``processed`` (``outcome`` is the pipeline's)."""
+    ring opens it), ``truncated`` (only the start of the original was sealed) or
+    ``processed`` (``outcome`` is the pipeline's)."""
     try:
         body = orjson.loads(value or b"")
     except orjson.JSONDecodeError:
@@ -106,6 +114,8 @@ def replay_one(
     if not isinstance(body, dict) or body.get("schema") != QUARANTINE_SCHEMA:
         return "unreadable", None, None, None, None
     source = _source_of(body)
+    if "original_bytes" in body:
+        return "truncated", source, None, None, None
     try:
         key, raw = sealer.unseal(body)
     except (KeyringError, TypeError, ValueError, AttributeError):
@@ -141,6 +151,9 @@ class Replayer:
         self.run_id = uuid.uuid4().hex[:12]
         self._servers = bootstrap_servers(settings.broker)
         self._options = settings.kafka_python_options()
+        # Records as large as the worker writes them: a quarantine record of a 1 MB input
+        # is over 1 MB, more than kafka-python's default request and fetch sizes.
+        self._request_bytes = request_bytes(settings.max_record_bytes)
         self._out_topics = settings.output_topics
         self._consent_topic = settings.input_topics[CONSENT_SOURCE]
         self._producer: Any = None
@@ -190,6 +203,16 @@ class Replayer:
     # -- replay -----------------------------------------------------------------------
 
     def run(self) -> ReplayReport:
+        """One run; a broker failure (refused record, lost connection, timeout) raises
+        BrokerError naming it, after what was acknowledged so far was committed."""
+        from kafka.errors import KafkaError
+
+        try:
+            return self._run()
+        except KafkaError as exc:
+            raise BrokerError(f"replay stopped: {type(exc).__name__}: {exc}") from exc
+
+    def _run(self) -> ReplayReport:
         from kafka import KafkaConsumer, KafkaProducer
 
         report = ReplayReport(run_id=self.run_id, dry_run=self.dry_run)
@@ -200,11 +223,17 @@ class Replayer:
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             allow_auto_create_topics=False,
+            max_partition_fetch_bytes=self._request_bytes,
+            fetch_max_bytes=max(52_428_800, self._request_bytes),
             **self._options,
         )
         if not self.dry_run:
             self._producer = KafkaProducer(
-                bootstrap_servers=self._servers, acks="all", linger_ms=5, **self._options
+                bootstrap_servers=self._servers,
+                acks="all",
+                linger_ms=5,
+                max_request_size=self._request_bytes,
+                **self._options,
             )
         try:
             parts = self._assign(consumer, self.topic)

@@ -11,7 +11,7 @@ Two kinds of findings:
 - exact findings (kind ``raw:<id kind>``): the raw values of the input events, in every
   spelling the scanner can generate, matched on token boundaries.
 
-Pseudonyms (``rec-1:`` + 26 base32 characters) are blanked before scanning. A finding's
+Pseudonyms (``rec-1:`` + 26 base32 or 32 hex characters) are blanked before scanning. A finding's
 excerpt is masked, so the scanner's own report does not leak what it found.
 """
 
@@ -19,21 +19,24 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_right
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from ipaddress import IPv6Address, ip_address
+from ipaddress import ip_address
 
 import orjson
 
 from processor.canonical import NONCONFORMING_PREFIX, canonicalize, luhn_valid
-from processor.detectors import find_identifiers, is_id_card_number
+from processor.detect import DETECTORS
+from processor.detectors import find_identifiers
 from processor.kinds import IdKind
+from schemas import Role, load_roles
 
 # Same one-to-one full-width mapping as processor.scrub: spans stay aligned.
 _HALF_WIDTH = {code: code - 0xFEE0 for code in range(0xFF01, 0xFF5F)} | {0x3000: 0x20}
-_PSEUDONYM = re.compile(r"(?<![0-9A-Za-z])[a-z]{2,8}-[0-9]{1,10}:[a-z2-7]{26}(?![0-9A-Za-z])")
-_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])"
-_HEX = "[0-9A-Fa-f]"
+# Pseudonyms of identifiers (base32) and of event ids (hex): random digits, no identifier.
+_PSEUDONYM = re.compile(
+    r"(?<![0-9A-Za-z])[a-z]{2,8}-[0-9]{1,10}:(?:[a-z2-7]{26}|[0-9a-f]{32})(?![0-9A-Za-z])"
+)
 _COORDINATE_KEYS = frozenset({"lat", "lon", "lng", "latitude", "longitude"})
 _MIN_COORDINATE_DECIMALS = 4
 _VERSION_CONTEXT = re.compile(r"(?:version|ver|v)[\"']?\s*[:=]?\s*[\"']?$", re.IGNORECASE)
@@ -62,22 +65,20 @@ _MIN_NEEDLE = 3
 # Short all-digit values (a user id "10086") would collide with amounts, counts, durations.
 _MIN_DIGITS_NEEDLE = 6
 
-_RAW_FIELDS: tuple[tuple[tuple[str, ...], IdKind], ...] = (
-    (("user_id",), IdKind.USER_ID),
-    (("phone",), IdKind.PHONE),
-    (("device", "imei"), IdKind.IMEI),
-    (("device", "meid"), IdKind.MEID),
-    (("device", "imsi"), IdKind.IMSI),
-    (("device", "iccid"), IdKind.ICCID),
-    (("device", "oaid"), IdKind.OAID),
-    (("device", "android_id"), IdKind.ANDROID_ID),
-    (("device", "mac"), IdKind.MAC),
-    (("network", "ip"), IdKind.IP),
-    (("network", "ssid"), IdKind.SSID),
-    (("network", "bssid"), IdKind.BSSID),
-    (("network", "cell"), IdKind.CELL),
-    (("payload", "target_user_id"), IdKind.USER_ID),
-)
+RawFields = tuple[tuple[tuple[str, ...], IdKind], ...]
+
+
+def raw_fields(roles: Mapping[str, Role]) -> RawFields:
+    """The identifier fields of a field-role table, as (path, kind). Event ids name no one:
+    outputs carry only their pseudonyms, and a copy of one would be no identifier leak."""
+    return tuple(
+        (tuple(path.split(".")), IdKind(role.kind))
+        for path, role in roles.items()
+        if role.role == "identifier" and role.kind is not None and role.kind != IdKind.EVENT_ID
+    )
+
+
+_SHIPPED_FIELDS = raw_fields(load_roles())
 _RAW_COORDINATE_DECIMALS = 3
 
 
@@ -98,112 +99,6 @@ def mask(value: str) -> str:
     return f"{value[:2]}***{value[-2:]}"
 
 
-def _digits(text: str) -> str:
-    return "".join(char for char in text if char.isdigit())
-
-
-def _is_imei(text: str) -> bool:
-    digits = _digits(text)
-    return digits.strip("0") != "" and luhn_valid(digits)
-
-
-def _is_mac(text: str) -> bool:
-    return canonicalize(IdKind.MAC, text) is not None  # 02:00:00:00:00:00 names no one
-
-
-def _is_public_ipv4(text: str) -> bool:
-    # Unspecified, loopback and broadcast addresses name no one (broker logs are full of them).
-    return text not in {"0.0.0.0", "255.255.255.255"} and not text.startswith("127.")  # noqa: S104
-
-
-def _is_ipv6(text: str) -> bool:
-    try:
-        address = ip_address(text)
-    except ValueError:
-        return False
-    return isinstance(address, IPv6Address) and not (address.is_unspecified or address.is_loopback)
-
-
-def _has_digit_and_letter(text: str) -> bool:
-    return any(char.isdigit() for char in text) and any(char.isalpha() for char in text)
-
-
-def _is_oaid(text: str) -> bool:
-    return text.replace("-", "").strip("0") != ""
-
-
-def _is_meid(text: str) -> bool:
-    return any(char.isdigit() for char in text)
-
-
-_Detector = tuple[str, re.Pattern[str], Callable[[str], bool] | None]
-# Digits that start a number: not after a digit, nor after "<digit>." (the fraction of a
-# decimal number, as in a logged "runtime=2.768942260001495", is no identifier).
-_NUMBER_START = r"(?<![0-9])(?<![0-9]\.)"
-_DETECTORS: tuple[_Detector, ...] = (
-    ("imsi", re.compile(_NUMBER_START + r"46[01][0-9]{12}(?![0-9])"), None),
-    ("iccid", re.compile(_NUMBER_START + r"8986[0-9]{15,16}[Ff]?(?![0-9])"), None),
-    (
-        "imei",
-        re.compile(_NUMBER_START + r"[0-9]{2}[ -]?[0-9]{6}[ -]?[0-9]{6}[ -]?[0-9](?![0-9])"),
-        _is_imei,
-    ),
-    (
-        "idcard",
-        re.compile(
-            _NUMBER_START + r"[1-9][0-9]{5}(?:18|19|20)[0-9]{2}(?:0[1-9]|1[0-2])"
-            r"(?:0[1-9]|[12][0-9]|3[01])[0-9]{3}[0-9Xx](?![0-9A-Za-z])"
-        ),
-        is_id_card_number,
-    ),
-    (
-        "phone",
-        re.compile(
-            _NUMBER_START + r"(?:(?:\+|00)?86[ -]?)?1[3-9][0-9](?:[ -]?[0-9]{4}){2}(?![0-9])"
-        ),
-        None,
-    ),
-    (
-        "email",
-        re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}"),
-        None,
-    ),
-    (
-        "mac",
-        re.compile(
-            rf"(?<![0-9A-Za-z])(?:{_HEX}{{2}}([:-]){_HEX}{{2}}(?:\1{_HEX}{{2}}){{4}}"
-            rf"|{_HEX}{{4}}\.{_HEX}{{4}}\.{_HEX}{{4}})(?![0-9A-Za-z])"
-        ),
-        _is_mac,
-    ),
-    ("mac", re.compile(rf"(?<![0-9A-Za-z]){_HEX}{{12}}(?![0-9A-Za-z])"), _has_digit_and_letter),
-    (
-        "oaid",
-        re.compile(
-            rf"(?<![0-9A-Za-z-]){_HEX}{{8}}-(?:{_HEX}{{4}}-){{3}}{_HEX}{{12}}(?![0-9A-Za-z-])"
-        ),
-        _is_oaid,
-    ),
-    (
-        "android_id",
-        re.compile(rf"(?<![0-9A-Za-z]){_HEX}{{16}}(?![0-9A-Za-z])"),
-        _has_digit_and_letter,
-    ),
-    ("meid", re.compile(rf"(?<![0-9A-Za-z])[A-Fa-f]{_HEX}{{13}}(?![0-9A-Za-z])"), _is_meid),
-    (
-        "ipv4",
-        re.compile(rf"(?<![0-9.])(?:{_OCTET}\.){{3}}{_OCTET}(?![0-9]|\.[0-9])"),
-        _is_public_ipv4,
-    ),
-    (
-        "ipv6",
-        re.compile(
-            r"(?<![0-9A-Za-z:.])(?:[0-9A-Fa-f]{0,4}:){2,7}"
-            r"(?:[0-9A-Fa-f]{1,4}|[0-9]{1,3}(?:\.[0-9]{1,3}){3})?(?![0-9A-Za-z:])"
-        ),
-        _is_ipv6,
-    ),
-)
 _COORDINATE_IN_TEXT = re.compile(
     r"(?i)[\"']?(?:lat|lon|lng|latitude|longitude)[\"']?\s*[:=]\s*[\"']?"
     rf"(-?[0-9]{{1,3}}\.[0-9]{{{_MIN_COORDINATE_DECIMALS},}})(?![0-9])"
@@ -227,6 +122,9 @@ _SHORTEST_DETECTION = 7  # "1.2.3.4"
 # The texts of one document are scanned joined by this: it is in no pattern's character
 # classes, and every boundary assertion treats it like the edge of a string.
 _SEPARATOR = "\x00"
+# A decimal number with a fraction, and maybe an exponent, standing alone (not a part of a
+# dotted address or version: no letter, digit or dot on either side).
+_FLOAT = re.compile(r"(?<![0-9A-Za-z.])-?[0-9]+\.[0-9]+(?:[eE][+-]?[0-9]+)?(?![0-9A-Za-z.])")
 _DIGIT_RUN = re.compile(r"[0-9]+")
 
 
@@ -295,20 +193,24 @@ class LeakScanner:
             self.add_raw_value(kind, value)
 
     @classmethod
-    def from_raw_events(cls, lines: Iterable[bytes | str]) -> LeakScanner:
-        """A scanner for the identifiers in raw events (JSON lines); bad lines are skipped."""
+    def from_raw_events(
+        cls, lines: Iterable[bytes | str], roles: Mapping[str, Role] | None = None
+    ) -> LeakScanner:
+        """A scanner for the identifiers in raw events (JSON lines), at the identifier fields
+        of ``roles`` (default: the shipped field-role table); bad lines are skipped."""
         scanner = cls()
+        fields = _SHIPPED_FIELDS if roles is None else raw_fields(roles)
         for line in lines:
             try:
                 event = orjson.loads(line)
             except orjson.JSONDecodeError:
                 continue
             if isinstance(event, dict):
-                scanner._add_raw_event(event)
+                scanner._add_raw_event(event, fields)
         return scanner
 
-    def _add_raw_event(self, event: dict[str, object]) -> None:
-        for path, kind in _RAW_FIELDS:
+    def _add_raw_event(self, event: dict[str, object], fields: RawFields) -> None:
+        for path, kind in fields:
             value: object = event
             for key in path:
                 value = value.get(key) if isinstance(value, dict) else None
@@ -459,12 +361,18 @@ class LeakScanner:
             "ipv6": ipv6,
             "email": everywhere if "@" in joined else [],
         }
-        for kind, pattern, valid in _DETECTORS:
+        # A float (a JSON float's repr, or one in a log line) is a measurement: the digits of
+        # 1.041071040292594e+20 or 13812345678.0 are no identifier for the detectors; exact
+        # raw values are still looked for in it.
+        floats = [m.span() for m in _FLOAT.finditer(joined)] if "." in joined else []
+        for kind, pattern, valid in DETECTORS:
             spans = longer if kind in _REGION_KINDS else searched.get(kind, everywhere)
             for pos, endpos in spans:
                 for match in pattern.finditer(joined, pos, endpos):
                     value = match.group()
                     if valid is not None and not valid(value):
+                        continue
+                    if floats and _inside(match.span(), floats):
                         continue
                     if kind == "ipv4":
                         index = bisect_right(starts, match.start()) - 1
@@ -476,6 +384,8 @@ class LeakScanner:
         for start, end, kind in _free_text_hits(joined):
             if kind == "ip" and texts[bisect_right(starts, start) - 1][1]:
                 continue  # in a version field, as for the IPv4 pattern
+            if floats and _inside((start, end), floats):
+                continue
             add(1, start, end, kind)
         if _may_hold_coordinate_key(joined):
             for match in _COORDINATE_IN_TEXT.finditer(joined):
@@ -561,6 +471,12 @@ class LeakScanner:
             for start, end in zip(starts, ends, strict=True):
                 for match in pattern.finditer(text, start, end - len(_SEPARATOR)):
                     yield match.start(), match.end(), f"raw:{kind}"
+
+
+def _inside(span: tuple[int, int], spans: list[tuple[int, int]]) -> bool:
+    """True when ``span`` lies within one of ``spans`` (sorted, not overlapping)."""
+    index = bisect_right(spans, span[0], key=lambda s: s[0]) - 1
+    return index >= 0 and spans[index][0] <= span[0] and span[1] <= spans[index][1]
 
 
 def _free_text_hits(text: str) -> Iterator[_Hit]:

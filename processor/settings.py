@@ -17,8 +17,14 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
+from processor.binding import (
+    DEFAULT_TOPIC_SCHEMAS,
+    format_topic_schemas,
+    parse_topic_schemas,
+)
 from processor.errors import ConfigError
 from processor.outcome import DEFAULT_TOPICS, Route
+from processor.quarantine import DEFAULT_MAX_KEY_BYTES, MAX_KEY_BYTES_LIMIT
 from processor.stats import StatsConfig
 
 ENV_PREFIX = "PSEUDOSTREAM_"
@@ -70,6 +76,10 @@ class Settings:
     """Input: device-ID reports, keyed by user_id."""
     topic_consent: str = "consent"
     """Input: consent/1 records, compacted, keyed by user_id, partitioned like the raw topics."""
+    topic_schemas: str = DEFAULT_TOPIC_SCHEMAS
+    """Which schemas each input may carry (logical topic names, ``fnmatch`` patterns; ``;``
+    between topics, ``,`` between patterns; in TOML also a table). A record whose schema its
+    topic does not admit is quarantined as ``schema_not_allowed_on_topic``."""
     topic_recommendation: str = DEFAULT_TOPICS[Route.RECOMMENDATION]
     """Output: clean events for the recommendation pipeline."""
     topic_ad_analytics: str = DEFAULT_TOPICS[Route.AD_ANALYTICS]
@@ -137,6 +147,9 @@ class Settings:
     """Seconds to wait for a batch to fill before processing what is there."""
     max_record_bytes: int = 1_048_576
     """Input records larger than this are quarantined as ``too_large`` without parsing."""
+    max_key_bytes: int = DEFAULT_MAX_KEY_BYTES
+    """Message keys longer than this never go into a quarantine record: only their SHA-256
+    is sealed (at most 16384)."""
     max_text_chars: int = 2_000
     """Free text (query, comment) longer than this is cut before scrubbing, counted as
     ``text_truncated:<field>``; an identifier the cut would split is cut off whole."""
@@ -207,6 +220,11 @@ class Settings:
             "raw.device": self.topic(self.topic_raw_device),
             "consent": self.topic(self.topic_consent),
         }
+
+    @property
+    def topic_binding(self) -> dict[str, tuple[str, ...]]:
+        """The parsed ``topic_schemas`` (checked in :meth:`validate`)."""
+        return parse_topic_schemas(self.topic_schemas)
 
     @property
     def output_topics(self) -> dict[Route, str]:
@@ -313,6 +331,10 @@ class Settings:
             )
         if self.max_record_bytes < 64:
             raise ConfigError(f"max_record_bytes: must be at least 64, got {self.max_record_bytes}")
+        if not 1 <= self.max_key_bytes <= MAX_KEY_BYTES_LIMIT:
+            raise ConfigError(
+                f"max_key_bytes: must be 1..{MAX_KEY_BYTES_LIMIT}, got {self.max_key_bytes}"
+            )
         if self.max_text_chars < 1:
             raise ConfigError(f"max_text_chars: must be at least 1, got {self.max_text_chars}")
         if self.producer_max_batch_bytes < 1024:
@@ -336,6 +358,7 @@ class Settings:
 
         bootstrap_servers(self.broker)  # its errors name the setting
         self._validate_security()
+        parse_topic_schemas(self.topic_schemas)
         names = [
             *self.input_topics.values(),
             *self.output_topics.values(),
@@ -509,6 +532,8 @@ def _coerce(name: str, annotation: Any, value: Any) -> Any:
                 raise ValueError(value)
             return float(value)
         if kind == "str":
+            if name == "topic_schemas" and isinstance(value, dict):
+                return format_topic_schemas(value)
             if not isinstance(value, (str, int)):
                 raise ValueError(value)
             if name in _UPPER_CASE:

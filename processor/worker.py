@@ -531,6 +531,14 @@ class StreamWorker:
             web_enabled=s.web_port != 0,
             web_port=s.web_port or 6066,
             web_bind=s.web_host,
+            # faust's own pages are off: without authentication, /table/consent/<key>/ served
+            # a user's consent state and /router/ the cluster's hosts. The worker serves
+            # /metrics, /health, /ready (install_pages); faust keeps "/" ({"status": "OK"}).
+            web_router_enabled=False,
+            web_tables_enabled=False,
+            web_stats_enabled=False,
+            web_graph_enabled=False,
+            web_metrics_enabled=False,
             stream_wait_empty=True,
             **s.faust_options(),  # SASL/TLS credentials (docs/operations-config.md)
         )
@@ -552,6 +560,8 @@ class StreamWorker:
             consent=self.consent,
             locator=locator,
             max_record_bytes=s.max_record_bytes,
+            topic_schemas=s.topic_binding,
+            max_key_bytes=s.max_key_bytes,
             max_text_chars=s.max_text_chars,
         )
         self.pipeline.consent = self.consent
@@ -980,6 +990,9 @@ class StreamWorker:
         active[str(Domain.QUARANTINE)] = self._keyring.active(Domain.QUARANTINE).key_id
         return active
 
+    def pipeline_stats(self) -> Mapping[str, int]:
+        return self.pipeline.stats
+
     def key_ages(self) -> list[KeyAge]:
         from keys import Domain
 
@@ -1256,6 +1269,7 @@ def prepare_topics(settings: Settings) -> list[str]:
         specs,
         replication_factor=settings.replication_factor,
         client_options=settings.kafka_python_options(),
+        max_message_bytes=request_bytes(settings.max_record_bytes),  # quarantine records fit
     )
 
 

@@ -82,19 +82,26 @@ class Progress:
 
 def _pipeline_transform() -> Callable[[bytes | None, bytes | None, str, int, int], list[Any]]:
     """``Pipeline.process`` with a fresh keyring and the shipped geo data, as the worker
-    loads it; returns the routed records."""
+    loads it; returns the routed records. Topics are named ``bench.<tag>.<input>``: the
+    pipeline is given the logical input name, as the worker gives it."""
     from keys import Keyring
+    from processor.binding import INPUT_TOPICS
     from processor.geo import build_locator
     from processor.outcome import SourceRef
     from processor.pipeline import Pipeline
 
     pipeline = Pipeline(Keyring.generate(), locator=build_locator())
     process = pipeline.process
+    logical: dict[str, str] = {}
 
     def transform(
         value: bytes | None, key: bytes | None, topic: str, partition: int, offset: int
     ) -> list[Any]:
-        return process(value or b"", SourceRef(topic, partition, offset), key).records
+        name = logical.get(topic)
+        if name is None:
+            name = next((n for n in INPUT_TOPICS if topic.endswith("." + n)), topic)
+            logical[topic] = name
+        return process(value or b"", SourceRef(name, partition, offset), key).records
 
     return transform
 

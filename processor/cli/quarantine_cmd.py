@@ -68,7 +68,12 @@ def replay(
     settings = Settings.load(config_file=config_file, keyring=keyring_path)
     keyring = load_keyring(settings)
     pipeline = Pipeline(
-        keyring, locator=load_locator(settings), max_text_chars=settings.max_text_chars
+        keyring,
+        locator=load_locator(settings),
+        max_record_bytes=settings.max_record_bytes,
+        max_text_chars=settings.max_text_chars,
+        topic_schemas=settings.topic_binding,
+        max_key_bytes=settings.max_key_bytes,
     )
     console = Console(stderr=True)
     with Progress(
@@ -95,7 +100,9 @@ def replay(
     if not quiet:
         for line in report.problems:
             click.echo(f"replay: {line}", err=True)
-        hidden = sum(report.counts[k] for k in ("quarantined", "unseal_failed", "unreadable"))
+        hidden = sum(
+            report.counts[k] for k in ("quarantined", "unseal_failed", "unreadable", "truncated")
+        )
         if hidden > len(report.problems):
             click.echo(f"replay: ... {hidden - len(report.problems)} more not listed", err=True)
     click.echo(report.summary())

@@ -1,4 +1,9 @@
-"""`pseudostream transform`: raw JSON lines on stdin, one routed record per line on stdout."""
+"""`pseudostream transform`: JSON lines on stdin, one routed record per line on stdout.
+
+An input line is an envelope ``{"topic": T, "key": K, "value": V}`` (the shape the command
+writes; ``V`` an object or a JSON string), bound to its topic exactly as the worker binds
+records (``topic_schemas``), or a bare raw record: a trusted file, whose schema decides.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +18,12 @@ import click
 import orjson
 
 from keys import load_keyring_from
+from processor.binding import (
+    DEFAULT_TOPIC_SCHEMAS,
+    INPUT_TOPICS,
+    TRUSTED_SOURCE,
+    parse_topic_schemas,
+)
 from processor.cli import main
 from processor.cli.options import master_key_file_option
 from processor.geo import build_locator
@@ -31,6 +42,38 @@ keyring_option = click.option(
 )
 
 
+# An envelope naming a topic that is no input: nothing is admitted on it (the name written
+# in the envelope is not copied into the quarantine record, it could be anything).
+UNBOUND_SOURCE = "unbound"
+
+
+def unwrap(line: bytes) -> tuple[bytes, str, bytes | None]:
+    """(record bytes, source topic, message key) of one input line. An object with
+    ``topic`` and ``value`` and no ``schema`` is an envelope; anything else is a bare record
+    from the trusted file (a line the pipeline cannot decode is quarantined by it)."""
+    if b'"topic"' not in line:  # an escaped spelling leaves a record without a schema
+        return line, TRUSTED_SOURCE, None
+    try:
+        document = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return line, TRUSTED_SOURCE, None
+    if (
+        type(document) is not dict
+        or "schema" in document
+        or "topic" not in document
+        or "value" not in document
+    ):
+        return line, TRUSTED_SOURCE, None
+    topic = document["topic"]
+    value = document["value"]
+    key = document.get("key")
+    return (
+        value.encode() if type(value) is str else b"" if value is None else orjson.dumps(value),
+        topic if topic in INPUT_TOPICS else UNBOUND_SOURCE,
+        key.encode() if type(key) is str else None if key is None else orjson.dumps(key),
+    )
+
+
 def run_transform(pipeline: Pipeline, lines: BinaryIO, out: BinaryIO) -> Counter[str]:
     """Feed every line through the pipeline; write one JSON line per routed record."""
     totals: Counter[str] = Counter()
@@ -43,7 +86,8 @@ def run_transform(pipeline: Pipeline, lines: BinaryIO, out: BinaryIO) -> Counter
             continue
         totals["in"] += 1
         pipeline.follow_schedule(time.time_ns() // 1_000_000)  # cheap unless a boundary passed
-        outcome = pipeline.process(raw, SourceRef("stdin", None, line_no))
+        value, topic, key = unwrap(raw)
+        outcome = pipeline.process(value, SourceRef(topic, None, line_no), key)
         for record in outcome.records:
             write(
                 b'{"topic":'
@@ -63,20 +107,25 @@ def run_transform(pipeline: Pipeline, lines: BinaryIO, out: BinaryIO) -> Counter
     return totals
 
 
-def _summary(totals: Counter[str], stats: Counter[str]) -> str:
+def summary(totals: Counter[str], stats: Counter[str]) -> str:
+    """The one-line summary on stderr; dropped fields as ``<path> <reason> <count>``."""
+
     def group(prefix: str) -> str:
         items = sorted(
-            (k.removeprefix(prefix), v) for k, v in stats.items() if k.startswith(prefix)
+            (k.removeprefix(prefix).replace(":", " "), v)
+            for k, v in stats.items()
+            if k.startswith(prefix)
         )
         return ", ".join(f"{k} {v}" for k, v in items) or "none"
 
-    summary = (
+    line = (
         f"transform: {totals['in']} records in ({totals['blank']} blank lines skipped): "
         f"{totals['routed']} routed, {totals['quarantined']} quarantined, {totals['suppressed']} suppressed; "
-        f"out: {group('out:')}; quarantined: {group('quarantined:')}; suppressed: {group('suppressed:')}"
+        f"out: {group('out:')}; quarantined: {group('quarantined:')}; suppressed: {group('suppressed:')}; "
+        f"dropped fields: {group('dropped_field:')}"
     )
     cut = group("text_truncated:")
-    return summary if cut == "none" else f"{summary}; free text cut: {cut}"
+    return line if cut == "none" else f"{line}; free text cut: {cut}"
 
 
 @main.command()
@@ -125,6 +174,13 @@ def _summary(totals: Counter[str], stats: Counter[str]) -> str:
     show_default=True,
     help="Longer free text is cut before scrubbing (counted as text_truncated).",
 )
+@click.option(
+    "--topic-schemas",
+    default=DEFAULT_TOPIC_SCHEMAS,
+    show_default=True,
+    envvar="PSEUDOSTREAM_TOPIC_SCHEMAS",
+    help="Schemas each envelope topic admits, as the worker's topic_schemas setting.",
+)
 @click.option("--strict", is_flag=True, help="Exit 1 when any record was quarantined.")
 @click.option("--quiet", "-q", is_flag=True, help="No summary on stderr.")
 def transform(
@@ -136,15 +192,19 @@ def transform(
     shipped_ip: bool,
     max_record_bytes: int,
     max_text_chars: int,
+    topic_schemas: str,
     strict: bool,
     quiet: bool,
 ) -> None:
-    """Raw JSON lines on stdin -> {"topic", "key", "value"} JSON lines on stdout.
+    """JSON lines on stdin -> {"topic", "key", "value"} JSON lines on stdout.
 
-    Consent records in the input update the consent state for the lines after them, as the
-    stream's consent table would. A bad line becomes a sealed quarantine record; nothing is
+    An input line is an envelope {"topic", "key", "value"} (value an object or a JSON
+    string), whose schema must be one its topic admits, as in the worker; or a bare raw
+    record, taken as from a trusted file (its schema decides). Consent records in the input
+    update the consent state for the lines after them, as the stream's consent table would. A bad line becomes a sealed quarantine record; nothing is
     dropped silently. A summary goes to stderr.
     """
+    binding = parse_topic_schemas(topic_schemas)
     keyring = load_keyring_from(keyring_path, master_key_file, os.environ)
     pipeline = Pipeline(
         keyring,
@@ -152,10 +212,11 @@ def transform(
         max_record_bytes=max_record_bytes,
         max_text_chars=max_text_chars,
         locator=build_locator(mmdb_path, xdb_path, shipped_ip=shipped_ip),
+        topic_schemas=binding,
     )
     totals = run_transform(pipeline, sys.stdin.buffer, sys.stdout.buffer)
     sys.stdout.flush()
     if not quiet:
-        click.echo(_summary(totals, pipeline.stats), err=True)
+        click.echo(summary(totals, pipeline.stats), err=True)
     if strict and totals["quarantined"]:
         sys.exit(1)

@@ -13,7 +13,7 @@ from processor.demo import produce, read_topic
 from processor.outcome import Route, SourceRef
 from processor.pipeline import Pipeline
 from processor.replay import RUN_HEADER, Replayer
-from tests.integration.conftest import Stack, by_event, consent_json, event_json
+from tests.integration.conftest import Stack, by_item, consent_json, event_json
 
 pytestmark = pytest.mark.broker
 
@@ -65,8 +65,8 @@ def test_replay_routes_fixed_records_again_and_requarantines_bad_ones(stack: Sta
     assert any("seal" in line for line in report.problems)
 
     recommendation = stack.output(Route.RECOMMENDATION)
-    assert by_event(recommendation) == {"e-good": 1}
-    assert by_event(stack.output(Route.AD_ANALYTICS)) == {"e-good": 1}  # consent was loaded
+    assert by_item(recommendation) == {"e-good": 1}
+    assert by_item(stack.output(Route.AD_ANALYTICS)) == {"e-good": 1}  # consent was loaded
     (rec,) = recommendation
     assert rec.key is not None and b"u1" not in rec.key  # the worker's pseudonymous key
     assert {k for k, _ in rec.headers} >= {"schema", "policy", "key-ids"}

@@ -16,7 +16,14 @@ from keys import Domain, Keyring, MasterKey, RotationSchedule, generate_master_k
 from processor import synth
 from processor.broker import EmbeddedBroker
 from processor.outcome import Route
-from tests.integration.conftest import Stack, consent_json, event_json, make_stack, wait_for
+from tests.integration.conftest import (
+    Stack,
+    consent_json,
+    event_json,
+    item_of,
+    make_stack,
+    wait_for,
+)
 
 pytestmark = pytest.mark.broker
 
@@ -31,6 +38,7 @@ def scheduled(broker: EmbeddedBroker, tmp_path: Path) -> Iterator[tuple[Stack, M
     text = generate_master_key()
     master_file = tmp_path / "master.key"
     master_file.write_text(text)
+    master_file.chmod(0o600)
     master = MasterKey.from_base64(text, "test")
     now = int(time.time())
     start = datetime.fromtimestamp(now - now % PERIOD_S - 60, UTC)
@@ -55,7 +63,7 @@ def key_ids(stack: Stack, route: Route) -> dict[str, str]:
         [key_id] = value["key_ids"]
         assert value["user_id"].startswith(key_id + ":")
         assert dict(record.headers)["key-ids"].decode() == key_id
-        out[value["event_id"]] = key_id
+        out[value["payload"]["item_id"]] = key_id  # event_json: the fed event id
     return out
 
 
@@ -86,7 +94,7 @@ def test_worker_follows_the_ad_schedule_and_a_reloaded_keyring(
     ad_users = {
         orjson.loads(r.value)["user_id"]
         for r in stack.output(Route.AD_ANALYTICS)
-        if orjson.loads(r.value)["event_id"].endswith("-0")
+        if item_of(r).endswith("-0")
     }
     assert len(ad_users) >= 3
 

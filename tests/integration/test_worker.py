@@ -99,11 +99,11 @@ def test_erasure_notice_carries_pseudonyms_and_later_events_are_suppressed(stack
     erasures = [orjson.loads(r.value) for r in stack.output(Route.ERASURE)]
     assert len(erasures) == 1
     recommendation = [orjson.loads(r.value) for r in stack.output(Route.RECOMMENDATION)]
-    assert [r["event_id"] for r in recommendation] == ["e-1"]
+    assert [r["payload"]["item_id"] for r in recommendation] == ["e-1"]
     assert recommendation[0]["user_id"] in erasures[0]["pseudonyms"]["recommendation"]
     assert erasures[0]["pseudonyms"]["ad-analytics"]
     ads = [orjson.loads(r.value) for r in stack.output(Route.AD_ANALYTICS)]
-    assert [a["event_id"] for a in ads] == ["e-1"]
+    assert [a["payload"]["item_id"] for a in ads] == ["e-1"]
     assert ads[0]["user_id"] in erasures[0]["pseudonyms"]["ad-analytics"]
     assert user not in str(erasures)
 

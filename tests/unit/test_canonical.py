@@ -8,14 +8,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from keys import Domain, Keyring
 from processor.canonical import (
     NONCONFORMING_PREFIX,
+    ambiguous_ipv4,
     canonicalize,
     is_limit_ad_tracking,
     luhn_valid,
     parse_ip,
 )
 from processor.kinds import IdKind
+from processor.pseudonym import Pseudonymizer
 
 
 def _with_check_digit(body: str) -> str:
@@ -91,7 +94,7 @@ def test_when_spelled_any_way_then_canonical(kind: IdKind, raw: str | int, expec
         (IdKind.ICCID, "8986"),
         (IdKind.ANDROID_ID, "not-hex"),
         (IdKind.MAC, "3c:5a:b4:12:34"),
-        (IdKind.IP, "61.128.128"),
+        (IdKind.IP, "61.128.128.300"),
         (IdKind.PHONE, "12"),
     ],
 )
@@ -103,12 +106,17 @@ def test_when_value_does_not_conform_then_marked_but_still_an_identifier(
     assert canonical.startswith(NONCONFORMING_PREFIX)
 
 
-@pytest.mark.parametrize("kind", list(IdKind))
+@pytest.mark.parametrize("kind", [k for k in IdKind if k is not IdKind.EVENT_ID])
 @pytest.mark.parametrize(
     "raw", ["", "   ", "unknown", "NULL", "None", "undefined", "N/A", "-", "0", "0000", "00-00"]
 )
 def test_when_value_is_generic_placeholder_then_none(kind: IdKind, raw: str) -> None:
     assert canonicalize(kind, raw) is None
+
+
+@pytest.mark.parametrize("raw", ["0", "unknown", " e-1", "ｅ-1", "e-1"])
+def test_when_value_is_an_event_id_then_it_is_taken_as_it_is(raw: str) -> None:
+    assert canonicalize(IdKind.EVENT_ID, raw) == raw
 
 
 @pytest.mark.parametrize(
@@ -274,3 +282,87 @@ def test_when_ip_canonical_then_ip_address_parses_it(address: IPv4Address | IPv6
     canonical = canonicalize(IdKind.IP, str(address))
     if canonical is not None:
         assert ip_address(canonical) in {address, getattr(address, "ipv4_mapped", None)}
+
+
+# -- one identifier, one pseudonym -------------------------------------------------------------
+
+_FULL_WIDTH = {code: code + 0xFEE0 for code in range(0x21, 0x7F)}  # ASCII -> U+FF01..U+FF5E
+
+# Every spelling of one identifier that clients were seen to send: each group must give
+# one pseudonym.
+SPELLINGS: dict[IdKind, list[str | int]] = {
+    IdKind.IMEI: [
+        "356938035643809",
+        356938035643809,
+        "35-693803-564380-9",
+        "35_693803_564380_9",
+        "IMEI:356938035643809",
+        "imei: 35 693803 564380 9",
+        "IMEISV=3569380356438012",
+        "356938035643809".translate(_FULL_WIDTH),
+        "ＩＭＥＩ：３５６９３８０３５６４３８０９",
+    ],
+    IdKind.MAC: [
+        "3C:5A:B4:12:34:56",
+        "3c-5a-b4-12-34-56",
+        "3c5a.b412.3456",
+        "3C:5A:B4:12:34:56".translate(_FULL_WIDTH),
+        "３Ｃ５ＡＢ４１２３４５６",
+    ],
+    IdKind.USER_ID: ["u123", "ｕ１２３", " u123 "],
+    IdKind.IP: ["203.0.113.7", "::ffff:203.0.113.7", "２０３．０．１１３．７", "203.0.113.7:443"],
+    IdKind.PHONE: ["+8613812345678", "13812345678", "１３８１２３４５６７８", "+86 138-1234-5678"],
+}
+
+
+@pytest.mark.parametrize("kind", list(SPELLINGS))
+def test_when_one_identifier_is_spelled_every_known_way_then_it_has_one_pseudonym(
+    kind: IdKind,
+) -> None:
+    pseudonymizer = Pseudonymizer(Keyring.generate().active(Domain.RECOMMENDATION))
+    pseudonyms = {pseudonymizer.pseudonym(kind, spelling) for spelling in SPELLINGS[kind]}
+    assert len(pseudonyms) == 1
+    assert None not in pseudonyms
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.sampled_from([k for k in SPELLINGS if k is not IdKind.IP]),
+    st.data(),
+)
+def test_when_any_part_of_a_spelling_is_full_width_then_the_canonical_form_is_the_same(
+    kind: IdKind, data: st.DataObject
+) -> None:
+    spelling = str(data.draw(st.sampled_from(SPELLINGS[kind])))
+    widened = "".join(
+        char.translate(_FULL_WIDTH) if data.draw(st.booleans()) else char for char in spelling
+    )
+    assert canonicalize(kind, widened) == canonicalize(kind, SPELLINGS[kind][0])
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "203.000.113.007",
+        "203.0.113.07",
+        "203.08.113.7",
+        "0313.0.0161.07",
+        "0xCB.0x00.0x71.0x07",
+        "0xCB007107",
+        "3405803783",
+        "203.113.7",
+        "::ffff:203.000.113.007",
+        "２０３．０００．１１３．００７",
+    ],
+)
+def test_when_ipv4_is_spelled_so_parsers_disagree_then_it_is_no_identifier(raw: str) -> None:
+    assert ambiguous_ipv4(raw)
+    assert canonicalize(IdKind.IP, raw) is None
+    assert parse_ip(raw) is None
+
+
+@pytest.mark.parametrize(
+    "raw", ["203.0.113.7", "::ffff:203.0.113.7", "2001:db8::1", "61.128.128.300", "abc"]
+)
+def test_when_ipv4_is_plain_or_no_ipv4_then_it_is_not_ambiguous(raw: str) -> None:
+    assert not ambiguous_ipv4(raw)

@@ -168,3 +168,46 @@ def test_new_master_key_out_writes_a_0600_file_and_refuses_to_overwrite(tmp_path
     assert again.exit_code == 2
     assert "already exists" in again.stderr
     assert out.read_text().strip() == key
+
+
+@pytest.mark.usefixtures("with_master_env")
+@pytest.mark.parametrize("mode", [0o666, 0o620, 0o602])
+def test_when_keyring_is_writable_by_others_then_every_command_refuses_it_in_one_line(
+    keyring_path: Path, mode: int
+) -> None:
+    run("init", "--keyring", keyring_path)
+    keyring_path.chmod(mode)
+    for result in (
+        run("list", "--keyring", keyring_path),
+        CliRunner().invoke(main, ["transform", "--keyring", str(keyring_path)], input=b""),
+    ):
+        assert result.exit_code == 2
+        assert result.stderr == (
+            f"pseudostream: error: keyring {keyring_path} is writable by group or others"
+            f" (mode {mode:04o}); run: chmod 600 {keyring_path}\n"
+        )
+
+
+def test_when_master_key_file_is_writable_by_others_then_refused_with_the_chmod(
+    keyring_path: Path, tmp_path: Path
+) -> None:
+    master_file = tmp_path / "master.key"
+    master_file.write_text(MASTER_B64)
+    master_file.chmod(0o600)
+    assert run("init", "--keyring", keyring_path, "--master-key-file", master_file).exit_code == 0
+    master_file.chmod(0o646)
+    result = run("list", "--keyring", keyring_path, "--master-key-file", master_file)
+    assert result.exit_code == 2
+    assert f"run: chmod 600 {master_file}" in result.stderr
+    assert len(result.stderr.splitlines()) == 1
+
+
+@pytest.mark.usefixtures("with_master_env")
+def test_when_keyring_is_readable_by_others_then_a_warning_names_the_chmod(
+    keyring_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    run("init", "--keyring", keyring_path)
+    keyring_path.chmod(0o644)  # what a Kubernetes secret volume gives without defaultMode
+    result = run("list", "--keyring", keyring_path)
+    assert result.exit_code == 0
+    assert f"readable by group or others (mode 0644); run: chmod 600 {keyring_path}" in caplog.text

@@ -45,6 +45,9 @@ class FakeWorker:
     def readiness(self) -> Mapping[str, bool]:
         return {"keyring_loaded": True, "topics_present": True, "partitions_assigned": False}
 
+    def pipeline_stats(self) -> Mapping[str, int]:
+        return {"dropped_field:device.model:identifier": 3, "out:recommendation": 9}
+
 
 def test_lag_uses_the_highest_known_end() -> None:
     assert partition_lag(PartitionOffsets("t", 0, 90, 100, 104)) == 15  # Tansu one batch short
@@ -162,6 +165,26 @@ def test_top_refuses_a_non_http_url() -> None:
     result = CliRunner().invoke(main, ["top", "--url", "file:///etc/passwd", "--once"])
     assert result.exit_code == 2
     assert "http" in result.output
+
+
+def test_when_fields_were_dropped_then_dropped_fields_counts_them_by_field_and_reason() -> None:
+    metrics = WorkerMetrics()
+    metrics.bind(FakeWorker())
+    samples = _samples(metrics)
+    assert (
+        samples[
+            (
+                "pseudostream_dropped_fields_total",
+                (("field", "device.model"), ("reason", "identifier")),
+            )
+        ]
+        == 3
+    )
+    assert not [
+        name
+        for name, _ in samples
+        if name.startswith("pseudostream_dropped_fields") and name.endswith("out")
+    ]
 
 
 def test_top_takes_one_worker_or_the_group_not_both() -> None:

@@ -52,6 +52,9 @@ class _EmptyView:
     def readiness(self) -> Mapping[str, bool]:
         return {}
 
+    def pipeline_stats(self) -> Mapping[str, int]:
+        return {}
+
 
 def exported_series() -> set[str]:
     """Every series name the worker's registry can expose (counters with ``_total``,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from processor.outcome import Outcome, Route, SourceRef
 from processor.pipeline import Pipeline
 from processor.policy import compile_policy
 from processor.quarantine import Sealer, request_bytes, sealable_bytes
+from processor.replay import replay_one
 from schemas import load_contract, to_json_schema
 
 SRC = SourceRef("raw.behaviour", 0, 42)
@@ -228,10 +230,10 @@ def test_when_precise_location_withdrawn_then_gps_is_ignored(pipeline: Pipeline)
     ("lat", "lon", "counted"),
     [
         (0, 0, "location_invalid:null_island"),
-        ("29.5", 106.5, "dropped_field:location.lat"),
-        (91.0, 106.5, "dropped_field:location.lat"),
-        (29.5, -181, "dropped_field:location.lon"),
-        (True, 106.5, "dropped_field:location.lat"),
+        ("29.5", 106.5, "dropped_field:location.lat:bad_type"),
+        (91.0, 106.5, "dropped_field:location.lat:bad_value"),
+        (29.5, -181, "dropped_field:location.lon:bad_value"),
+        (True, 106.5, "dropped_field:location.lat:bad_type"),
     ],
 )
 def test_when_coordinates_are_bad_then_location_falls_back_and_is_counted(
@@ -374,13 +376,14 @@ def test_when_field_is_unknown_then_it_is_dropped(pipeline: Pipeline) -> None:
 def test_when_record_is_bad_then_it_is_quarantined_with_a_reason(
     pipeline: Pipeline, keyring: Keyring, data: bytes, code: str, stage: str
 ) -> None:
-    outcome = pipeline.process(data, SRC, key=b"u10293847")
+    topic = "consent" if b'"consent/1"' in data else SRC.topic
+    outcome = pipeline.process(data, SRC._replace(topic=topic), key=b"u10293847")
     assert outcome.quarantined == code
     [record] = outcome.records
     body = record.json()
     assert (record.route, body["error"], body["stage"]) == (Route.QUARANTINE, code, stage)
-    assert body["source"] == {"topic": "raw.behaviour", "partition": 0, "offset": 42}
-    assert record.key == "raw.behaviour/0/42"
+    assert body["source"] == {"topic": topic, "partition": 0, "offset": 42}
+    assert record.key == f"{topic}/0/42"
     assert b"u10293847" not in record.value
     assert Sealer(keyring, "default/1").unseal(body) == (b"u10293847", data)
 
@@ -416,6 +419,27 @@ def test_when_record_at_the_limit_is_quarantined_then_the_producer_can_send_it(
     assert len(record.value) + len(record.key or "") + 1024 < request_bytes(limit)
 
 
+@pytest.mark.parametrize("limit", [1_048_576, 300_000])
+def test_when_key_is_huge_then_only_its_hash_is_sealed_and_the_record_fits(
+    keyring: Keyring, limit: int
+) -> None:
+    key = b"k" * 1_300_000
+    record = Pipeline(keyring, max_record_bytes=limit).process(b"not json", SRC, key).records[0]
+    body = record.json()
+    assert body["error"] == "bad_json"
+    assert len(record.value) + len(record.key or "") + 1024 < request_bytes(limit)
+    assert Sealer(keyring, "default/1").unseal(body) == (None, b"not json")
+    sealed = Sealer(keyring, "default/1").envelope(body)
+    assert sealed["key_sha256"] == hashlib.sha256(key).hexdigest()
+    assert sealed["key_bytes"] == len(key)
+
+
+def test_when_key_is_within_the_limit_then_it_is_sealed_whole(keyring: Keyring) -> None:
+    key = b"u" * 1024
+    body = Pipeline(keyring).process(b"not json", SRC, key).records[0].json()
+    assert Sealer(keyring, "default/1").unseal(body) == (key, b"not json")
+
+
 def test_when_device_report_carries_a_payload_then_it_is_dropped(pipeline: Pipeline) -> None:
     """Found by the fuzzer: device/1 has no payload block, so the validator never checked
     it, and a non-object payload crashed the projector (internal_error)."""
@@ -425,7 +449,7 @@ def test_when_device_report_carries_a_payload_then_it_is_dropped(pipeline: Pipel
         outcome = pipeline.process(orjson.dumps(event), SourceRef("raw.device", 0, 1))
         assert outcome.quarantined is None
         assert all("payload" not in r.json() for r in outcome.records)
-    assert pipeline.stats["dropped_field:payload"] == 3
+    assert pipeline.stats["dropped_field:payload:not_in_contract"] == 3
 
 
 def test_when_quarantined_record_holds_identifiers_then_they_are_sealed(pipeline: Pipeline) -> None:
@@ -543,3 +567,14 @@ def test_when_transform_fails_unexpectedly_then_record_is_quarantined(
     outcome = Pipeline(keyring).process(raw(), SRC)
     assert outcome.quarantined == "internal_error"
     assert outcome.records[0].json()["stage"] == "pseudonymize"
+
+
+def test_when_original_was_sealed_cut_short_then_replay_reports_it_and_does_not_process_it(
+    keyring: Keyring,
+) -> None:
+    pipeline = Pipeline(keyring, max_record_bytes=100)
+    body = pipeline.process(b"x" * (sealable_bytes(100) + 1), SRC, b"k").records[0].value
+    status, source, _, raw_value, outcome = replay_one(
+        Pipeline(keyring), Sealer(keyring, "default/1"), body
+    )
+    assert (status, source, raw_value, outcome) == ("truncated", SRC, None, None)

@@ -8,7 +8,9 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
+import orjson
 import pytest
 
 from keys import Keyring
@@ -17,6 +19,7 @@ from processor.cli.transform_cmd import run_transform
 from processor.kinds import IdKind
 from processor.pipeline import Pipeline
 from processor.scan import Finding, LeakScanner, mask
+from schemas import Role, load_roles
 
 _RAW_EVENT = {
     "schema": "behaviour/1",
@@ -296,3 +299,53 @@ def test_when_cli_file_is_missing_then_one_line_error_and_exit_2(tmp_path: Path)
     assert result.returncode == 2
     assert len(result.stderr.strip().splitlines()) == 1
     assert "missing.jsonl" in result.stderr
+
+
+def test_when_the_role_table_names_an_identifier_field_then_the_scanner_looks_for_it() -> None:
+    roles = {**load_roles(), "payload.coupon_phone": Role("identifier", "phone")}
+    raw = b'{"schema": "behaviour/1", "payload": {"coupon_phone": "13912345678"}}'
+    output = b'{"payload": {"code": "139-1234-5678"}}'
+    assert [f.kind for f in LeakScanner.from_raw_events([raw], roles).scan_lines([output])] == [
+        "raw:phone"
+    ]
+    assert [f.kind for f in LeakScanner.from_raw_events([raw]).scan_lines([output])] == ["phone"]
+
+
+def test_when_every_identifier_field_of_the_role_table_holds_a_value_then_each_is_found() -> None:
+    event: dict[str, Any] = {}
+    for n, (path, role) in enumerate(sorted(load_roles().items())):
+        if role.role != "identifier" or role.kind == "event_id":
+            continue
+        block, _, name = path.rpartition(".")
+        (event.setdefault(block, {}) if block else event)[name] = f"zq{n:02d}value"
+    scanner = LeakScanner.from_raw_events([orjson.dumps(event)])
+    found = scanner.scan_lines([orjson.dumps({"copy": event})])
+    assert len(found) == sum(
+        1 for r in load_roles().values() if r.role == "identifier" and r.kind != "event_id"
+    )
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        b"1.041071040292594e+10",
+        b"runtime=1.041071040292594e+10 s",
+        b'{"score": 1.041071040292594e+20}',
+        b'{"x": 13812345678.0, "y": 356938035643809.0, "z": 3.56938035643809e14}',
+    ],
+)
+def test_when_a_float_looks_like_an_id_then_it_is_no_finding(line: bytes) -> None:
+    assert LeakScanner().scan_lines([line]) == []
+
+
+@pytest.mark.parametrize(
+    ("line", "kind"),
+    [
+        (b"client 61.128.128.68 connected", "ipv4"),
+        (b"call 13812345678.", "phone"),
+        (b'{"imei": "356938035643809"}', "imei"),
+        (b"v1.2 id 1f2e3d4c5b6a7988", "android_id"),
+    ],
+)
+def test_when_an_id_stands_next_to_a_dot_then_it_is_still_found(line: bytes, kind: str) -> None:
+    assert [f.kind for f in LeakScanner().scan_lines([line])] == [kind]

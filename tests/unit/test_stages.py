@@ -62,7 +62,7 @@ def test_when_event_is_valid_then_validator_drops_nothing() -> None:
 
 def test_when_coordinate_is_bad_then_only_that_field_is_dropped_and_named() -> None:
     record = event(location={"lat": 123.0, "lon": 106.5})
-    assert Validator(load_contract("behaviour/1"))(record) == ("location.lat",)
+    assert Validator(load_contract("behaviour/1"))(record) == ("location.lat:bad_value",)
     assert record["location"] == {"lon": 106.5}
 
 
