@@ -198,6 +198,7 @@ def make_app_class(
     fetch_max_wait_ms: int = 50,
     idle: Callable[[], Awaitable[None]] | None = None,
     first_topics: frozenset[str] = frozenset(),
+    rounds: Callable[[], None] | None = None,
 ) -> Any:
     """A ``faust.App`` whose consumer hands whole fetches of the source topics to a batch
     handler instead of faust's per-message path (conductor -> channel queue -> stream ->
@@ -327,6 +328,8 @@ def make_app_class(
                     if self.should_stop:
                         break
                     generation, chunks = await self._fetched(timeout=1.0)
+                    if rounds is not None:  # the progress watch sees the loop turn
+                        rounds()
                     for tp, chunk in chunks:
                         if self._moved_on(generation):
                             break
@@ -498,6 +501,7 @@ class StreamWorker:
                 s.fetch_max_wait_ms,
                 self._settle_in_flight,
                 frozenset({s.input_topics[CONSENT_SOURCE]}),
+                self._fetch_round,
             )
             if s.fast_path
             else faust.App
@@ -595,6 +599,7 @@ class StreamWorker:
         self.progress = ProgressWatch(s.stall_ready_seconds, s.stall_exit_seconds)
         self.app.timer(1.0, name="pseudostream.progress")(self._watch_progress)
         self._test_stall = _test_stall_partition(os.environ.get(TEST_STALL_ENV))
+        self._fetch_rounds = 0  # turns of the fast path's fetch loop (the progress watch)
         self._keyring_stamp = self._keyring_file_stamp()
         if s.keyring is not None and s.keyring_reload_interval > 0:
             self.app.timer(s.keyring_reload_interval, name="pseudostream.keyring_reload")(
@@ -734,15 +739,14 @@ class StreamWorker:
         offset is still committed only after its outputs were acknowledged."""
         consumer = self.app.consumer
         generation = self.app.consumer_generation_id
-        stall = self._test_stall
-        current = [
-            m for m in messages if m.generation_id == generation and (m.topic, m.partition) != stall
-        ]
+        current = [m for m in messages if m.generation_id == generation]
         if len(current) != len(messages):  # fetched before a rebalance: not ours to process
-            kept = set(map(id, current))
-            for message in messages:
-                if id(message) not in kept:
-                    consumer._unacked_messages.discard(message)
+            stale = [m for m in messages if m.generation_id != generation]
+            for message in stale:
+                consumer._unacked_messages.discard(message)
+            await self._rewind(stale)
+        if self._test_stall is not None:
+            current = self._drop_for_test(current)
         try:
             submitted = await self.submit_batch(current)
         except BaseException:
@@ -752,6 +756,40 @@ class StreamWorker:
             raise
         await self._settle_in_flight()
         self._in_flight = submitted
+
+    async def _rewind(self, stale: Sequence[Any]) -> None:
+        """Put every partition this worker still holds back to its first stale record (one
+        fetched before a rebalance and not processed), or to its committed offset if that
+        is further. The rebalance's own seek does not cover it: aiokafka's seek to the
+        committed offsets leaves a partition without one where it was, past these records,
+        and they were never read again (found by a restart with input on several
+        partitions during the join: the new worker stalled 2 records short, 2 runs in 6)."""
+        consumer = self.app.consumer
+        first: dict[Any, int] = {}
+        for message in stale:
+            first[message.tp] = min(first.get(message.tp, message.offset), message.offset)
+        try:
+            assigned = consumer.assignment()
+        except Exception:  # not started or stopping: nothing to put back
+            return
+        committed = consumer._committed_offset
+        for tp, offset in first.items():
+            if tp not in assigned:
+                continue  # revoked: its new owner reads from the committed offset
+            target = max(offset, committed.get(tp) or 0)
+            try:
+                await consumer.seek(tp, target)
+            except Exception as exc:  # revoked meanwhile: the same as above
+                log.warning("could not put %s back to offset %d: %s", tp, target, exc)
+
+    def _drop_for_test(self, messages: list[Any]) -> list[Any]:
+        """The test seam (:data:`TEST_STALL_ENV`): the stalled partition's records are
+        dropped unhandled and never read again."""
+        kept = [m for m in messages if (m.topic, m.partition) != self._test_stall]
+        for message in messages:
+            if (message.topic, message.partition) == self._test_stall:
+                self.app.consumer._unacked_messages.discard(message)
+        return kept
 
     async def _settle_in_flight(self) -> None:
         """Await the in-flight batch's deliveries, then ack its messages (faust commits them)."""
@@ -932,6 +970,9 @@ class StreamWorker:
             await self._await_deliveries(futures)
             self._stats_dirty = True
 
+    def _fetch_round(self) -> None:
+        self._fetch_rounds += 1
+
     async def _watch_progress(self) -> None:
         """Every second: is an assigned partition, or a table recovery, behind its end and
         not moving? Such a worker heartbeats and holds its partitions forever unless
@@ -956,6 +997,11 @@ class StreamWorker:
                 handled = -1 if offsets.last_seen is None else offsets.last_seen
                 position = max(offsets.committed or 0, handled + 1)
                 watched[f"{offsets.topic}[{offsets.partition}]"] = Watched(position, end, 1)
+            if self.settings.fast_path and self._assigned_sources() and not app.rebalancing:
+                # the fetch loop itself must turn (a fetch waits 1 s at most) while this worker
+                # holds input partitions: a loop that stopped sees no new end offsets either
+                rounds = self._fetch_rounds
+                watched["fetch loop"] = Watched(rounds, rounds + 1)
         progress = self.progress
         progress.observe(time.monotonic(), watched)
         self.metrics.stalled.set(len(progress.stalls))

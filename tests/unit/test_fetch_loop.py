@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from aiokafka.structs import ConsumerRecord
@@ -143,3 +144,43 @@ def test_when_a_changelog_callback_spans_a_rebalance_then_its_seek_wins() -> Non
         ]
     )
     assert loop.changelog == [0, 1, 2, 3, 4, *range(100)]
+
+
+def test_when_a_stale_batch_is_dropped_then_each_partition_still_held_goes_back_to_it(
+    tmp_path: Path,
+) -> None:
+    """Records fetched before a rebalance are not processed; aiokafka's seek to the committed
+    offsets leaves a partition without a committed offset where it was, past them, so the
+    worker puts each partition it still holds back itself (to the first stale record, or to
+    the committed offset if that is further), and none it lost."""
+    from faust.types.tuples import Message
+
+    from keys import Keyring, save_keyring
+    from processor.worker import StreamWorker
+    from tests.unit.test_keyring_reload import MASTER, settings_for
+
+    path = tmp_path / "keyring.sealed"
+    keyring = Keyring.generate()
+    save_keyring(path, keyring, MASTER)
+    worker = StreamWorker(settings_for(path, tmp_path, ad_stats_enabled="false"), keyring)
+    consumer = worker.app.consumer
+    held_uncommitted, held_committed, revoked = (TP("raw.behaviour", p) for p in (0, 1, 2))
+    consumer._committed_offset[held_committed] = 7
+
+    def message(tp: TP, offset: int) -> Any:
+        return Message(
+            tp.topic, tp.partition, offset, 0.0, 0, None, b"k", b"v", None, tp=tp, generation_id=0
+        )
+
+    stale = [message(tp, o) for tp in (held_uncommitted, held_committed, revoked) for o in (3, 4)]
+    sought: dict[TP, int] = {}
+
+    async def seek(tp: TP, offset: int) -> None:
+        sought[tp] = offset
+
+    consumer.assignment = lambda: {held_uncommitted, held_committed}
+    consumer.seek = seek
+    worker.app.consumer_generation_id = 1  # a rebalance since the fetch
+    asyncio.run(worker._fast_batch(stale))
+    assert sought == {held_uncommitted: 3, held_committed: 7}
+    assert worker.counters.counts["in"] == 0  # nothing of the old generation was processed
