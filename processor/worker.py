@@ -1050,26 +1050,63 @@ def load_locator(settings: Settings) -> Locator:
 
 
 def prepare_topics(settings: Settings) -> list[str]:
-    """Create the missing topics with the configured partition counts; returns those created."""
+    """Create the missing topics with the configured partition counts, cleanup policy and
+    retention (docs/privacy.md, "Retention"); returns those created. Existing topics keep
+    their configuration (change it with the cluster's tools)."""
     from processor.broker import TopicSpec, bootstrap_servers, create_topics
 
+    s = settings
+
+    def deleted_after(days: float) -> tuple[tuple[str, str], ...]:
+        return (("cleanup.policy", "delete"), ("retention.ms", s.retention_ms(days)))
+
+    # state: the latest record per key is kept for good (a consent, a deletion, a link)
+    state = (("cleanup.policy", "compact"), ("retention.ms", "-1"))
+    out = s.output_topics
     specs = [
-        TopicSpec(settings.input_topics["raw.behaviour"], settings.partitions),
-        TopicSpec(settings.input_topics["raw.device"], settings.partitions),
-        TopicSpec(settings.input_topics[CONSENT_SOURCE], settings.partitions, compacted=True),
-        TopicSpec(settings.changelog_topic, settings.partitions, compacted=True),
-        *(TopicSpec(name, settings.output_partitions) for name in settings.output_topics.values()),
+        TopicSpec(
+            s.input_topics["raw.behaviour"],
+            s.partitions,
+            configs=deleted_after(s.raw_retention_days),
+        ),
+        TopicSpec(
+            s.input_topics["raw.device"], s.partitions, configs=deleted_after(s.raw_retention_days)
+        ),
+        TopicSpec(s.input_topics[CONSENT_SOURCE], s.partitions, configs=state),
+        TopicSpec(s.changelog_topic, s.partitions, configs=state),
+        TopicSpec(s.devices_changelog_topic, s.partitions, configs=state),
+        *(
+            TopicSpec(
+                out[route], s.output_partitions, configs=deleted_after(s.clean_retention_days)
+            )
+            for route in (Route.RECOMMENDATION, Route.AD_ANALYTICS)
+        ),
+        *(
+            TopicSpec(
+                out[route], s.output_partitions, configs=deleted_after(s.erasure_retention_days)
+            )
+            for route in (Route.ERASURE_RECOMMENDATION, Route.ERASURE_AD_ANALYTICS)
+        ),
+        TopicSpec(
+            out[Route.QUARANTINE],
+            s.output_partitions,
+            configs=deleted_after(s.quarantine_retention_days),
+        ),
     ]
-    if settings.ad_stats_enabled:
+    if s.ad_stats_enabled:
         specs += [
-            TopicSpec(settings.ad_stats_topic, settings.output_partitions),
-            TopicSpec(settings.ad_stats_changelog_topic, settings.partitions, compacted=True),
+            TopicSpec(
+                s.ad_stats_topic,
+                s.output_partitions,
+                configs=deleted_after(s.ad_stats_retention_days),
+            ),
+            TopicSpec(s.ad_stats_changelog_topic, s.partitions, configs=state),
         ]
     return create_topics(
-        bootstrap_servers(settings.broker),
+        bootstrap_servers(s.broker),
         specs,
-        replication_factor=settings.replication_factor,
-        client_options=settings.kafka_python_options(),
+        replication_factor=s.replication_factor,
+        client_options=s.kafka_python_options(),
     )
 
 

@@ -39,7 +39,13 @@ def test_when_lines_are_transformed_then_each_output_line_is_a_routed_record(
     lines = [json.loads(line) for line in result.stdout.splitlines()]
     assert lines
     topics = {line["topic"] for line in lines}
-    assert topics <= {"clean.recommendation", "clean.ad-analytics", "quarantine", "erasure"}
+    assert topics <= {
+        "clean.recommendation",
+        "clean.ad-analytics",
+        "quarantine",
+        "erasure.recommendation",
+        "erasure.ad-analytics",
+    }
     assert "clean.recommendation" in topics
     for line in lines:
         assert set(line) == {"topic", "key", "value"}
@@ -113,7 +119,7 @@ def test_when_schemas_are_exported_then_each_is_valid_json_schema(tmp_path: Path
             "clean.recommendation.1",
             "clean.ad-analytics.1",
             "quarantine.1",
-            "erasure.1",
+            "erasure.2",
             "stats.ad.1",
         )
     )
