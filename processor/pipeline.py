@@ -64,6 +64,18 @@ def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+NAMED_DOMAINS = (Domain.RECOMMENDATION, Domain.AD_ANALYTICS)  # the domains of pseudonyms
+
+
+def keys_naming(keyring: Keyring, domain: Domain, now_ms: int) -> list[Key]:
+    """The keys under which a person is named (erasure notices, subject lookups): those
+    accepted at ``now_ms`` (in force first; the previous period's during an overlap), then
+    every other key still in the ring: downstream may hold data made under any of them."""
+    keys = {k.key_id: k for k in keyring.accepted(domain, now_ms)}
+    keys.update((k.key_id, k) for k in keyring.keys_for(domain) if k.key_id not in keys)
+    return list(keys.values())
+
+
 class _RouteRuntime:
     """A route plan bound to its pseudonymizer, with one compiled projector per variant."""
 
@@ -186,17 +198,13 @@ class Pipeline:
             if key != current:  # material too: a keyring replaced with `keys init --force`
                 self.use_key(key)
                 changed.append(key.key_id)
-        # Erasure names the user under every key still in the ring, and under the scheduled
-        # keys accepted now (the previous period's during the overlap): downstream may hold
-        # data made under any of them. Uncached: erasures are rare.
-        self._erasure_pseudonymizers = {}
+        # Erasure notices and device links name identifiers under every key that may have
+        # made data downstream (keys_naming). Uncached: erasures and new links are rare.
         self._recent_links.clear()  # links then gain the pseudonyms under new keys
-        for domain in (Domain.RECOMMENDATION, Domain.AD_ANALYTICS):
-            keys = {k.key_id: k for k in keyring.accepted(domain, now_ms)}
-            keys.update((k.key_id, k) for k in keyring.keys_for(domain) if k.key_id not in keys)
-            self._erasure_pseudonymizers[domain] = [
-                Pseudonymizer(k, cache_size=0) for k in keys.values()
-            ]
+        self._erasure_pseudonymizers = {
+            domain: [Pseudonymizer(k, cache_size=0) for k in keys_naming(keyring, domain, now_ms)]
+            for domain in NAMED_DOMAINS
+        }
         schedule = keyring.schedule
         self.next_key_change_ms = (
             schedule.next_change_ms(now_ms) if schedule is not None else 2**63 - 1

@@ -85,6 +85,36 @@ class Policy:
     def domains(self) -> tuple[Domain, ...]:
         return tuple(dict.fromkeys(r.domain for r in self.routes))
 
+    def summary(self) -> dict[str, Any]:
+        """What the policy does, for the audit log and ``--show-policy``: per route its
+        domain, conditions and output fields by action (no value, no key)."""
+
+        def fields(blocks: tuple[BlockPlan, ...]) -> dict[str, list[str]]:
+            by_action: dict[str, list[str]] = {}
+            for block, ops in blocks:
+                for name, action, _, band in ops:
+                    path = name if block is None else f"{block}.{name}"
+                    label = f"{path} as {band[0]}" if band else path
+                    by_action.setdefault(action.name.lower(), []).append(label)
+            return by_action
+
+        return {
+            "version": self.version,
+            "without_consent_record": {
+                flag: getattr(self.without_consent, flag) for flag in _CONSENT_FLAGS
+            },
+            "routes": {
+                str(plan.route): {
+                    "domain": str(plan.domain),
+                    "requires": list(plan.requires),
+                    "age_band_not": sorted(plan.age_band_not),
+                    "coarsen_location": plan.coarsen,
+                    "variants": {name: fields(b) for name, b in plan.variants().items()},
+                }
+                for plan in self.routes
+            },
+        }
+
 
 def _split(path: str) -> tuple[str | None, str]:
     block, _, name = path.rpartition(".")

@@ -101,6 +101,9 @@ class Settings:
     topic_devices_changelog: str = ""
     """The device-link table's changelog (compacted; keys and values are keyed hashes and
     pseudonyms, never a raw identifier). Empty means ``<app_id>-devices-changelog``."""
+    topic_erased_identifiers: str = ""
+    """Identifiers erased for good (keyed hashes of deleted users and their devices),
+    compacted, read by every worker. Empty means ``<app_id>-erased-identifiers``."""
     device_link_retention_days: float = 400.0
     """How long a link from a user to a device identifier seen with them is kept after the
     device was last seen with them: a deletion names the devices seen within this time.
@@ -235,6 +238,15 @@ class Settings:
     def devices_changelog_topic(self) -> str:
         return self.topic(self.topic_devices_changelog or f"{self.app_id}-devices-changelog")
 
+    @property
+    def erased_topic(self) -> str:
+        return self.topic(self.topic_erased_identifiers or f"{self.app_id}-erased-identifiers")
+
+    @property
+    def device_link_retention_ms(self) -> int:
+        days = self.device_link_retention_days
+        return round(days * 86_400_000) if days > 0 else 2**62  # 0: forever
+
     def retention_ms(self, days: float) -> str:
         """``retention.ms`` for a number of days (0: keep forever, ``-1``)."""
         return str(round(days * 86_400_000)) if days > 0 else "-1"
@@ -363,6 +375,7 @@ class Settings:
             *self.output_topics.values(),
             self.changelog_topic,
             self.devices_changelog_topic,
+            self.erased_topic,
             self.ad_stats_topic,
             self.ad_stats_changelog_topic,
         ]

@@ -48,7 +48,9 @@ from processor.adstats import (
     check_schedule_fits_windows,
     store_dict,
 )
+from processor.audit import append_audit
 from processor.consent import Consent
+from processor.devicelinks import DeviceLinkTable
 from processor.errors import PseudostreamError
 from processor.metrics import PartitionOffsets, WorkerMetrics, install_pages
 from processor.outcome import Route, SourceRef
@@ -479,8 +481,12 @@ class StreamWorker:
         self._consent_topic = s.input_topics[CONSENT_SOURCE]
         self._out_topics = dict(s.output_topics)
         self.table = changelog_table(self.app, "consent", s.changelog_topic, s.partitions)
-        self.consent = TableConsentState(self.table, table_key_function(keyring), s.changelog_topic)
+        key_of = table_key_function(keyring)
+        self.consent = TableConsentState(self.table, key_of, s.changelog_topic)
         self.table.on_recover(self._catch_up_changelog)
+        self.devices = DeviceLinkTable(self.app, s, key_of)  # processor.devicelinks
+        self.devices.table.on_recover(self._recover_devices)
+        self.app.timer(1.0, name="pseudostream.erased")(self.devices.follow_erased)
         self.ad_stats: AdStatsTable | None = None
         if s.ad_stats_enabled:  # docs/stats.md
             check_schedule_fits_windows(keyring.schedule, s.ad_stats_window)
@@ -488,9 +494,16 @@ class StreamWorker:
             self.ad_stats.table.on_recover(self._recover_ad_stats)
             self.app.timer(1.0, name="pseudostream.ad_stats")(self._close_idle_ad_stats)
         self.pipeline = pipeline or Pipeline(
-            keyring, consent=self.consent, locator=locator, max_record_bytes=s.max_record_bytes
+            keyring,
+            consent=self.consent,
+            locator=locator,
+            max_record_bytes=s.max_record_bytes,
+            devices=self.devices,
+            device_link_retention_ms=s.device_link_retention_ms,
+            max_devices_per_user=s.max_devices_per_user,
         )
         self.pipeline.consent = self.consent
+        self.pipeline.devices = self.devices
         self.source = self.app.topic(
             *s.input_topics.values(),
             key_serializer="raw",
@@ -563,7 +576,9 @@ class StreamWorker:
             return
         self._keyring = keyring
         self.pipeline.use_keyring(keyring)
-        log.info("keyring reloaded: %s", ", ".join(k.key_id for k in keyring))
+        key_ids = [k.key_id for k in keyring]
+        append_audit("keyring_reload", keyring=str(self.settings.keyring), key_ids=key_ids)
+        log.info("keyring reloaded: %s", ", ".join(key_ids))
 
     async def _catch_up_changelog(self) -> None:
         """Re-read this worker's changelog partitions to their real end after faust's
@@ -582,6 +597,13 @@ class StreamWorker:
             time.monotonic() - started,
             len(self.consent),
         )
+
+    async def _recover_devices(self) -> None:
+        """The device-link table: the same catch-up; then every identifier erased so far,
+        by any worker, before the inputs resume."""
+        await self._reread_changelog(self.devices.table, self.devices.apply_changelog)
+        erased = await self.devices.read_erased()
+        log.info("device links: %d users; %d identifiers erased", len(self.devices), erased)
 
     async def _recover_ad_stats(self) -> None:
         """The ad-statistics table: the same catch-up, then re-index its windows."""
@@ -704,6 +726,7 @@ class StreamWorker:
         process = self.pipeline.process
         logical = self._logical
         consent = self.consent
+        devices = self.devices
         sends: list[Send] = []
         out_topics = self._out_topics
         routed = quarantined = suppressed = 0
@@ -721,6 +744,7 @@ class StreamWorker:
             last_seen[message.tp] = message.offset
             if topic == consent_topic:
                 consent.partition = message.partition
+            devices.partition = message.partition  # links live in the user's partition
             outcome = process(
                 value if value is not None else b"",
                 SourceRef(logical.get(topic, topic), message.partition, message.offset),
@@ -744,6 +768,9 @@ class StreamWorker:
                 reasons_s[outcome.suppressed] += 1
             else:
                 routed += 1
+        if devices.pending:  # links and erased identifiers ride with the batch too
+            consent.pending += devices.pending
+            devices.pending.clear()
         if self.ad_stats is not None:  # state changes and closed windows ride with the batch
             self.ad_stats.add(ad_records)
             stats_sends, stats_changelog = self.ad_stats.flush(*self._partitions_read())
@@ -969,6 +996,8 @@ class StreamWorker:
     def stats(self) -> dict[str, Any]:
         snap = self.counters.snapshot(self.pipeline.stats)
         snap["consent_table_size"] = len(self.consent)
+        snap["device_link_users"] = len(self.devices)
+        snap["erased_identifiers"] = self.devices.erased_count
         if self.ad_stats is not None:
             snap["ad_stats"] = dict(self.ad_stats.counts)
         return snap
@@ -989,6 +1018,7 @@ class StreamWorker:
     async def _on_shutdown(self, app: Any, *args: Any, **kwargs: Any) -> None:
         # the fast path's last batch: acked now, so faust commits it and stops waiting for it
         await self._settle_in_flight()
+        await self.devices.stop()
         self.write_stats()
         c = self.counters.counts
         log.info(
@@ -1075,6 +1105,7 @@ def prepare_topics(settings: Settings) -> list[str]:
         TopicSpec(s.input_topics[CONSENT_SOURCE], s.partitions, configs=state),
         TopicSpec(s.changelog_topic, s.partitions, configs=state),
         TopicSpec(s.devices_changelog_topic, s.partitions, configs=state),
+        TopicSpec(s.erased_topic, s.partitions, configs=state),
         *(
             TopicSpec(
                 out[route], s.output_partitions, configs=deleted_after(s.clean_retention_days)
@@ -1123,6 +1154,12 @@ def run(settings: Settings) -> int:
     Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
     with contextlib.suppress(KeyboardInterrupt):
         stream_worker = StreamWorker(settings, keyring, locator)
+        append_audit(
+            "worker_start",
+            app_id=settings.app_id,
+            key_ids=[k.key_id for k in keyring],
+            policy=stream_worker.pipeline.policy.summary(),
+        )
         # with create_topics they were created or checked above; else /ready relies on the
         # consumer's metadata for the inputs and the changelog
         stream_worker.topics_present = True

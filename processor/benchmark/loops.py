@@ -219,7 +219,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--broker", required=True)
     parser.add_argument("--group", required=True)
     parser.add_argument("--inputs", required=True, help="comma-separated input topics")
-    parser.add_argument("--outputs", required=True, help="rec,ad,erasure-rec,erasure-ad,quarantine topics")
+    parser.add_argument(
+        "--outputs", required=True, help="rec,ad,erasure-rec,erasure-ad,quarantine topics"
+    )
     parser.add_argument("--expect", type=int, required=True)
     parser.add_argument("--stats", type=Path, required=True)
     args = parser.parse_args(argv)
