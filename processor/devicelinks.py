@@ -27,6 +27,24 @@ from processor.settings import Settings
 _EMPTY_FETCHES_AT_END = 3  # Tansu's end offsets can be a batch short: read until quiet
 
 
+async def start_reader(settings: Settings) -> Any:
+    """A started aiokafka consumer outside any group, from the earliest offsets, for the
+    worker's own reads of whole topics (changelog catch-up, erased identifiers)."""
+    from aiokafka import AIOKafkaConsumer
+
+    from processor.broker import bootstrap_servers
+
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap_servers(settings.broker),
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        **settings.aiokafka_options(),
+    )
+    await consumer.start()
+    return consumer
+
+
 class DeviceLinkTable:
     """:class:`processor.devices.DeviceState` for the worker."""
 
@@ -96,20 +114,11 @@ class DeviceLinkTable:
     async def read_erased(self) -> int:
         """Read the erased-identifier topic to its end (at start-up and after a rebalance,
         before the inputs resume); returns how many identifiers are known erased."""
-        from aiokafka import AIOKafkaConsumer, TopicPartition
-
-        from processor.broker import bootstrap_servers
+        from aiokafka import TopicPartition
 
         async with self._lock:
             if self._consumer is None:
-                consumer = AIOKafkaConsumer(
-                    bootstrap_servers=bootstrap_servers(self._settings.broker),
-                    group_id=None,
-                    enable_auto_commit=False,
-                    auto_offset_reset="earliest",
-                    **self._settings.aiokafka_options(),
-                )
-                await consumer.start()
+                consumer = await start_reader(self._settings)
                 await consumer.topics()  # fetches the cluster's metadata
                 partitions = consumer.partitions_for_topic(self._erased_topic) or set()
                 if not partitions:
@@ -149,4 +158,4 @@ class DeviceLinkTable:
         return len(self._store)
 
 
-__all__ = ["DeviceLinkTable"]
+__all__ = ["DeviceLinkTable", "start_reader"]

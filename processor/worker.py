@@ -50,7 +50,7 @@ from processor.adstats import (
 )
 from processor.audit import append_audit
 from processor.consent import Consent
-from processor.devicelinks import DeviceLinkTable
+from processor.devicelinks import DeviceLinkTable, start_reader
 from processor.errors import PseudostreamError
 from processor.metrics import PartitionOffsets, WorkerMetrics, install_pages
 from processor.outcome import Route, SourceRef
@@ -617,21 +617,12 @@ class StreamWorker:
         """Read ``table``'s active changelog partitions from the start until three empty
         fetches, handing each record to ``apply(key, value or None, partition)``; returns
         (partitions, records), or None when there was nothing to do."""
-        from aiokafka import AIOKafkaConsumer, TopicPartition
+        from aiokafka import TopicPartition
 
         actives = self.app.tables.recovery.actives_for_table.get(table) or set()
         if not actives or not self.settings.changelog_catch_up:
             return None
-        from processor.broker import bootstrap_servers
-
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap_servers(self.settings.broker),
-            group_id=None,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            **self.settings.aiokafka_options(),
-        )
-        await consumer.start()
+        consumer = await start_reader(self.settings)
         applied = 0
         try:
             consumer.assign([TopicPartition(tp.topic, tp.partition) for tp in actives])

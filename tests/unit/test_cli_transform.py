@@ -10,19 +10,10 @@ import orjson
 import pytest
 from click.testing import CliRunner
 
-from keys import Keyring, MasterKey, generate_master_key, save_keyring
+from keys import generate_master_key
 from processor import synth
 from processor.cli import main
-
-MASTER = generate_master_key()
-
-
-@pytest.fixture
-def keyring_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("PSEUDOSTREAM_MASTER_KEY", MASTER)
-    path = tmp_path / "test.keyring"
-    save_keyring(path, Keyring.generate(), MasterKey.from_base64(MASTER, "test"))
-    return path
+from tests.unit.conftest import MASTER
 
 
 def raw_lines(n: int = 400) -> bytes:

@@ -524,7 +524,7 @@ def test_when_account_is_deleted_then_one_erasure_per_audience_and_no_more_event
     assert rec["user"] == [first[Route.RECOMMENDATION]["user_id"]]
     assert ad["user"] == [first[Route.AD_ANALYTICS]["user_id"]]
     for route, notice in notices.items():
-        assert dict((r.route, r.key) for r in outcome.records)[route] == notice["user"][0]
+        assert {r.route: r.key for r in outcome.records}[route] == notice["user"][0]
     assert pipeline.process(raw(), SRC).suppressed == "account_deleted"
 
 

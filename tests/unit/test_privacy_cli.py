@@ -12,12 +12,10 @@ import orjson
 import pytest
 from click.testing import CliRunner
 
-from keys import Keyring, MasterKey, generate_master_key, save_keyring
 from processor.audit import append_audit
 from processor.cli import main
 from processor.errors import ConfigError
 
-MASTER = generate_master_key()
 USER = "u10293847"
 DEVICE = {
     "imei": "356938035643809",
@@ -27,14 +25,6 @@ DEVICE = {
     "mac": "3C:5A:B4:12:34:56",
     "brand": "Xiaomi",
 }
-
-
-@pytest.fixture
-def keyring_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("PSEUDOSTREAM_MASTER_KEY", MASTER)
-    path = tmp_path / "test.keyring"
-    save_keyring(path, Keyring.generate(), MasterKey.from_base64(MASTER, "test"))
-    return path
 
 
 @pytest.fixture
