@@ -548,6 +548,7 @@ class StreamWorker:
         changed = self.pipeline.follow_schedule(time.time_ns() // 1_000_000)
         if changed:
             self._count_pseudonyms_of_keys_in_force()
+            append_audit("scheduled_key_switch", app_id=self.settings.app_id, key_ids=changed)
             log.info("scheduled key rotation: now pseudonymizing with %s", ", ".join(changed))
 
     def _keyring_file_stamp(self) -> tuple[int, int] | None:

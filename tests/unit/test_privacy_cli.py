@@ -234,3 +234,21 @@ def test_key_rotation_appends_an_audit_line_without_key_material(
         "ad-2",
     )
     assert set(entry) == {"time", "action", "actor", "keyring", "domain", "key_id"}
+
+
+def test_the_effective_policy_for_the_start_up_audit_names_fields_by_action() -> None:
+    from processor.policy import compile_policy
+
+    summary = compile_policy().summary()
+    orjson.dumps(summary)  # an audit line holds it as JSON
+    assert summary["without_consent_record"] == {
+        "personalized_recommendation": False,
+        "personalized_ads": False,
+        "precise_location": False,
+    }
+    ad = summary["routes"]["ad-analytics"]
+    assert ad["age_band_not"] == ["child", "minor"]
+    assert "payload.amount_cents as amount_band" in ad["variants"]["full"]["band"]
+    assert "user_id" not in ad["variants"]["limit_ad_tracking"].get("pseudonym", [])
+    rec = summary["routes"]["recommendation"]["variants"]["full"]
+    assert "device.mac" not in rec["pseudonym"] and "network.ip" not in rec["pseudonym"]
