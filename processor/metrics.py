@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from prometheus_client import (
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     disable_created_metrics,
     generate_latest,
@@ -246,6 +247,14 @@ class WorkerMetrics:
             registry=r,
         )
         self.batches = Counter(f"{p}_batches", "Batches processed", registry=r)
+        self.stalled = Gauge(
+            f"{p}_stalled_partitions",
+            "Assigned partitions (and table recoveries) behind their end and not moving",
+            registry=r,
+        )
+        self.stalls = Counter(
+            f"{p}_stalls", "Partitions found stalled (each counted once per stall)", registry=r
+        )
         self.batch_seconds = Histogram(
             f"{p}_batch_seconds",
             "In-process latency per batch: from the fetched batch to the delivery ack",

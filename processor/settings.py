@@ -175,6 +175,13 @@ class Settings:
     """Consumer group session timeout in seconds (Tansu: 6-10 s; a join waits half of it)."""
     commit_interval: float = 1.0
     """Seconds between offset commits of acknowledged (fully produced) input."""
+    stall_ready_seconds: float = 30.0
+    """An assigned input partition (or a table recovery) that has records to read but has
+    not moved for this long is stalled: ``/ready`` fails and ``pseudostream_stalled_partitions``
+    counts it."""
+    stall_exit_seconds: float = 120.0
+    """A stall this long ends the worker (exit code 70) so that its supervisor restarts it
+    and the group gives the partitions to a live member; 0 = never exit."""
     web_port: int = 0
     """faust's web server port (health, metrics); 0 disables it."""
     web_host: str = "127.0.0.1"
@@ -331,6 +338,15 @@ class Settings:
         if self.max_devices_per_user < 1:
             raise ConfigError(
                 f"max_devices_per_user: must be at least 1, got {self.max_devices_per_user}"
+            )
+        if self.stall_ready_seconds <= 0:
+            raise ConfigError(
+                f"stall_ready_seconds: must be positive, got {self.stall_ready_seconds}"
+            )
+        if self.stall_exit_seconds and self.stall_exit_seconds < self.stall_ready_seconds:
+            raise ConfigError(
+                "stall_exit_seconds: must be 0 (never) or at least stall_ready_seconds"
+                f" ({self.stall_ready_seconds}), got {self.stall_exit_seconds}"
             )
         if self.stats_interval < 0:
             raise ConfigError(f"stats_interval: must be 0 or positive, got {self.stats_interval}")

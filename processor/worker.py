@@ -31,7 +31,7 @@ import os
 import random
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -52,10 +52,11 @@ from processor.audit import append_audit
 from processor.consent import Consent
 from processor.devicelinks import DeviceLinkTable, start_reader
 from processor.errors import PseudostreamError
-from processor.metrics import PartitionOffsets, WorkerMetrics, install_pages
+from processor.metrics import PartitionOffsets, WorkerMetrics, install_pages, partition_end
 from processor.outcome import Route, SourceRef
 from processor.quarantine import request_bytes
 from processor.settings import Settings
+from processor.stall import ProgressWatch, Watched
 
 if TYPE_CHECKING:
     from keys import Keyring
@@ -67,6 +68,10 @@ log = logging.getLogger("pseudostream.worker")
 CONSENT_SOURCE = "consent"
 _TABLE_KEY_LABEL = b"pseudostream/consent-table/v1"
 EXIT_DELIVERY_FAILED = 75
+EXIT_STALLED = 70
+# test seam (tests/integration/test_drills.py): "topic:partition" whose fetched records the
+# worker drops unhandled, the way the fetch loop once did after a rebalance
+TEST_STALL_ENV = "PSEUDOSTREAM_TEST_STALL_PARTITION"
 
 
 def table_key_function(keyring: Keyring, cache_size: int = 262_144) -> Callable[[str], str]:
@@ -217,77 +222,119 @@ def make_app_class(
                 await idle()
             await super().wait_empty()
 
-        async def _fetched(self, timeout: float) -> AsyncIterator[tuple[Any, list[Any]]]:
+        async def _fetched(self, timeout: float) -> tuple[int, list[tuple[Any, list[Any]]]]:
             """faust's ``getmany`` by partition instead of by message: the same checks (flow,
-            consumer generation, paused partitions) and end-offset tracking, once per
-            partition of a fetch instead of once per message. The records stay aiokafka's;
-            the caller makes each a faust message."""
+            paused partitions) and end-offset tracking, once per partition of a fetch instead
+            of once per message. Returns the consumer generation the records belong to, taken
+            *after* the wait: the wait can span a whole rebalance, whose seeks the returned
+            records already follow (a generation read before it cut every chunk of the first
+            fetch after a rebalance to its first record, and changelog recovery then waited
+            for the dropped rest forever)."""
             records, active = await self._wait_next_records(timeout)
-            generation = self.app.consumer_generation_id
+            generation: int = self.app.consumer_generation_id
             if records is None or self.should_stop:
-                return
+                return generation, []
             if not self.flow_active:  # as faust: back to the committed offsets
                 try:
                     await self.perform_seek()
                 except Exception as exc:
                     log.warning("seek while flow is not active failed: %s", exc)
-                return
+                return generation, []
             buffered = self._buffered_partitions
+            track_end = self.app.monitor.track_tp_end_offset
+            chunks = []
             # ``first_topics`` lead (consent: a change applies to the events fetched with it,
             # also when the fetch spans several batches)
             for tp, chunk in sorted(
                 records.items(), key=lambda item: item[0].topic not in first_topics
             ):
-                if not self.flow_active or self.app.consumer_generation_id != generation:
-                    break  # a rebalance: the rest is read again from the committed offsets
                 if active is None or tp in active or tp in buffered:
-                    self.app.monitor.track_tp_end_offset(tp, self.highwater(tp))
-                    yield tp, chunk
+                    track_end(tp, self.highwater(tp))
+                    chunks.append((tp, chunk))
+            return generation, chunks
+
+        def _moved_on(self, generation: int) -> bool:
+            """A rebalance began (flow stopped) or happened since ``generation``."""
+            return not self.flow_active or self.app.consumer_generation_id != generation
+
+        async def _drain_chunk(
+            self, tp: Any, chunk: list[Any], generation: int, batch: list[Any]
+        ) -> tuple[list[Any], bool]:
+            """One partition's records of a fetch: a source's go into ``batch`` (handed to
+            ``handler`` when full), a changelog's to faust's own callback. Returns the batch
+            still pending and whether to go on with the fetch (False: the generation changed
+            or flow stopped).
+
+            A record's read offset is set before anything is awaited for it: a rebalance
+            during that await seeks the partition and resets the read offset, and the reset
+            must win. After every await the generation is checked; when it changed, the rest
+            of the fetch is left unread: the rebalance that changed it sought every partition
+            still assigned back to its committed (sources) or recovery (changelogs) offset,
+            so nothing left here is lost."""
+            r_offset = self._read_offset[tp]
+            set_read_offset = self._read_offset.__setitem__
+            to_message = self._to_message
+            if tp.topic not in batch_topics:  # table changelogs during recovery
+                for record in chunk:
+                    message = to_message(tp, record)
+                    if r_offset is not None and message.offset < r_offset:
+                        continue  # already read (faust drops these too)
+                    set_read_offset(tp, message.offset)
+                    await self.wait_first(self.callback(message), self.suspend_flow.wait())
+                    if self._moved_on(generation):
+                        return batch, False
+                return batch, True
+            track = self._unacked_messages.add
+            gaps_count = self.app.topics.acks_enabled_for(tp.topic)
+            for record in chunk:
+                # made here: a message carries the generation it was read in
+                message = to_message(tp, record)
+                offset = message.offset
+                if r_offset is not None:
+                    if offset < r_offset:
+                        continue  # already read (faust drops these too)
+                    if r_offset and offset - r_offset > 1 and gaps_count:
+                        await self._add_gap(tp, r_offset + 1, offset)  # compacted
+                        if self._moved_on(generation):
+                            return batch, False
+                r_offset = offset
+                set_read_offset(tp, offset)
+                track(message)
+                batch.append(message)
+                if len(batch) >= batch_size:
+                    await handler(batch)
+                    batch = []
+                    if self._moved_on(generation):
+                        return batch, False
+            return batch, True
 
         async def _drain_messages(self, fetcher: Any) -> None:
-            callback = self.callback
+            """faust's fetch loop (``Consumer._drain_messages``), by partition chunk
+            (:meth:`_drain_chunk`) instead of by message, handing the source topics' records
+            to ``handler`` in batches."""
             consumer_should_stop = self._stopped.is_set
             fetcher_should_stop = fetcher._stopped.is_set
-            get_read_offset = self._read_offset.__getitem__
-            set_read_offset = self._read_offset.__setitem__
-            acks_enabled_for = self.app.topics.acks_enabled_for
-            track = self._unacked_messages.add
-            to_message = self._to_message
-            app = self.app
+            commit_every = self._commit_every  # faust's ``broker_commit_every``
             try:
                 while not (consumer_should_stop() or fetcher_should_stop()):
                     batch: list[Any] = []
                     await self.sleep(0)
                     if self.should_stop:
                         break
-                    generation = app.consumer_generation_id
-                    async for tp, chunk in self._fetched(timeout=1.0):
-                        batched = tp.topic in batch_topics
-                        for record in chunk:
-                            # made here, after every await: a message carries the generation
-                            # it was read in (a rebalance stops the loop below)
-                            message = to_message(tp, record)
-                            offset = message.offset
-                            r_offset = get_read_offset(tp)
-                            if r_offset is not None and offset < r_offset:
-                                continue  # already read (faust drops these too)
-                            if r_offset and offset - r_offset > 1 and acks_enabled_for(tp.topic):
-                                await self._add_gap(tp, r_offset + 1, offset)  # compacted
-                            if batched:
-                                track(message)
-                                batch.append(message)
-                                if len(batch) >= batch_size:
-                                    await handler(batch)
-                                    batch = []
-                            else:  # table changelogs during recovery: faust's own path
-                                await self.wait_first(callback(message), self.suspend_flow.wait())
-                            set_read_offset(tp, offset)
-                            if not self.flow_active or app.consumer_generation_id != generation:
-                                break  # as faust's getmany: the rest is read again
+                    generation, chunks = await self._fetched(timeout=1.0)
+                    for tp, chunk in chunks:
+                        if self._moved_on(generation):
+                            break
+                        batch, go_on = await self._drain_chunk(tp, chunk, generation, batch)
+                        if not go_on:
+                            break
                     if batch:
                         await handler(batch)
                     elif idle is not None:  # nothing new: settle the batch still in flight
                         await idle()
+                    if commit_every is not None and self._n_acked >= commit_every:
+                        self._n_acked = 0
+                        await self.commit()
             except self.consumer_stopped_errors:
                 if self.transport.app.should_stop:
                     return
@@ -527,6 +574,9 @@ class StreamWorker:
             install_pages(self.app, self.metrics, self.readiness)
         self._stats_dirty = False
         self.app.timer(0.25, name="pseudostream.stats_file")(self._flush_stats)
+        self.progress = ProgressWatch(s.stall_ready_seconds, s.stall_exit_seconds)
+        self.app.timer(1.0, name="pseudostream.progress")(self._watch_progress)
+        self._test_stall = _test_stall_partition(os.environ.get(TEST_STALL_ENV))
         self._keyring_stamp = self._keyring_file_stamp()
         if s.keyring is not None and s.keyring_reload_interval > 0:
             self.app.timer(s.keyring_reload_interval, name="pseudostream.keyring_reload")(
@@ -667,10 +717,14 @@ class StreamWorker:
         offset is still committed only after its outputs were acknowledged."""
         consumer = self.app.consumer
         generation = self.app.consumer_generation_id
-        current = [m for m in messages if m.generation_id == generation]
+        stall = self._test_stall
+        current = [
+            m for m in messages if m.generation_id == generation and (m.topic, m.partition) != stall
+        ]
         if len(current) != len(messages):  # fetched before a rebalance: not ours to process
+            kept = set(map(id, current))
             for message in messages:
-                if message.generation_id != generation:
+                if id(message) not in kept:
                     consumer._unacked_messages.discard(message)
         try:
             submitted = await self.submit_batch(current)
@@ -856,6 +910,52 @@ class StreamWorker:
             await self._await_deliveries(futures)
             self._stats_dirty = True
 
+    async def _watch_progress(self) -> None:
+        """Every second: is an assigned partition, or a table recovery, behind its end and
+        not moving? Such a worker heartbeats and holds its partitions forever unless
+        something notices: after ``stall_ready_seconds`` it is not ready and counted, after
+        ``stall_exit_seconds`` it exits (code 70) for its supervisor to restart it."""
+        app = self.app
+        if app.should_stop:
+            return
+        recovery = app.tables.recovery
+        if getattr(recovery, "in_recovery", False):  # the sources wait for it: watch it
+            offsets, highwaters = recovery.active_offsets, recovery.active_highwaters
+            watched = {
+                f"recovery {tp.topic}[{tp.partition}]": Watched(offsets[tp], highwaters[tp])
+                for tp in highwaters
+            }
+        else:
+            watched = {}
+            for offsets in self.partition_offsets():
+                end = partition_end(offsets)
+                if end is None:
+                    continue
+                handled = -1 if offsets.last_seen is None else offsets.last_seen
+                position = max(offsets.committed or 0, handled + 1)
+                watched[f"{offsets.topic}[{offsets.partition}]"] = Watched(position, end, 1)
+        progress = self.progress
+        progress.observe(time.monotonic(), watched)
+        self.metrics.stalled.set(len(progress.stalls))
+        for stall in progress.newly_stalled():
+            self.metrics.stalls.inc()
+            log.error(
+                "stalled: %s is %d records behind and has not moved for %.0fs; not ready",
+                stall.name,
+                stall.behind,
+                stall.seconds,
+            )
+        if progress.should_exit:
+            log.critical(
+                "stalled for %.0fs or more: exiting (code %d) so that the supervisor restarts"
+                " this worker; nothing unacknowledged is committed",
+                self.settings.stall_exit_seconds,
+                EXIT_STALLED,
+            )
+            self.write_stats()
+            logging.shutdown()
+            os._exit(EXIT_STALLED)
+
     # -- what the metrics and /ready read (processor.metrics.WorkerView) ---------------
 
     def consent_table_size(self) -> int:
@@ -900,21 +1000,30 @@ class StreamWorker:
         return result
 
     def readiness(self) -> dict[str, bool]:
-        """/ready: keyring loaded, topics present, partitions assigned and recovered."""
+        """/ready: keyring loaded, topics present, partitions assigned and recovered, and
+        none of them stalled (:meth:`_watch_progress`)."""
         app = self.app
-        names = [*self.settings.input_topics.values(), self.settings.changelog_topic]
-        try:
-            known = all(app.consumer.topic_partitions(name) for name in names)
-        except Exception:  # consumer not started yet
-            known = False
         recovering = bool(getattr(app.tables.recovery, "in_recovery", False))
         return {
             "keyring_loaded": bool(self.pipeline.pseudonymizers),
-            "topics_present": self.topics_present and known,
+            "topics_present": self.topics_present and self._topics_known(),
             "partitions_assigned": bool(self._assigned_sources())
             and not app.rebalancing
             and not recovering,
+            "progressing": not self.progress.stalls,
         }
+
+    def _topics_known(self) -> bool:
+        """The inputs and the changelog are in the client's cluster metadata. Every member
+        has that metadata; faust's ``topic_partitions`` reads the group coordinator's
+        snapshot, which only the group leader fills (it made /ready fail on every other
+        worker)."""
+        names = [*self.settings.input_topics.values(), self.settings.changelog_topic]
+        try:
+            client = self.app.consumer._thread._ensure_consumer()
+        except Exception:  # consumer not started yet
+            return False
+        return all(client.partitions_for_topic(name) for name in names)
 
     async def _send(
         self,
@@ -1050,6 +1159,15 @@ class StreamWorker:
         except SystemExit as exc:
             return int(exc.code or 0) if not isinstance(exc.code, str) else 1
         return 0
+
+
+def _test_stall_partition(value: str | None) -> tuple[str, int] | None:
+    """The test seam's ``topic:partition`` (:data:`TEST_STALL_ENV`), or None."""
+    if not value:
+        return None
+    topic, _, partition = value.rpartition(":")
+    log.warning("test seam %s: dropping the records of %s unhandled", TEST_STALL_ENV, value)
+    return topic, int(partition)
 
 
 def load_keyring(settings: Settings) -> Keyring:

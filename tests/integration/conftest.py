@@ -9,6 +9,8 @@ import os
 import signal
 import threading
 import time
+import urllib.error
+import urllib.request
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator
@@ -18,6 +20,7 @@ from typing import Any
 
 import orjson
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from keys import Keyring, MasterKey, generate_master_key, load_keyring_from, save_keyring
 from processor.broker import EmbeddedBroker
@@ -248,6 +251,28 @@ class Accounting:
         assert self.missing() == []
         assert self.routes == self.expected.routes
         assert self.quarantined == self.expected.quarantined
+
+
+def http_get(url: str) -> tuple[int, bytes]:
+    """GET a worker page: (status, body); (0, b"") when nothing answers."""
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - http://127.0.0.1
+            return response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+    except OSError:
+        return 0, b""
+
+
+def metric_samples(base: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """A worker's /metrics as (name, sorted labels) -> value."""
+    status, body = http_get(base + "/metrics")
+    assert status == 200
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(body.decode())
+        for s in family.samples
+    }
 
 
 def wait_for(

@@ -6,40 +6,17 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import urllib.error
-import urllib.request
 from collections import Counter
 
 import orjson
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from processor import synth
 from processor.broker import free_port
 from processor.scan import LeakScanner
-from tests.integration.conftest import Stack, wait_for
+from tests.integration.conftest import Stack, http_get, metric_samples, wait_for
 
 pytestmark = pytest.mark.broker
-
-
-def _get(url: str) -> tuple[int, bytes]:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - http://127.0.0.1
-            return response.status, response.read()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read()
-    except OSError:
-        return 0, b""
-
-
-def _samples(base: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    status, body = _get(base + "/metrics")
-    assert status == 200
-    return {
-        (s.name, tuple(sorted(s.labels.items()))): s.value
-        for family in text_string_to_metric_families(body.decode())
-        for s in family.samples
-    }
 
 
 def _by(
@@ -60,12 +37,14 @@ def test_health_ready_metrics_top_and_json_logs(stack: Stack) -> None:  # noqa: 
     base = f"http://127.0.0.1:{port}"
     stack.env["web_port"] = str(port)
     worker = stack.start_worker()
-    wait_for(lambda: _get(base + "/health")[0] == 200, 30, lambda: "no /health")
-    status, body = _get(base + "/ready")
+    wait_for(lambda: http_get(base + "/health")[0] == 200, 30, lambda: "no /health")
+    status, body = http_get(base + "/ready")
     assert status == 503, body  # the group join takes seconds on Tansu: not assigned yet
     assert json.loads(body)["checks"]["partitions_assigned"] is False
     assert json.loads(body)["checks"]["keyring_loaded"] is True
-    wait_for(lambda: _get(base + "/ready")[0] == 200, 30, lambda: str(_get(base + "/ready")))
+    wait_for(
+        lambda: http_get(base + "/ready")[0] == 200, 30, lambda: str(http_get(base + "/ready"))
+    )
 
     records = list(synth.generate(2000, seed=21, users=150, malformed=0.02))
     fed = stack.feed(records)
@@ -75,11 +54,11 @@ def test_health_ready_metrics_top_and_json_logs(stack: Stack) -> None:  # noqa: 
     sent = Counter(topics[source] for source, _, _ in records)
 
     def lag_zero() -> bool:
-        lags = _by(_samples(base), "pseudostream_consumer_lag")
+        lags = _by(metric_samples(base), "pseudostream_consumer_lag")
         return bool(lags) and sum(lags.values()) == 0
 
-    wait_for(lag_zero, 20, lambda: str(_by(_samples(base), "pseudostream_consumer_lag")))
-    samples = _samples(base)
+    wait_for(lag_zero, 20, lambda: str(_by(metric_samples(base), "pseudostream_consumer_lag")))
+    samples = metric_samples(base)
     assert _by(samples, "pseudostream_events_in_total") == {t: float(n) for t, n in sent.items()}
     out = _by(samples, "pseudostream_events_out_total")
     assert out == {k[4:]: float(v) for k, v in stats.items() if k.startswith("out:")}
@@ -121,7 +100,7 @@ def test_health_ready_metrics_top_and_json_logs(stack: Stack) -> None:  # noqa: 
     # no metric label holds a value from an event (sample values are numbers: a float's
     # digits may look like an identifier to the scanner, so the labels are what is scanned)
     scanner = LeakScanner.from_raw_events(v for _, _, v in records)
-    label_lines = [orjson.dumps(dict(labels)) for _, labels in _samples(base) if labels]
+    label_lines = [orjson.dumps(dict(labels)) for _, labels in metric_samples(base) if labels]
     assert len(label_lines) > 20
     assert scanner.scan_lines(label_lines) == []
 

@@ -281,3 +281,22 @@ def test_retention_settings_become_topic_configs() -> None:
 def test_bad_retention_settings_name_the_setting(setting: str, value: str) -> None:
     with pytest.raises(ConfigError, match=setting):
         Settings.from_mapping({setting: value})
+
+
+@pytest.mark.parametrize(
+    ("env", "setting"),
+    [
+        ({"PSEUDOSTREAM_STALL_READY_SECONDS": "0"}, "stall_ready_seconds"),
+        ({"PSEUDOSTREAM_STALL_EXIT_SECONDS": "10"}, "stall_exit_seconds"),  # < ready (30)
+        ({"PSEUDOSTREAM_STALL_EXIT_SECONDS": "-5"}, "stall_exit_seconds"),
+    ],
+)
+def test_when_a_stall_timeout_makes_no_sense_then_the_error_names_it(
+    env: dict[str, str], setting: str
+) -> None:
+    with pytest.raises(ConfigError, match=rf"^{setting}: must be"):
+        Settings.load(env)
+
+
+def test_a_stall_exit_of_zero_means_never() -> None:
+    assert Settings.load({"PSEUDOSTREAM_STALL_EXIT_SECONDS": "0"}).stall_exit_seconds == 0
