@@ -1214,7 +1214,16 @@ def prepare_topics(settings: Settings) -> list[str]:
         ),
         TopicSpec(s.input_topics[CONSENT_SOURCE], s.partitions, configs=state),
         TopicSpec(s.changelog_topic, s.partitions, configs=state),
-        TopicSpec(s.devices_changelog_topic, s.partitions, configs=state),
+        # a user's links are rewritten at least every half retention while seen: older
+        # segments hold only expired links
+        TopicSpec(
+            s.devices_changelog_topic,
+            s.partitions,
+            configs=(
+                ("cleanup.policy", "compact,delete"),
+                ("retention.ms", s.retention_ms(s.device_link_retention_days)),
+            ),
+        ),
         TopicSpec(s.erased_topic, s.partitions, configs=state),
         *(
             TopicSpec(

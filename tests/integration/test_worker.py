@@ -161,9 +161,10 @@ def test_deletion_is_final_and_reaches_devices_after_a_sigkill_and_restart(stack
     kill9(first)
     second = stack.start_worker()
     android_id = b"9774d56d682e549c"  # logged-out events are keyed by the Android ID
+    stack.feed([(synth.CONSENT, user.encode(), consent_json(user, 3000))])  # ignored: deleted
+    wait_for(lambda: int(second.stats().get("in", 0)) >= 1, 90, lambda: f"{second.stats()}")
     stack.feed(
         [
-            (synth.CONSENT, user.encode(), consent_json(user, 3000)),  # ignored: deleted
             (synth.RAW_BEHAVIOUR, user.encode(), event_json("e-2", user, imei=imei)),
             (synth.RAW_DEVICE, android_id, event_json("e-3", None, imei=imei)),
             (synth.RAW_BEHAVIOUR, other.encode(), event_json("e-4", other, imei=imei)),
