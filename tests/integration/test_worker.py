@@ -201,6 +201,58 @@ def test_deletion_is_final_and_reaches_devices_after_a_sigkill_and_restart(stack
     assert second.stats()["erased_identifiers"] >= 3  # the user, the IMEI, the OAID
 
 
+def test_an_erasure_on_one_worker_reaches_the_events_the_other_worker_processes(
+    stack: Stack,
+) -> None:
+    """The erased identifiers are global: after a deletion on one worker, a device of the
+    deleted user sending under other accounts, on partitions the other worker holds, never
+    shows its old pseudonyms (every worker follows the erased-identifier topic)."""
+    from aiokafka.partitioner import murmur2
+
+    partitions = stack.settings.partitions
+    imei = "352099001761481"
+    user = "u990001"
+    others: dict[int, str] = {}  # one consented account on every input partition
+    for n in range(990_002, 990_100):
+        others.setdefault((murmur2(f"u{n}".encode()) & 0x7FFFFFFF) % partitions, f"u{n}")
+    assert len(others) == partitions
+    first = stack.start_worker()
+    second = stack.start_worker()
+    time.sleep(5)  # let the group rebalance onto two members
+    consents = [
+        (synth.CONSENT, u.encode(), consent_json(u, 1000)) for u in (user, *others.values())
+    ]
+    fed = stack.feed(
+        [*consents, (synth.RAW_BEHAVIOUR, user.encode(), event_json("e-1", user, imei=imei))]
+    )
+    stack.wait_processed(fed)
+    fed += stack.feed([(synth.CONSENT, user.encode(), consent_json(user, 2000, account="deleted"))])
+    stack.wait_processed(fed)
+    wait_for(lambda: all(erasure_notices(stack, 0.5).values()), 30, lambda: "no notices")
+    time.sleep(2.0)  # the other worker follows the erased identifiers every second
+    before = [int(w.stats().get("in", 0)) for w in (first, second)]
+    fed += stack.feed(
+        [
+            (synth.RAW_BEHAVIOUR, u.encode(), event_json(f"e-other-{p}", u, imei=imei))
+            for p, u in others.items()
+        ]
+    )
+    stack.wait_processed(fed)
+    after = [int(w.stats().get("in", 0)) for w in (first, second)]
+    assert all(a > b for a, b in zip(after, before, strict=True)), "one worker got every event"
+    named = {
+        p for notices in erasure_notices(stack).values() for n in notices for p in n["devices"]
+    }
+    assert named
+    later = [
+        line
+        for line in stack.output_lines()
+        if str(orjson.loads(line)["value"].get("event_id", "")).startswith("e-other-")
+    ]
+    assert len(later) == 2 * partitions  # recommendation and ads for each account
+    assert not any(p.encode() in line for line in later for p in named)
+
+
 def test_two_workers_split_partitions_and_one_takes_over_after_sigkill(stack: Stack) -> None:
     first = stack.start_worker()
     records = consent_first(list(synth.generate(6000, seed=3, users=400)))
