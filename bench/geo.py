@@ -1,34 +1,41 @@
 """Geo lookup benchmark: lookups/s on one core (GPS and IP, cached and uncached) on a stream
-where users repeat locations, the memory the loaded data takes, and the accuracy figures.
+where users repeat locations, the memory and load time of the shipped data, and the accuracy
+figures (GPS, and the IP path on tests/data/geo/china_ips.csv).
 
     .venv/bin/python bench/geo.py [--events 200000] [--mmdb PATH] [--xdb PATH]
 
 Without --mmdb/--xdb, synthetic databases of a few thousand networks are built (mmdb-writer,
-tests/data/geo/xdb_maker.py); pass real files to measure those.
+processor/geo/xdb_maker.py) for the speed runs; pass real files to measure those, and to set
+their IP accuracy next to the shipped data's.
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import gzip
 import ipaddress
 import random
+import struct
 import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import maxminddb
 import psutil
 from mmdb_writer import MMDBWriter
 from netaddr import IPSet
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from processor.geo import build_locator
-from processor.location import IPAddress
-from tests.data.geo.xdb_maker import write_xdb
+from processor.geo import build_locator, gps, shipped_xdb
+from processor.geo.ip import XdbSource, shipped_xdb_paths
+from processor.geo.xdb_maker import write_xdb
+from processor.location import IPAddress, Locator, Place
 from tests.unit.test_geo_accuracy import _rows, accuracy, baseline_accuracy
+from tests.unit.test_geo_ip_accuracy import ip_accuracy, ip_rows
 
 USERS = 20_000
 NETWORKS = 4_000
@@ -117,15 +124,18 @@ def main() -> None:
         if mmdb is None and xdb is None:
             mmdb, xdb = _synthetic_databases(Path(tmp), rng)
         points, addresses = _stream(2 * args.events, rng)
-        before = _rss_mb()
-        start = time.perf_counter()
+        for name, load in (("GPS data", gps.shipped), ("shipped IP data", shipped_xdb)):
+            before = _rss_mb()
+            start = time.perf_counter()
+            load()
+            load_s = time.perf_counter() - start
+            after = _rss_mb()
+            print(
+                f"{name} loaded in {load_s:.2f} s; RSS +{after - before:.1f} MB "
+                f"(process {after:.0f} MB)"
+            )
         cached = build_locator(mmdb, xdb)
-        load_s = time.perf_counter() - start
-        after = _rss_mb()
         uncached = build_locator(mmdb, xdb, cache_size=0)
-        print(
-            f"data loaded in {load_s:.1f} s; RSS +{after - before:.0f} MB (process {after:.0f} MB)"
-        )
         print(
             f"stream: {args.events:,} events timed after as many to warm up, {USERS:,} users "
             "(5% abroad), ~100 m GPS jitter"
@@ -148,6 +158,80 @@ def main() -> None:
         f"  {'  not downtown':<20} {len(rows):>5} points  {accuracy(cached, rows):7.2%} / "
         f"{baseline_accuracy(rows):.2%}"
     )
+    _ip_accuracy(args.mmdb, args.xdb)
+    if args.mmdb is not None:
+        _agreement(args.mmdb, random.Random(5))
+
+
+def _ip_accuracy(mmdb: Path | None, xdb: Path | None) -> None:
+    """Prefecture / province shares on the labelled addresses, per IP version a database
+    holds; a given xdb also at the exact address (never done by the processor: it shows what
+    truncation costs)."""
+    rows = ip_rows()
+    contenders: list[tuple[str, Locator, set[int]]] = [
+        ("shipped ip2region", build_locator(), {4, 6})
+    ]
+    if xdb is not None:
+        source = XdbSource(xdb, gps.shipped())
+        versions = {source.ip_version}
+        contenders.append(
+            (f"xdb {xdb.name}", build_locator(xdb_path=xdb, shipped_ip=False), versions)
+        )
+        contenders.append((f"xdb {xdb.name}, exact address", _Untruncated(source), versions))
+    if mmdb is not None:
+        with maxminddb.open_database(str(mmdb)) as reader:
+            versions = {4, 6} if reader.metadata().ip_version == 6 else {4}
+        locator = build_locator(mmdb_path=mmdb, shipped_ip=False)
+        contenders.append((f"mmdb {mmdb.name}", locator, versions))
+    print("IP accuracy (china_ips.csv): prefecture / province")
+    for version in (4, 6):
+        subset = [r for r in rows if ipaddress.ip_address(r["address"]).version == version]
+        for name, locator, versions in contenders:
+            if version in versions:
+                prefecture, province = ip_accuracy(locator, subset)
+                print(
+                    f"  IPv{version} {name:<36} {len(subset):>4}  {prefecture:7.1%} / {province:.1%}"
+                )
+
+
+def _agreement(mmdb: Path, rng: random.Random, n: int = 10_000) -> None:
+    """The shipped IPv4 data against an MMDB on addresses drawn from the shipped ranges
+    (weighted by size, truncated): where the shipped data names a mainland prefecture, how
+    often the MMDB names a city, the same province, the same prefecture."""
+    xdb = gzip.decompress(shipped_xdb_paths()[0].read_bytes())
+    first, last = struct.unpack_from("<II", xdb, 8)  # the segment index, 14 bytes an entry
+    segments = [struct.unpack_from("<II", xdb, at) for at in range(first, last + 1, 14)]
+    shipped = build_locator(cache_size=0)
+    other = build_locator(mmdb_path=mmdb, shipped_ip=False, cache_size=0)
+    counts = {"prefecture": 0, "city": 0, "province": 0, "same": 0}
+    weights = [end - start + 1 for start, end in segments]
+    for start, end in rng.choices(segments, weights, k=n):
+        address = ipaddress.IPv4Address(rng.randrange(start, end + 1) & ~0xFF)
+        ours, theirs = shipped.from_ip(address), other.from_ip(address)
+        if ours is None or ours.country != "CN" or ours.city_code is None:
+            continue
+        counts["prefecture"] += 1
+        if theirs is not None:
+            counts["city"] += theirs.city_code is not None
+            counts["province"] += theirs.province_code == ours.province_code
+            counts["same"] += theirs.city_code == ours.city_code
+    base = counts["prefecture"]
+    print(
+        f"agreement on {base:,} addresses the shipped data puts in a mainland prefecture: "
+        f"{mmdb.name} names a city for {counts['city'] / base:.1%}, the same province for "
+        f"{counts['province'] / base:.1%}, the same prefecture for {counts['same'] / base:.1%}"
+    )
+
+
+class _Untruncated:
+    def __init__(self, source: XdbSource) -> None:
+        self._source = source
+
+    def from_gps(self, lat: float, lon: float) -> Place | None:
+        return None
+
+    def from_ip(self, network_address: IPAddress) -> Place | None:
+        return self._source.lookup(network_address)
 
 
 if __name__ == "__main__":

@@ -44,18 +44,47 @@ def free_port(host: str = "127.0.0.1") -> int:
         return port
 
 
+BROKER_SCHEMES = ("kafka", "aiokafka")  # faust's drivers for aiokafka; a bare host:port too
+
+
 def bootstrap_servers(url: str) -> list[str]:
-    """``kafka://h1:9092;h2:9092`` or ``h1:9092,h2:9092`` -> ``["h1:9092", "h2:9092"]``."""
+    """``kafka://h1:9092;h2:9092`` or ``h1:9092,h2:9092`` -> ``["h1:9092", "h2:9092"]``.
+
+    Every entry must be ``[scheme://]host:port`` with a scheme faust can drive, a host and
+    a port 1..65535 (an IPv6 host in brackets): a setting that cannot work is refused here,
+    at start-up, instead of as a connection error minutes later."""
     servers = []
     for raw in url.replace(";", ",").split(","):
         server = raw.strip()
-        for scheme in ("kafka://", "aiokafka://", "tcp://"):
-            server = server.removeprefix(scheme)
-        if server:
-            servers.append(server)
+        if not server:
+            continue
+        scheme, sep, rest = server.partition("://")
+        if sep:
+            if scheme.lower() not in BROKER_SCHEMES:
+                raise ConfigError(
+                    f"broker: scheme {scheme + '://'!r} in {url!r} is not one of"
+                    f" {', '.join(s + '://' for s in BROKER_SCHEMES)}"
+                )
+            server = rest
+        servers.append(_host_port(server, url))
     if not servers:
         raise ConfigError(f"broker: no host:port in {url!r}")
     return servers
+
+
+def _host_port(server: str, url: str) -> str:
+    """``host:port`` checked: a host without ``/``, ``@``, spaces, and a port 1..65535."""
+    host, sep, port = server.rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        bare_host = host[1:-1]  # IPv6 literal
+        bad_host = not bare_host or any(c not in "0123456789abcdefABCDEF:." for c in bare_host)
+    else:
+        bad_host = not host or any(c in "/@[]:?#" or c.isspace() for c in host)
+    if not sep or bad_host:
+        raise ConfigError(f"broker: {server!r} in {url!r} is not host:port")
+    if not (port.isascii() and port.isdigit()) or not 1 <= int(port) <= 65535:
+        raise ConfigError(f"broker: port {port!r} in {url!r} is not a number 1..65535")
+    return server
 
 
 def wait_until_answering(servers: list[str], timeout: float = 20.0) -> None:

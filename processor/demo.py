@@ -3,8 +3,9 @@
 Starts the embedded Tansu broker (memory storage, a free port on 127.0.0.1), creates a
 keyring, starts the worker(s) as child processes (``python -m processor worker``), feeds
 synthetic platform events, waits until every event is accounted for, and prints a report:
-events in, out per topic, quarantined by reason, suppressed by reason, events/s, and a
-clean record next to its raw input. Everything it started is stopped by PID, also on Ctrl-C.
+events in, out per topic, quarantined by reason, suppressed by reason, where locations came
+from (GPS with precise-location consent, else the shipped IP data) and the cities they gave,
+events/s, and a clean record next to its raw input. Everything it started is stopped by PID, also on Ctrl-C.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -70,7 +71,16 @@ def worker_environment(settings: dict[str, str]) -> dict[str, str]:
     return env
 
 
-def start_worker(index: int, workdir: Path, settings: dict[str, str]) -> WorkerProcess:
+WORKER_COMMAND = ("-m", "processor", "worker")
+
+
+def start_worker(
+    index: int,
+    workdir: Path,
+    settings: dict[str, str],
+    command: Sequence[str] = WORKER_COMMAND,
+) -> WorkerProcess:
+    """``python <command>`` (the worker; tests start their own seams) with ``settings``."""
     stats_file = workdir / f"worker-{index}.stats.json"
     log_file = workdir / f"worker-{index}.log"
     stats_file.unlink(missing_ok=True)
@@ -82,8 +92,8 @@ def start_worker(index: int, workdir: Path, settings: dict[str, str]) -> WorkerP
         }
     )
     with log_file.open("ab") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "processor", "worker"],
+        proc = subprocess.Popen(  # noqa: S603 - our interpreter, a fixed or test module
+            [sys.executable, *command],
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -162,6 +172,8 @@ class Report:
     rate: float | None = None
     wall: float = 0.0
     sample: tuple[bytes, bytes] | None = None
+    # (location source, city) of the clean recommendation records read for the sample
+    cities: Counter[tuple[str, str]] = field(default_factory=Counter)
     workers: int = 1
     ad_stats: Counter[str] = field(default_factory=Counter)
 
@@ -332,26 +344,52 @@ def _run(
         rate = final.get("events_per_second")
         if rate:
             report.rate = (report.rate or 0.0) + float(rate)
-    report.sample = _sample(broker.address, settings, raw_by_event)
+    report.sample = _sample(broker.address, settings, raw_by_event, report.cities)
     report.wall = time.monotonic() - started
     return report
 
 
 def _sample(
-    broker: str, settings: Settings, raw_by_event: dict[str, bytes]
+    broker: str,
+    settings: Settings,
+    raw_by_event: dict[str, bytes],
+    cities: Counter[tuple[str, str]],
 ) -> tuple[bytes, bytes] | None:
-    # Prefer a record that shows both replaced identifiers and a coarsened location.
+    """A clean record next to its raw input, preferring one that shows both replaced
+    identifiers and a coarsened location; counts the (source, city) of the records read."""
     topic = settings.output_topics[Route.RECOMMENDATION]
-    fallback = None
+    located = fallback = None
     for record in read_topic(broker, topic, limit=2000, timeout=3.0):
         with contextlib.suppress(orjson.JSONDecodeError):
             value = orjson.loads(record.value)
+            location = value.get("location")
+            if isinstance(location, dict):
+                name = location.get("city") or location.get("province_code") or "-"
+                cities[str(location.get("source")), str(name)] += 1
             raw = raw_by_event.get(str(value.get("event_id")))
             if raw is not None and value.get("user_id"):
-                if "location" in value:
-                    return raw, record.value
+                if location and located is None:
+                    located = (raw, record.value)
                 fallback = fallback or (raw, record.value)
-    return fallback
+    return located or fallback
+
+
+def _cities_table(cities: Counter[tuple[str, str]], top: int = 12) -> Any:
+    from rich.table import Table
+
+    totals: Counter[str] = Counter()
+    for (_, city), n in cities.items():
+        totals[city] += n
+    table = Table(
+        title=f"cities of the first clean.recommendation records ({sum(cities.values()):,} located)",
+        header_style="bold",
+    )
+    table.add_column("city")
+    table.add_column("from GPS", justify="right")
+    table.add_column("from IP", justify="right")
+    for city, _ in totals.most_common(top):
+        table.add_row(city, f"{cities['gps', city]:,}", f"{cities['ip', city]:,}")
+    return table
 
 
 def print_report(console: Any, report: Report) -> None:
@@ -380,6 +418,9 @@ def print_report(console: Any, report: Report) -> None:
         for name, n in sorted(report.pipeline.items()):
             if name.startswith(prefix):
                 table.add_row(f"{label}: {name[len(prefix) :]}", f"{n:,}")
+    for source, label in (("gps", "GPS (precise-location consent)"), ("ip", "IP address")):
+        table.add_row(f"located from {label}", f"{report.pipeline[f'location:{source}']:,}")
+    table.add_row("no location", f"{report.pipeline['location:none']:,}")
     if report.ad_stats:
         table.add_row("ad statistics: events counted", f"{report.ad_stats['counted']:,}")
         table.add_row("  windows closed (10 s, k = 10)", f"{report.ad_stats['windows_closed']:,}")
@@ -387,6 +428,8 @@ def print_report(console: Any, report: Report) -> None:
         table.add_row("events/s (worker, busy time)", f"{report.rate:,.0f}")
     table.add_row("wall time (whole demo)", f"{report.wall:.1f}s")
     console.print(table)
+    if report.cities:
+        console.print(_cities_table(report.cities))
     if report.sample is not None:
         raw, clean = report.sample
         left = Syntax(

@@ -18,6 +18,7 @@ from prometheus_client import (
     Counter,
     Gauge,
     Histogram,
+    ProcessCollector,
     disable_created_metrics,
     generate_latest,
 )
@@ -119,11 +120,22 @@ def partition_lag(offsets: PartitionOffsets) -> int | None:
     return max(0, end - (offsets.committed or 0))
 
 
+@dataclass(frozen=True, slots=True)
+class KeyAge:
+    """The key a domain uses now: when it was made (a scheduled period key: its period's
+    start) and the domain's rotation period when it follows a schedule."""
+
+    domain: str
+    created: float  # Unix seconds
+    rotation_period: float | None  # seconds; None when rotated by hand (`keys rotate`)
+
+
 class WorkerView(Protocol):
     """What the metrics read from the worker at scrape time."""
 
     def consent_table_size(self) -> int: ...
     def active_key_ids(self) -> Mapping[str, str]: ...
+    def key_ages(self) -> Iterable[KeyAge]: ...
     def pseudonym_cache(self) -> Mapping[str, tuple[int, int]]: ...
     def partition_offsets(self) -> Iterable[PartitionOffsets]: ...
     def readiness(self) -> Mapping[str, bool]: ...
@@ -145,6 +157,22 @@ class _StateCollector(Collector):
         for domain, key_id in sorted(view.active_key_ids().items()):
             keys.add_metric([domain, key_id], 1)
         yield keys
+        created = GaugeMetricFamily(
+            f"{p}_active_key_created_timestamp_seconds",
+            "When the key in use per domain was made (a scheduled key: its period's start)",
+            labels=["domain"],
+        )
+        period = GaugeMetricFamily(
+            f"{p}_key_rotation_period_seconds",
+            "The rotation period of each domain that rotates on a schedule",
+            labels=["domain"],
+        )
+        for age in sorted(view.key_ages(), key=lambda a: a.domain):
+            created.add_metric([age.domain], age.created)
+            if age.rotation_period is not None:
+                period.add_metric([age.domain], age.rotation_period)
+        yield created
+        yield period
         yield GaugeMetricFamily(
             f"{p}_consent_table_entries",
             "Users in this worker's part of the consent table",
@@ -273,6 +301,26 @@ class WorkerMetrics:
         )
         r.register(self.event_latency)
         r.register(self.record_latency)
+        self.leak_canary_records = Counter(
+            f"{p}_leak_canary_records",
+            "Output records the live leak canary scanned, by topic",
+            ["topic"],
+            registry=r,
+        )
+        self.leak_findings = Counter(
+            f"{p}_leak_findings",
+            "Leak scanner findings in the canary's sampled output records, by topic and detector",
+            ["topic", "detector"],
+            registry=r,
+        )
+        self.delivery_failures = Counter(
+            f"{p}_delivery_failures",
+            "Runs on this data_dir that ended because a delivery failed (exit 75), counted by"
+            " the next run",
+            registry=r,
+        )
+        # process_cpu_seconds_total, process_resident_memory_bytes, process_start_time_seconds
+        ProcessCollector(registry=r)
         self.pseudonyms_out: dict[str, int] = {}
 
     def bind(self, view: WorkerView) -> None:
@@ -339,6 +387,7 @@ def install_pages(
 
 __all__ = [
     "BulkHistogram",
+    "KeyAge",
     "PartitionOffsets",
     "WorkerMetrics",
     "WorkerView",

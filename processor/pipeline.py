@@ -44,8 +44,9 @@ from processor.policy import Action, Policy, RoutePlan, compile_policy
 from processor.project import cell_string, compile_projector
 from processor.pseudonym import DEFAULT_CACHE_SIZE, Pseudonymizer
 from processor.quarantine import Sealer, sealable_bytes
+from processor.scrub import DEFAULT_MAX_TEXT_CHARS, truncate_text
 from processor.validate import Validator
-from schemas import load_contract
+from schemas import load_contract, load_roles
 
 DEFAULT_MAX_RECORD_BYTES = 1_048_576
 _CONSENT_SCHEMA = "consent/1"
@@ -115,6 +116,7 @@ class Pipeline:
         locator: Locator | None = None,
         policy: Policy | None = None,
         max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
+        max_text_chars: int = DEFAULT_MAX_TEXT_CHARS,
         cache_size: int = DEFAULT_CACHE_SIZE,
         clock: Callable[[], int] = _now_ms,
         devices: DeviceState | None = None,
@@ -130,6 +132,15 @@ class Pipeline:
         self._recent_links: dict[tuple[str, IdKind, Any], int] = {}
         self.locator: Locator = locator or NullLocator()
         self.max_record_bytes = max_record_bytes
+        self.max_text_chars = max_text_chars
+        # Free-text fields as (block or None, name, stat key): cut to max_text_chars before
+        # scrubbing, so the scrubber's cost per event is bounded.
+        self._free_text = tuple(
+            (block or None, name, "text_truncated:" + path)
+            for path, role in load_roles().items()
+            if role.role == "free_text"
+            for block, _, name in [path.rpartition(".")]
+        )
         self.stats: Counter[str] = Counter()
         self._clock = clock
         self._cache_size = cache_size
@@ -221,6 +232,10 @@ class Pipeline:
             keyring, self.policy.version, max_sealed_bytes=sealable_bytes(self.max_record_bytes)
         )
         self.next_key_change_ms = 0
+
+    def key_in_force(self, domain: Domain) -> Key:
+        """The key ``domain``'s pseudonyms are made with now (the metrics show its age)."""
+        return self._keys_in_force[domain]
 
     def use_key(self, key: Key) -> None:
         """Make ``key`` its domain's pseudonym key: a fresh pseudonymizer (its caches hold
@@ -402,6 +417,7 @@ class Pipeline:
             self._link_devices(user, event)
         device = event.get("device")
         limit_ad_tracking = device is not None and is_limit_ad_tracking(device.get("oaid"))
+        self._truncate_texts(event)
         self._stage = "coarsen"
         location = self._locate(event, consent) if self._coarsen else None
         self._stage = "pseudonymize"
@@ -459,6 +475,16 @@ class Pipeline:
                 self.devices.links(user), new, now, self._link_retention_ms, self._max_devices
             )
             self.devices.set_links(user, links)
+
+    def _truncate_texts(self, event: dict[str, Any]) -> None:
+        limit = self.max_text_chars
+        for block, name, stat in self._free_text:
+            holder = event.get(block) if block is not None else event
+            if holder:
+                text = holder.get(name)
+                if type(text) is str and len(text) > limit:
+                    holder[name] = truncate_text(text, limit)
+                    self.stats[stat] += 1
 
     def _ip_place(self, ip: str) -> tuple[dict[str, Any] | None, bool]:
         """(coarse place, unusable?) for an address, cached by its /24 for plain IPv4 text

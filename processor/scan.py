@@ -4,7 +4,10 @@ Two kinds of findings:
 
 - pattern findings, independent of any input: identifier-shaped values (a Luhn-valid IMEI,
   an IMSI, an ICCID, a MAC, an IP address, a Chinese mobile or ID-card number, an e-mail,
-  a UUID-shaped OAID, an Android ID, a precise coordinate);
+  a UUID-shaped OAID, an Android ID, a precise coordinate), and whatever the free-text
+  scrubber's detectors find (``processor.detectors``: phone numbers in any spelling, bank
+  cards, labelled QQ/WeChat ids, plates, street addresses, ...), so that what the scrubber
+  missed is still reported;
 - exact findings (kind ``raw:<id kind>``): the raw values of the input events, in every
   spelling the scanner can generate, matched on token boundaries.
 
@@ -23,8 +26,8 @@ from ipaddress import IPv6Address, ip_address
 import orjson
 
 from processor.canonical import NONCONFORMING_PREFIX, canonicalize, luhn_valid
+from processor.detectors import find_identifiers, is_id_card_number
 from processor.kinds import IdKind
-from processor.scrub import is_id_card_number
 
 # Same one-to-one full-width mapping as processor.scrub: spans stay aligned.
 _HALF_WIDTH = {code: code - 0xFEE0 for code in range(0xFF01, 0xFF5F)} | {0x3000: 0x20}
@@ -470,6 +473,10 @@ class LeakScanner:
                         ):
                             continue
                     add(1, match.start(), match.end(), kind)
+        for start, end, kind in _free_text_hits(joined):
+            if kind == "ip" and texts[bisect_right(starts, start) - 1][1]:
+                continue  # in a version field, as for the IPv4 pattern
+            add(1, start, end, kind)
         if _may_hold_coordinate_key(joined):
             for match in _COORDINATE_IN_TEXT.finditer(joined):
                 add(1, match.start(1), match.end(1), "coordinate")
@@ -554,6 +561,13 @@ class LeakScanner:
             for start, end in zip(starts, ends, strict=True):
                 for match in pattern.finditer(text, start, end - len(_SEPARATOR)):
                     yield match.start(), match.end(), f"raw:{kind}"
+
+
+def _free_text_hits(text: str) -> Iterator[_Hit]:
+    """The free-text detectors' findings but long numbers (timestamps and counts in JSON)."""
+    for start, end, kind in find_identifiers(text):
+        if kind != "number":
+            yield start, end, kind
 
 
 def _leaves(document: dict[str, object] | list[object]) -> list[tuple[str, object]]:

@@ -58,7 +58,8 @@ class Settings:
     """Everything the worker and the demo can be told. Field docs are the reference."""
 
     broker: str = "kafka://127.0.0.1:9092"
-    """Kafka bootstrap servers: ``kafka://host:port``, several separated by ``,`` or ``;``."""
+    """Kafka bootstrap servers: ``kafka://host:port`` (or ``aiokafka://``, or a bare
+    ``host:port``), several separated by ``,`` or ``;``; checked at start-up."""
     app_id: str = "pseudostream"
     """faust app id = the consumer group; workers with the same id share the partitions."""
     topic_prefix: str = ""
@@ -149,16 +150,26 @@ class Settings:
     geo_city_db: Path | None = None
     """MaxMind-format city database for IP and coordinate lookups (optional)."""
     geo_ip2region_db: Path | None = None
-    """ip2region xdb database for Chinese IP addresses (optional)."""
+    """ip2region xdb database for Chinese IP addresses (optional; replaces the shipped file
+    of its IP version)."""
+    geo_shipped_ip: bool = True
+    """Locate Chinese IP addresses with the shipped ip2region data (docs/location.md) where no
+    ``geo_ip2region_db`` of that IP version is configured; ``false``: only the operator's files."""
     fast_path: bool = True
     """Hand whole fetches to the batch handler, bypassing faust's per-message stream path
     (see docs/worker.md); ``false`` uses a faust agent with ``stream.take_events``."""
+    leak_canary_fraction: float = 0.001
+    """Fraction of the input records whose outputs the worker scans with the leak scanner's
+    detectors (the live leak canary, ``pseudostream_leak_findings_total``); 0 turns it off."""
     batch_size: int = 2000
     """Most input records processed, produced and committed as one batch."""
     batch_within: float = 0.05
     """Seconds to wait for a batch to fill before processing what is there."""
     max_record_bytes: int = 1_048_576
     """Input records larger than this are quarantined as ``too_large`` without parsing."""
+    max_text_chars: int = 2_000
+    """Free text (query, comment) longer than this is cut before scrubbing, counted as
+    ``text_truncated:<field>``; an identifier the cut would split is cut off whole."""
     fetch_max_wait_ms: int = 50
     """Longest the broker may hold a fetch waiting for data. faust hard-codes 1500 ms; Tansu
     holds a fetch that long when one of its partitions was never written to (an empty
@@ -339,6 +350,10 @@ class Settings:
             raise ConfigError(
                 f"max_devices_per_user: must be at least 1, got {self.max_devices_per_user}"
             )
+        if not 0 <= self.leak_canary_fraction <= 1:
+            raise ConfigError(
+                f"leak_canary_fraction: must be 0..1, got {self.leak_canary_fraction}"
+            )
         if self.stall_ready_seconds <= 0:
             raise ConfigError(
                 f"stall_ready_seconds: must be positive, got {self.stall_ready_seconds}"
@@ -362,6 +377,8 @@ class Settings:
             )
         if self.max_record_bytes < 64:
             raise ConfigError(f"max_record_bytes: must be at least 64, got {self.max_record_bytes}")
+        if self.max_text_chars < 1:
+            raise ConfigError(f"max_text_chars: must be at least 1, got {self.max_text_chars}")
         if self.producer_max_batch_bytes < 1024:
             raise ConfigError("producer_max_batch_bytes: must be at least 1024")
         if self.producer_acks not in ("all", "1", "0", "-1"):
@@ -381,10 +398,7 @@ class Settings:
             raise ConfigError(f"app_id: letters, digits, '-', '_', '.' only, got {self.app_id!r}")
         from processor.broker import bootstrap_servers
 
-        try:
-            bootstrap_servers(self.broker)
-        except ConfigError as exc:
-            raise ConfigError(f"broker: {exc}") from exc
+        bootstrap_servers(self.broker)  # its errors name the setting
         self._validate_security()
         names = [
             *self.input_topics.values(),

@@ -18,18 +18,20 @@ RAW_BEHAVIOUR = "raw.behaviour"
 RAW_DEVICE = "raw.device"
 CONSENT = "consent"
 
-# (city, lat, lon, first octets of a typical address block there)
+# (city, lat, lon, an address block there: first two octets, range of the third), the
+# blocks as the shipped IP data places them (tests/unit/test_synth_geo.py keeps them there).
 _CITIES = (
-    ("Chongqing", 29.557, 106.577, (61, 128)),
-    ("Chengdu", 30.657, 104.066, (118, 112)),
-    ("Beijing", 39.904, 116.407, (123, 112)),
-    ("Shanghai", 31.230, 121.474, (101, 80)),
-    ("Guangzhou", 23.129, 113.264, (113, 108)),
-    ("Shenzhen", 22.543, 114.058, (183, 14)),
-    ("Hangzhou", 30.274, 120.155, (60, 191)),
-    ("Wuhan", 30.593, 114.305, (59, 172)),
-    ("Xi'an", 34.341, 108.940, (113, 140)),
-    ("Suzhou", 31.299, 120.585, (58, 208)),
+    ("Chongqing", 29.557, 106.577, (61, 128, 128, 255)),
+    ("Chengdu", 30.657, 104.066, (118, 112, 0, 255)),
+    ("Beijing", 39.904, 116.407, (123, 112, 0, 255)),
+    ("Shanghai", 31.230, 121.474, (101, 80, 0, 255)),
+    ("Guangzhou", 23.129, 113.264, (113, 108, 128, 239)),
+    # north of the centre (22.543): the GPS jitter around it crossed into Hong Kong
+    ("Shenzhen", 22.620, 114.058, (183, 14, 0, 255)),
+    ("Hangzhou", 30.274, 120.155, (60, 191, 0, 127)),
+    ("Wuhan", 30.593, 114.305, (59, 172, 0, 255)),
+    ("Xi'an", 34.341, 108.940, (113, 140, 64, 159)),
+    ("Suzhou", 31.299, 120.585, (58, 208, 0, 255)),
 )
 _BRANDS = (("Xiaomi", "2211133C"), ("HUAWEI", "ALN-AL00"), ("OPPO", "PGJM10"), ("vivo", "V2254A"))
 _CARRIERS = ("China Mobile", "China Unicom", "China Telecom")
@@ -121,13 +123,15 @@ class _World:
     def _user(self, i: int) -> _User:
         rng = self.rng
         city = rng.randrange(len(_CITIES))
-        a, b = _CITIES[city][3]
+        a, b, low, high = _CITIES[city][3]
         return _User(
             user_id=f"u{10_000_000 + i * 7919 % 9_000_000}",
             phone="+86 138" + "".join(rng.choice("0123456789") for _ in range(8)),
             devices=[self._device() for _ in range(1 if rng.random() < 0.85 else 2)],
             city=city,
-            home_ip=(a, b, rng.randrange(256)),
+            # one randrange(256) as before the blocks had ranges: the streams of a seed stay
+            # the same apart from the third octet
+            home_ip=(a, b, low + rng.randrange(256) % (high - low + 1)),
         )
 
 

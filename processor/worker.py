@@ -49,10 +49,17 @@ from processor.adstats import (
     store_dict,
 )
 from processor.audit import append_audit
+from processor.canary import LeakCanary
 from processor.consent import Consent
 from processor.devicelinks import DeviceLinkTable, start_reader
 from processor.errors import PseudostreamError
-from processor.metrics import PartitionOffsets, WorkerMetrics, install_pages, partition_end
+from processor.metrics import (
+    KeyAge,
+    PartitionOffsets,
+    WorkerMetrics,
+    install_pages,
+    partition_end,
+)
 from processor.outcome import Route, SourceRef
 from processor.quarantine import request_bytes
 from processor.settings import Settings
@@ -517,6 +524,12 @@ class StreamWorker:
             topic_allow_declare=False,  # we create topics ourselves (processor.broker)
             topic_disable_leader=True,
             table_standby_replicas=0,
+            # The check guards a local RocksDB file that outlived its changelog topic; our
+            # tables live in memory, so the only "persisted" offsets are the ones this process
+            # read. Tansu reports a partition's end one batch short until it is written again,
+            # so a rebalance after recovery read that last batch failed the check and crashed
+            # the worker (ConsistencyError, "persisted offset ... higher than highwater").
+            recovery_consistency_check=False,
             web_enabled=s.web_port != 0,
             web_port=s.web_port or 6066,
             web_bind=s.web_host,
@@ -531,9 +544,7 @@ class StreamWorker:
         key_of = table_key_function(keyring)
         self.consent = TableConsentState(self.table, key_of, s.changelog_topic)
         self.table.on_recover(self._catch_up_changelog)
-        self.devices = DeviceLinkTable(self.app, s, key_of)  # processor.devicelinks
-        self.devices.table.on_recover(self._recover_devices)
-        self.app.timer(1.0, name="pseudostream.erased")(self.devices.follow_erased)
+        self.devices = self._device_links(key_of)
         self.ad_stats: AdStatsTable | None = None
         if s.ad_stats_enabled:  # docs/stats.md
             check_schedule_fits_windows(keyring.schedule, s.ad_stats_window)
@@ -548,6 +559,7 @@ class StreamWorker:
             devices=self.devices,
             device_link_retention_ms=s.device_link_retention_ms,
             max_devices_per_user=s.max_devices_per_user,
+            max_text_chars=s.max_text_chars,
         )
         self.pipeline.consent = self.consent
         self.pipeline.devices = self.devices
@@ -570,6 +582,10 @@ class StreamWorker:
         self._count_pseudonyms_of_keys_in_force()
         self.metrics = WorkerMetrics()
         self.metrics.bind(self)
+        self.metrics.delivery_failures.inc(delivery_failures(s.data_dir))
+        self.canary = LeakCanary(
+            s.leak_canary_fraction, self._out_topics, self.metrics, self.pipeline.policy.version
+        )
         if s.web_port:
             install_pages(self.app, self.metrics, self.readiness)
         self._stats_dirty = False
@@ -648,6 +664,14 @@ class StreamWorker:
             time.monotonic() - started,
             len(self.consent),
         )
+
+    def _device_links(self, key_of: Callable[[str], str]) -> DeviceLinkTable:
+        """The device-link table (processor.devicelinks), recovered like the consent table,
+        and every second the identifiers other workers erased."""
+        devices = DeviceLinkTable(self.app, self.settings, key_of)
+        devices.table.on_recover(self._recover_devices)
+        self.app.timer(1.0, name="pseudostream.erased")(devices.follow_erased)
+        return devices
 
     async def _recover_devices(self) -> None:
         """The device-link table: the same catch-up; then every identifier erased so far,
@@ -784,6 +808,8 @@ class StreamWorker:
         ad_route = Route.AD_ANALYTICS
         ad_records: list[tuple[int, str, bytes]] = []
         event_times: list[int] = []
+        canary = self.canary
+        countdown = canary.countdown  # inputs until the leak canary's next sample
         for message in ordered:
             topic = message.topic
             value: bytes | None = message.value
@@ -796,6 +822,13 @@ class StreamWorker:
                 SourceRef(logical.get(topic, topic), message.partition, message.offset),
                 message.key,
             )
+            countdown -= 1
+            if not countdown:
+                countdown = canary.check(
+                    value or b"",
+                    outcome.records,
+                    SourceRef(topic, message.partition, message.offset),
+                )
             for record in outcome.records:
                 key = record.key.encode() if record.key is not None else None
                 sends.append((out_topics[record.route], key, record.value, record.headers or None))
@@ -817,6 +850,7 @@ class StreamWorker:
         if devices.pending:  # links and erased identifiers ride with the batch too
             consent.pending += devices.pending
             devices.pending.clear()
+        canary.countdown = countdown
         if self.ad_stats is not None:  # state changes and closed windows ride with the batch
             self.ad_stats.add(ad_records)
             stats_sends, stats_changelog = self.ad_stats.flush(*self._partitions_read())
@@ -968,6 +1002,21 @@ class StreamWorker:
         active[str(Domain.QUARANTINE)] = self._keyring.active(Domain.QUARANTINE).key_id
         return active
 
+    def key_ages(self) -> list[KeyAge]:
+        from keys import Domain
+
+        schedule = self._keyring.schedule
+        ages = []
+        for domain in (*self.pipeline.pseudonymizers, Domain.QUARANTINE):
+            key = (
+                self._keyring.active(domain)
+                if domain is Domain.QUARANTINE
+                else self.pipeline.key_in_force(domain)
+            )
+            period = schedule.period_s if schedule and schedule.domain == domain else None
+            ages.append(KeyAge(str(domain), key.created_at.timestamp(), period))
+        return ages
+
     def pseudonym_cache(self) -> dict[str, tuple[int, int]]:
         return {str(d): (p.misses, p.computed) for d, p in self.pipeline.pseudonymizers.items()}
 
@@ -1088,6 +1137,7 @@ class StreamWorker:
         log.critical(
             "delivery failed (%s): exiting without committing this batch", type(exc).__name__
         )
+        count_delivery_failure(self.settings.data_dir)
         self.write_stats()
         logging.shutdown()
         os._exit(EXIT_DELIVERY_FAILED)
@@ -1161,6 +1211,24 @@ class StreamWorker:
         return 0
 
 
+DELIVERY_FAILURES_FILE = "delivery-failures"
+
+
+def delivery_failures(data_dir: Path) -> int:
+    """How many earlier runs on ``data_dir`` ended with a failed delivery (exit 75): the
+    process is gone before Prometheus could scrape a counter, so the next run exports it."""
+    try:
+        return int((data_dir / DELIVERY_FAILURES_FILE).read_text() or 0)
+    except (OSError, ValueError):
+        return 0
+
+
+def count_delivery_failure(data_dir: Path) -> None:
+    with contextlib.suppress(OSError):  # exiting anyway; the log line says why
+        data_dir.mkdir(parents=True, exist_ok=True)
+        (data_dir / DELIVERY_FAILURES_FILE).write_text(str(delivery_failures(data_dir) + 1))
+
+
 def _test_stall_partition(value: str | None) -> tuple[str, int] | None:
     """The test seam's ``topic:partition`` (:data:`TEST_STALL_ENV`), or None."""
     if not value:
@@ -1183,10 +1251,13 @@ def load_keyring(settings: Settings) -> Keyring:
 
 
 def load_locator(settings: Settings) -> Locator:
-    """The offline geo lookup: shipped GPS boundaries, plus the configured IP databases."""
+    """The offline geo lookup: shipped GPS boundaries and Chinese IP data, plus the configured
+    IP databases."""
     from processor.geo import build_locator
 
-    return build_locator(settings.geo_city_db, settings.geo_ip2region_db)
+    return build_locator(
+        settings.geo_city_db, settings.geo_ip2region_db, shipped_ip=settings.geo_shipped_ip
+    )
 
 
 def prepare_topics(settings: Settings) -> list[str]:

@@ -8,7 +8,9 @@ Contenders (each its own process, so its CPU and memory are its own):
   transform (the ceiling for this client on this broker);
 - ``quix``: the same job written plainly with quixstreams, ``Pipeline.process`` as transform;
 - ``worker``: ``python -m processor worker``, the real thing;
-- ``aiokafka-pipeline`` (opt-in): the pass-through loop with ``Pipeline.process``.
+- ``aiokafka-pipeline`` (opt-in): the pass-through loop with ``Pipeline.process``;
+- ``worker-no-canary`` (opt-in): the worker with the live leak canary off
+  (``leak_canary_fraction = 0``): next to ``worker``, the canary's cost.
 
 Rounds alternate the contenders (a, b, c, a, b, c, ...) so drift hits all alike; figures
 are medians. Throughput is each process's own count over its busy span (first input
@@ -48,13 +50,14 @@ from processor.errors import PseudostreamError
 
 CONTENDERS = ("passthrough", "quix", "worker")
 BROKER_FLOOR = "broker-one-hop"  # the latency runs' reference: no contender, one broker hop
-OPTIONAL_CONTENDERS = ("aiokafka-pipeline", "worker-baseline")
+OPTIONAL_CONTENDERS = ("aiokafka-pipeline", "worker-baseline", "worker-no-canary")
 LABELS = {
     "passthrough": "aiokafka pass-through (no transform)",
     "quix": "quixstreams + Pipeline.process",
     "worker": "pseudostream worker (faust)",
     "aiokafka-pipeline": "aiokafka + Pipeline.process",
     "worker-baseline": "worker from --baseline-src",
+    "worker-no-canary": "pseudostream worker, leak canary off",
 }
 SOURCES = (synth.RAW_BEHAVIOUR, synth.RAW_DEVICE, synth.CONSENT)
 SAMPLE_EVERY = 0.1
@@ -175,7 +178,7 @@ def start_contender(
     index: int = 0,
 ) -> WorkerProcess:
     """The contender as a child process, its stats file and log in the bed's directory."""
-    if kind in ("worker", "worker-baseline"):
+    if kind in ("worker", "worker-baseline", "worker-no-canary"):
         env = {
             "broker": bed.broker.url,
             "keyring": str(bed.keyring_file),
@@ -204,8 +207,10 @@ def start_contender(
             },
             **bed.worker_settings,
         }
+        if kind == "worker-no-canary":
+            env["leak_canary_fraction"] = "0"
         (bed.workdir / tag).mkdir(parents=True, exist_ok=True)
-        if kind == "worker":
+        if kind in ("worker", "worker-no-canary"):
             return start_worker(index, bed.workdir / tag, env)
         if bed.baseline_src is None:
             raise BenchError("the worker-baseline contender needs --baseline-src DIR")
@@ -661,6 +666,15 @@ def _ratios(medians: dict[str, dict[str, Any]]) -> dict[str, Any]:
         out["worker_share_of_passthrough_pct"] = round(100 * worker / passthrough, 1)
     if worker and quix:
         out["worker_vs_quix"] = round(worker / quix, 2)
+    without = medians.get("worker-no-canary") or {}
+    if worker and without.get("events_per_second"):
+        out["canary_events_per_second_change_pct"] = round(
+            100 * (worker / without["events_per_second"] - 1), 1
+        )
+    cpu = (medians.get("worker") or {}).get("client_cpu_us_per_event")
+    cpu_without = without.get("client_cpu_us_per_event")
+    if cpu and cpu_without:
+        out["canary_cpu_per_event_change_pct"] = round(100 * (cpu / cpu_without - 1), 1)
     return out
 
 

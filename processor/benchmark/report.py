@@ -53,6 +53,11 @@ def _e2e(result: dict[str, Any]) -> str:
         lines.append(f"worker = {result['worker_share_of_passthrough_pct']} % of the pass-through")
     if "worker_vs_quix" in result:
         lines.append(f"worker = {result['worker_vs_quix']}x quixstreams")
+    if "canary_events_per_second_change_pct" in result:
+        lines.append(
+            f"leak canary on vs off: {result['canary_events_per_second_change_pct']:+} % events/s,"
+            f" {result.get('canary_cpu_per_event_change_pct', 0.0):+} % client CPU per event"
+        )
     if result.get("latency"):
         rate = next(iter(result["latency"].values()))["rate"]
         lines.append(f"latency at a fixed {rate:,} events/s")
@@ -105,14 +110,26 @@ def _core(result: dict[str, Any]) -> str:
         ["naive baseline", _fmt(result["naive_events_per_cpu_s"])],
         ["floor: decode, copy, encode only", _fmt(result["floor_events_per_cpu_s"])],
     ]
-    return "\n".join(
-        [
-            _rows(header, rows),
-            f"speed-up {result['speedup_vs_naive']}x; peak RSS of the pipeline process "
-            f"{result['pipeline_peak_rss_mb']} MB; the pipeline does "
-            f"{result['pipeline_share_of_floor']:.0%} of the floor's rate",
-        ]
-    )
+    lines = [
+        _rows(header, rows),
+        f"speed-up {result['speedup_vs_naive']}x; peak RSS of the pipeline process "
+        f"{result['pipeline_peak_rss_mb']} MB; the pipeline does "
+        f"{result['pipeline_share_of_floor']:.0%} of the floor's rate",
+    ]
+    scrub = result.get("scrub", {})  # none in results written before it was measured
+    if "scrub_us_per_16_char_comment" in scrub:
+        line = (
+            f"free-text scrubber: {scrub['scrub_us_per_16_char_comment']} µs per 16-character "
+            "comment (CPU)"
+        )
+        if "texts" in scrub:
+            line += (
+                f"; over the stream's {scrub['texts']:,} texts {scrub['scrub_us_per_text']} µs, "
+                f"{scrub['scrub_us_per_median_text']} µs at their median length "
+                f"({scrub['median_text_chars']} characters)"
+            )
+        lines.append(line)
+    return "\n".join(lines)
 
 
 def table(result: dict[str, Any]) -> str:

@@ -43,7 +43,8 @@ def _settings(pairs: tuple[str, ...]) -> dict[str, str]:
     "--contenders",
     default="passthrough,quix,worker",
     show_default=True,
-    help="e2e: comma-separated, in round order; also aiokafka-pipeline, worker-baseline.",
+    help="e2e: comma-separated, in round order; also aiokafka-pipeline, worker-baseline,"
+    " worker-no-canary (the leak canary's cost next to worker).",
 )
 @click.option(
     "--latency-seconds",

@@ -69,7 +69,9 @@ def replay(
 
     settings = Settings.load(config_file=config_file, keyring=keyring_path)
     keyring = load_keyring(settings)
-    pipeline = Pipeline(keyring, locator=load_locator(settings))
+    pipeline = Pipeline(
+        keyring, locator=load_locator(settings), max_text_chars=settings.max_text_chars
+    )
     console = Console(stderr=True)
     with Progress(
         TextColumn("replay"),

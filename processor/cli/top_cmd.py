@@ -1,9 +1,13 @@
-"""``pseudostream top``: a live terminal view of a running worker, read from its ``/metrics``."""
+"""``pseudostream top``: a live terminal view of a running worker, read from its ``/metrics``,
+or of the whole consumer group, read from Prometheus (``--prometheus URL``)."""
 
 from __future__ import annotations
 
+import functools
+import json
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -30,6 +34,19 @@ class Snapshot:
     ready: float | None = None
     consent_entries: float | None = None
     hit_ratio: dict[str, float] = field(default_factory=dict)
+    leak_findings: float = 0.0
+    workers: dict[str, WorkerRow] = field(default_factory=dict)  # from Prometheus only
+
+
+@dataclass
+class WorkerRow:
+    """One worker of the group, as Prometheus last scraped it."""
+
+    up: bool = False
+    ready: bool | None = None
+    events_in: float = 0.0
+    cpu: float | None = None  # cores used (rate of process CPU seconds)
+    rss: float | None = None  # bytes
 
 
 def parse_metrics(text: str, at: float = 0.0) -> Snapshot:
@@ -64,6 +81,8 @@ def parse_metrics(text: str, at: float = 0.0) -> Snapshot:
                 snap.consent_entries = sample.value
             elif name == P + "pseudonym_cache_hit_ratio":
                 snap.hit_ratio[labels["domain"]] = sample.value
+            elif name == P + "leak_findings_total":
+                snap.leak_findings += sample.value
     return snap
 
 
@@ -111,6 +130,9 @@ def render(now: Snapshot, before: Snapshot | None, url: str) -> Any:
     total_in = sum(now.events_in.values())
     total_q = sum(now.quarantined.values())
     ready = "-" if now.ready is None else ("yes" if now.ready else "NO")
+    if now.workers:
+        n_ready = sum(1 for w in now.workers.values() if w.ready)
+        ready = f"{n_ready} of {len(now.workers)} workers"
     table.add_row("ready", ready)
     table.add_row("events in (total)", f"{total_in:,.0f}")
     table.add_row("events in /s", "-" if rate_in is None else f"{rate_in:,.0f}")
@@ -131,47 +153,144 @@ def render(now: Snapshot, before: Snapshot | None, url: str) -> Any:
         table.add_row(f"cache hit ratio {domain}", f"{ratio:.1%}")
     if now.consent_entries is not None:
         table.add_row("consent table entries", f"{now.consent_entries:,.0f}")
+    table.add_row("leak canary findings", f"{now.leak_findings:,.0f}")
+    for instance, worker in sorted(now.workers.items()):
+        state = "ready" if worker.ready else ("not ready" if worker.up else "DOWN")
+        cpu = "-" if worker.cpu is None else f"{worker.cpu:.0%} CPU"
+        rss = "-" if worker.rss is None else f"{worker.rss / 2**20:,.0f} MiB"
+        table.add_row(f"worker {instance}", f"{state}, {worker.events_in:,.0f} in, {cpu}, {rss}")
     return table
 
 
-def scrape(url: str, timeout: float = 5.0) -> Snapshot:
+def _read(url: str, option: str, timeout: float) -> bytes:
     if not url.startswith(("http://", "https://")):
-        raise PseudostreamError(f"--url must be an http(s) URL, got {url!r}")
+        raise PseudostreamError(f"{option} must be an http(s) URL, got {url!r}")
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - checked above
-            text = response.read().decode("utf-8")
+            body: bytes = response.read()
+            return body
     except (urllib.error.URLError, OSError, ValueError) as exc:
         reason = getattr(exc, "reason", exc)
         raise PseudostreamError(f"cannot read {url}: {reason}") from exc
-    return parse_metrics(text, time.monotonic())
+
+
+def scrape(url: str, timeout: float = 5.0) -> Snapshot:
+    return parse_metrics(_read(url, "--url", timeout).decode("utf-8"), time.monotonic())
+
+
+class PrometheusGroup:
+    """The group's figures from a Prometheus that scrapes its workers (job ``job``): the
+    same sums a single worker's ``/metrics`` gives, over every worker, plus one row per
+    worker. Counters are summed as Prometheus last scraped them, so ``top``'s rates are
+    over its own refresh interval, as with one worker."""
+
+    def __init__(self, base: str, job: str, timeout: float = 5.0) -> None:
+        self.base = base.rstrip("/")
+        self.job = job
+        self.selector = "{job=" + json.dumps(job) + "}"  # a PromQL string literal
+        self.timeout = timeout
+
+    def query(self, expr: str) -> list[tuple[dict[str, str], float]]:
+        """(labels, value) of each series of an instant query; ``{S}`` is the job selector."""
+        query = urllib.parse.urlencode({"query": expr.replace("{S}", self.selector)})
+        url = f"{self.base}/api/v1/query?{query}"
+        try:
+            body = json.loads(_read(url, "--prometheus", self.timeout))
+            if body.get("status") != "success":
+                raise ValueError(body.get("error", "no result"))
+            return [(r["metric"], float(r["value"][1])) for r in body["data"]["result"]]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise PseudostreamError(
+                f"Prometheus at {self.base} answered {expr!r} with {exc}"
+            ) from exc
+
+    def by(self, label: str, expr: str) -> dict[str, float]:
+        return {labels.get(label, ""): value for labels, value in self.query(expr)}
+
+    def snapshot(self) -> Snapshot:
+        workers: dict[str, WorkerRow] = {}
+        for labels, value in self.query("up{S}"):
+            workers[labels["instance"]] = WorkerRow(up=value == 1)
+        if not workers:
+            raise PseudostreamError(
+                f"Prometheus at {self.base} scrapes no target of job {self.job!r} (see --job)"
+            )
+        snap = Snapshot(time.monotonic())
+        snap.events_in = self.by("topic", "sum by (topic) (pseudostream_events_in_total{S})")
+        snap.events_out = self.by("topic", "sum by (topic) (pseudostream_events_out_total{S})")
+        snap.quarantined = self.by("reason", "sum by (reason) (pseudostream_quarantined_total{S})")
+        for labels, value in self.query("sum by (topic, partition) (pseudostream_consumer_lag{S})"):
+            snap.lag[f"{labels.get('topic')}/{labels.get('partition')}"] = value
+        for name in ("record_latency_seconds", "event_latency_seconds", "batch_seconds"):
+            buckets = self.by("le", f"sum by (le) ({P}{name}_bucket{{S}})")
+            if buckets:
+                snap.latency[name] = [(float(le), n) for le, n in buckets.items()]
+        entries = self.query("sum(pseudostream_consent_table_entries{S})")
+        snap.consent_entries = entries[0][1] if entries else None
+        snap.hit_ratio = self.by(
+            "domain",
+            "1 - sum by (domain) (pseudostream_pseudonym_cache_misses_total{S})"
+            " / sum by (domain) (pseudostream_pseudonyms_written_total{S} > 0)",
+        )
+        snap.leak_findings = sum(self.by("", "sum(pseudostream_leak_findings_total{S})").values())
+        for field_name, expr in (
+            ("ready", "pseudostream_ready{S}"),
+            ("events_in", "sum by (instance) (pseudostream_events_in_total{S})"),
+            ("cpu", "rate(process_cpu_seconds_total{S}[1m])"),
+            ("rss", "process_resident_memory_bytes{S}"),
+        ):
+            for instance, value in self.by("instance", expr).items():
+                row = workers.setdefault(instance, WorkerRow())
+                setattr(row, field_name, bool(value) if field_name == "ready" else value)
+        snap.workers = workers
+        return snap
 
 
 @main.command()
 @click.option(
     "--url",
-    default="http://127.0.0.1:6066/metrics",
+    help="A worker's metrics endpoint (web_port) [default: http://127.0.0.1:6066/metrics].",
+)
+@click.option(
+    "--prometheus",
+    "prometheus",
+    metavar="URL",
+    help="A Prometheus that scrapes the workers (e.g. http://127.0.0.1:9090): the whole group.",
+)
+@click.option(
+    "--job",
+    default="pseudostream",
     show_default=True,
-    help="The worker's metrics endpoint (web_port).",
+    help="With --prometheus: the scrape job of the workers.",
 )
 @click.option("--interval", default=1.0, show_default=True, help="Seconds between refreshes.")
 @click.option("--once", is_flag=True, help="Print one frame and exit.")
-def top(url: str, interval: float, once: bool) -> None:
-    """Live view of a running worker: throughput, lag, quarantine rate, latency percentiles."""
+def top(url: str | None, prometheus: str | None, job: str, interval: float, once: bool) -> None:
+    """Live view of a running worker, or of the whole group through Prometheus: throughput,
+    lag, quarantine rate, latency percentiles, and with Prometheus one row per worker."""
     from rich.console import Console
     from rich.live import Live
 
+    if url and prometheus:
+        raise PseudostreamError("give --url (one worker) or --prometheus (the group), not both")
+    if prometheus:
+        group = PrometheusGroup(prometheus, job)
+        source, take = f"{prometheus} (job {job})", group.snapshot
+    else:
+        source = url or "http://127.0.0.1:6066/metrics"
+        take = functools.partial(scrape, source)
     console = Console()
-    first = scrape(url)
+    first = take()
     if once:
-        console.print(render(first, None, url))
+        console.print(render(first, None, source))
         return
     before = first
-    with Live(render(first, None, url), console=console, auto_refresh=False) as live:
+    with Live(render(first, None, source), console=console, auto_refresh=False) as live:
         try:
             while True:
                 time.sleep(max(0.1, interval))
-                now = scrape(url)
-                live.update(render(now, before, url), refresh=True)
+                now = take()
+                live.update(render(now, before, source), refresh=True)
                 before = now
         except KeyboardInterrupt:
             return

@@ -19,6 +19,7 @@ from processor.geo import build_locator
 from processor.outcome import DEFAULT_TOPICS, SourceRef
 from processor.pipeline import DEFAULT_MAX_RECORD_BYTES, Pipeline
 from processor.policy import compile_policy
+from processor.scrub import DEFAULT_MAX_TEXT_CHARS
 
 keyring_option = click.option(
     "--keyring",
@@ -69,11 +70,13 @@ def _summary(totals: Counter[str], stats: Counter[str]) -> str:
         )
         return ", ".join(f"{k} {v}" for k, v in items) or "none"
 
-    return (
+    summary = (
         f"transform: {totals['in']} records in ({totals['blank']} blank lines skipped): "
         f"{totals['routed']} routed, {totals['quarantined']} quarantined, {totals['suppressed']} suppressed; "
         f"out: {group('out:')}; quarantined: {group('quarantined:')}; suppressed: {group('suppressed:')}"
     )
+    cut = group("text_truncated:")
+    return summary if cut == "none" else f"{summary}; free text cut: {cut}"
 
 
 @main.command()
@@ -97,7 +100,16 @@ def _summary(totals: Counter[str], stats: Counter[str]) -> str:
     "xdb_path",
     type=click.Path(dir_okay=False, exists=True, path_type=Path),
     envvar="PSEUDOSTREAM_GEO_IP2REGION_DB",
-    help="ip2region xdb database for IP location in China. Env: PSEUDOSTREAM_GEO_IP2REGION_DB.",
+    help="ip2region xdb database for IP location in China (replaces the shipped one of its IP "
+    "version). Env: PSEUDOSTREAM_GEO_IP2REGION_DB.",
+)
+@click.option(
+    "--shipped-ip/--no-shipped-ip",
+    default=True,
+    envvar="PSEUDOSTREAM_GEO_SHIPPED_IP",
+    show_default=True,
+    help="Locate Chinese IP addresses with the shipped ip2region data. Env: "
+    "PSEUDOSTREAM_GEO_SHIPPED_IP.",
 )
 @click.option(
     "--max-record-bytes",
@@ -105,6 +117,13 @@ def _summary(totals: Counter[str], stats: Counter[str]) -> str:
     default=DEFAULT_MAX_RECORD_BYTES,
     show_default=True,
     help="Larger records are quarantined as too_large.",
+)
+@click.option(
+    "--max-text-chars",
+    type=click.IntRange(min=1),
+    default=DEFAULT_MAX_TEXT_CHARS,
+    show_default=True,
+    help="Longer free text is cut before scrubbing (counted as text_truncated).",
 )
 @click.option("--strict", is_flag=True, help="Exit 1 when any record was quarantined.")
 @click.option("--quiet", "-q", is_flag=True, help="No summary on stderr.")
@@ -114,7 +133,9 @@ def transform(
     policy_path: Path | None,
     mmdb_path: Path | None,
     xdb_path: Path | None,
+    shipped_ip: bool,
     max_record_bytes: int,
+    max_text_chars: int,
     strict: bool,
     quiet: bool,
 ) -> None:
@@ -129,7 +150,8 @@ def transform(
         keyring,
         policy=compile_policy(policy_path),
         max_record_bytes=max_record_bytes,
-        locator=build_locator(mmdb_path, xdb_path),
+        max_text_chars=max_text_chars,
+        locator=build_locator(mmdb_path, xdb_path, shipped_ip=shipped_ip),
     )
     totals = run_transform(pipeline, sys.stdin.buffer, sys.stdout.buffer)
     sys.stdout.flush()

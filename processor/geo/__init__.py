@@ -2,6 +2,7 @@
 15,000+ people / first-level region (elsewhere). No network call, ever.
 
     locator = build_locator(mmdb_path=..., xdb_path=...)   # at start-up; LocationDataError
+    # (IP: the shipped ip2region files for China unless shipped_ip=False or replaced)
     checked = check_coordinates(lat, lon)                   # (lat, lon) or a reason code
     locator.from_gps(*checked), locator.from_ip(truncate(address))   # Place | None
 
@@ -12,15 +13,15 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from processor.location import IPAddress, Locator, Place
 
 from . import gps
-from .ip import MmdbSource, XdbSource, truncate
+from .ip import MmdbSource, XdbSource, shipped_xdb, truncate
 
-__all__ = ["GeoLocator", "build_locator", "check_coordinates", "truncate"]
+__all__ = ["GeoLocator", "build_locator", "check_coordinates", "shipped_xdb", "truncate"]
 
 # GPS answers are computed for the coordinate rounded to 0.01 degree (about 1 km, far finer
 # than a prefecture): the rounded pair is the cache key, and the answer depends on it alone.
@@ -49,17 +50,18 @@ def check_coordinates(lat: object, lon: object) -> tuple[float, float] | str:
 
 
 class GeoLocator:
-    """The ``Locator`` of the pipeline: shipped GPS data, optional IP databases, LRU caches."""
+    """The ``Locator`` of the pipeline: shipped GPS data, IP databases (ip2region xdb files, at
+    most one per IP version, and an optional MMDB), LRU caches."""
 
     def __init__(
         self,
         gps_index: gps.GpsIndex,
-        xdb: XdbSource | None,
+        xdbs: Sequence[XdbSource],
         mmdb: MmdbSource | None,
         cache_size: int,
     ) -> None:
         self._gps = gps_index
-        self._xdb = xdb
+        self._xdbs = tuple(xdbs)
         self._mmdb = mmdb
         self._gps_at: Callable[[int, int], Place | None] = self._gps_uncached
         self._ip_at: Callable[[IPAddress], Place | None] = self._ip_uncached
@@ -80,7 +82,7 @@ class GeoLocator:
         )
 
     def _ip_uncached(self, address: IPAddress) -> Place | None:
-        china = self._xdb.lookup(address) if self._xdb is not None else None
+        china = next((p for x in self._xdbs if (p := x.lookup(address)) is not None), None)
         if china is not None and china.province_code is not None:
             return china
         # ip2region knows only "China" (or Taiwan, at island level) here: MMDB may know more.
@@ -92,11 +94,17 @@ def build_locator(
     mmdb_path: Path | None = None,
     xdb_path: Path | None = None,
     *,
+    shipped_ip: bool = True,
     cache_size: int = 65536,
 ) -> Locator:
     """Load everything at start-up; raises ``LocationDataError`` naming a missing or corrupt
-    file. IP lookups try the xdb first (ip2region is the better source for China), then MMDB."""
+    file. IP lookups try ip2region first (the better source for China), then MMDB. The
+    shipped ip2region files (China, IPv4 and IPv6) answer unless ``shipped_ip`` is false or
+    the operator's ``xdb_path`` holds the same IP version (it replaces the shipped one)."""
     gps_index = gps.shipped()
-    xdb = XdbSource(xdb_path, gps_index) if xdb_path is not None else None
+    xdbs = [XdbSource(xdb_path, gps_index)] if xdb_path is not None else []
+    if shipped_ip:
+        given = {x.ip_version for x in xdbs}
+        xdbs += [x for x in shipped_xdb() if x.ip_version not in given]
     mmdb = MmdbSource(mmdb_path, gps_index) if mmdb_path is not None else None
-    return GeoLocator(gps_index, xdb, mmdb, cache_size)
+    return GeoLocator(gps_index, xdbs, mmdb, cache_size)

@@ -13,7 +13,7 @@ import urllib.error
 import urllib.request
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,7 +25,13 @@ from prometheus_client.parser import text_string_to_metric_families
 from keys import Keyring, MasterKey, generate_master_key, load_keyring_from, save_keyring
 from processor.broker import EmbeddedBroker
 from processor.consent import MemoryConsentState
-from processor.demo import WorkerProcess, produce_placed, read_topic, start_worker
+from processor.demo import (
+    WORKER_COMMAND,
+    WorkerProcess,
+    produce_placed,
+    read_topic,
+    start_worker,
+)
 from processor.outcome import Route, SourceRef
 from processor.pipeline import Pipeline
 from processor.scan import Finding, LeakScanner
@@ -71,9 +77,11 @@ class Stack:
             self.settings.require_keyring(), self.settings.master_key_file, os.environ
         )
 
-    def start_worker(self, **overrides: str) -> WorkerProcess:
+    def start_worker(
+        self, *, command: Sequence[str] = WORKER_COMMAND, **overrides: str
+    ) -> WorkerProcess:
         """A worker subprocess with this stack's settings, ``overrides`` on top."""
-        proc = start_worker(len(self.workers), self.workdir, {**self.env, **overrides})
+        proc = start_worker(len(self.workers), self.workdir, {**self.env, **overrides}, command)
         self.workers.append(proc)
         return proc
 

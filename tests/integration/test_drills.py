@@ -45,6 +45,9 @@ from tests.integration.conftest import (
 pytestmark = pytest.mark.broker
 
 RAW = synth.RAW_BEHAVIOUR
+# the two-worker drill's scale, read at import (the tests clear PSEUDOSTREAM_* per test)
+DRILL_EVENTS = int(os.environ.get("PSEUDOSTREAM_DRILL_EVENTS", "30000"))
+DRILL_RATE = float(os.environ.get("PSEUDOSTREAM_DRILL_RATE", "2000"))
 
 
 def _good(n: int, prefix: str) -> list[tuple[str, bytes | None, bytes]]:
@@ -353,9 +356,7 @@ def test_drill_two_workers_one_killed_and_restarted_under_load(stack: Stack) -> 
     at 2,000/s; the repeated runs in docs/drills.md used 100,000 at 1,500/s)."""
     from processor.broker import free_port
 
-    n_events = int(os.environ.get("PSEUDOSTREAM_DRILL_EVENTS", "30000"))
-    rate = float(os.environ.get("PSEUDOSTREAM_DRILL_RATE", "2000"))
-    generated = list(synth.generate(n_events, seed=19, users=2800, malformed=0.002))
+    generated = list(synth.generate(DRILL_EVENTS, seed=19, users=2800, malformed=0.002))
     consents = [r for r in generated if r[0] == synth.CONSENT]
     events = [r for r in generated if r[0] != synth.CONSENT]
     users = sorted({_event_fields(v)[0] for _, _, v in events} - {""})
@@ -372,7 +373,7 @@ def test_drill_two_workers_one_killed_and_restarted_under_load(stack: Stack) -> 
     stack.wait_processed(len(fed), 120)
     time.sleep(1.0)  # past one commit interval: the consent offsets are committed
     restarted = None
-    for step in _paced(stack, events, rate):
+    for step in _paced(stack, events, DRILL_RATE):
         fed += step
         done = (len(fed) - len(consents) - len(deletions)) / len(events)
         if first.proc.poll() is None and done >= 0.3:

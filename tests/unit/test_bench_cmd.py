@@ -12,7 +12,9 @@ import orjson
 import pytest
 from click.testing import CliRunner
 
+from processor import synth
 from processor.benchmark import e2e
+from processor.benchmark.core import scrub_cost
 from processor.benchmark.report import table
 from processor.cli import main
 
@@ -107,6 +109,16 @@ def test_core_bench_measures_pipeline_naive_and_floor_in_one_run(tmp_path: Any) 
     )
     assert "floor: decode, copy, encode only" in result.output
     assert "pipeline, first pass" in result.output
+    assert data["scrub"]["scrub_us_per_16_char_comment"] > 0
+    assert "µs per 16-character comment" in result.output
+
+
+def test_when_the_stream_has_comments_then_core_bench_gives_their_scrubbing_cost() -> None:
+    # The synthetic stream starts with consent records; comments come after the first 1,000.
+    cost = scrub_cost([value for _, _, value in synth.generate(3000, seed=7)])
+    assert cost["texts"] > 0
+    assert cost["scrub_us_per_median_text"] > 0
+    assert cost["scrub_us_per_text"] > 0
 
 
 class _Done:

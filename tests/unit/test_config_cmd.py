@@ -78,16 +78,61 @@ def test_unknown_key_in_config_file_is_named(tmp_path: Path) -> None:
     assert "'sasl_pasword'" in result.stderr
 
 
-def test_real_process_exit_code() -> None:
+def _run_cli(*args: str, **settings: str) -> subprocess.CompletedProcess[str]:
+    """``python -m processor ARGS`` with only ``settings`` as PSEUDOSTREAM_* variables."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PSEUDOSTREAM_")}
-    env["PSEUDOSTREAM_SASL_MECHANISM"] = "GSSAPI"
-    proc = subprocess.run(
-        [sys.executable, "-m", "processor", "config", "show"],
+    env.update({f"PSEUDOSTREAM_{name.upper()}": value for name, value in settings.items()})
+    return subprocess.run(
+        [sys.executable, "-m", "processor", *args],
         env=env,
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
     )
+
+
+def test_real_process_exit_code() -> None:
+    proc = _run_cli("config", "show", sasl_mechanism="GSSAPI")
     assert proc.returncode == 2
     assert proc.stderr.startswith("pseudostream: error: sasl_mechanism: ")
+
+
+@pytest.mark.parametrize(
+    ("broker", "accepted"),
+    [
+        ("ftp://host:9092", False),
+        ("kafka://host:99999", False),
+        ("kafka://host:port", False),
+        ("kafka://host:0", False),
+        ("kafka://host", False),
+        ("kafka://:9092", False),
+        ("kafka://user@host:9092", False),
+        ("kafka://a:9092,ftp://b:9092", False),
+        (",;", False),
+        ("kafka://k1:9092;k2:9093", True),
+        ("k1:9092,k2:9092", True),
+        ("aiokafka://10.0.0.1:9092", True),
+        ("kafka://[::1]:9092", True),
+    ],
+)
+def test_config_show_refuses_a_broker_that_cannot_work_in_one_line(
+    broker: str, accepted: bool
+) -> None:
+    result = CliRunner().invoke(main, ["config", "show"], env={"PSEUDOSTREAM_BROKER": broker})
+    if accepted:
+        assert result.exit_code == 0, result.output
+        assert f"= {broker}" in result.stdout
+        return
+    assert result.exit_code == 2
+    assert result.stderr.startswith("pseudostream: error: broker: ")
+    assert len(result.stderr.splitlines()) == 1
+    assert result.stdout == ""
+
+
+def test_worker_refuses_a_bad_broker_before_starting() -> None:
+    proc = _run_cli("worker", broker="kafka://host:port")
+    assert proc.returncode == 2
+    assert proc.stderr.splitlines() == [
+        "pseudostream: error: broker: port 'port' in 'kafka://host:port' is not a number 1..65535"
+    ]

@@ -1,4 +1,5 @@
-"""IP lookups through MMDB and ip2region xdb databases built here (no shipped IP data)."""
+"""IP lookups through MMDB and ip2region xdb databases built here, and through the shipped
+ip2region data (China, IPv4 and IPv6)."""
 
 from __future__ import annotations
 
@@ -13,8 +14,9 @@ from netaddr import IPSet
 
 from processor.errors import LocationDataError
 from processor.geo import build_locator
+from processor.geo.ip import shipped_xdb_paths
+from processor.geo.xdb_maker import write_xdb
 from processor.location import Locator, Place
-from tests.data.geo.xdb_maker import write_xdb
 
 CHENGDU = Place("CN", "510000", "510100", "成都市")
 
@@ -69,7 +71,7 @@ def databases(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 @pytest.fixture(scope="module")
 def locator(databases: tuple[Path, Path]) -> Locator:
     mmdb, xdb = databases
-    return build_locator(mmdb_path=mmdb, xdb_path=xdb)
+    return build_locator(mmdb_path=mmdb, xdb_path=xdb, shipped_ip=False)
 
 
 def _at(locator: Locator, address: str) -> Place | None:
@@ -139,13 +141,104 @@ def test_when_address_is_in_no_database_then_none(locator: Locator) -> None:
 
 
 def test_when_only_mmdb_is_given_then_chinese_ip_from_mmdb(databases: tuple[Path, Path]) -> None:
-    only_mmdb = build_locator(mmdb_path=databases[0])
+    only_mmdb = build_locator(mmdb_path=databases[0], shipped_ip=False)
     assert _at(only_mmdb, "36.0.3.0") == CHENGDU
     assert _at(only_mmdb, "36.0.0.0") is None
 
 
-def test_when_no_database_is_given_then_ip_gives_none() -> None:
-    assert _at(build_locator(), "36.0.0.0") is None
+def test_when_shipped_data_is_off_and_no_database_is_given_then_ip_gives_none() -> None:
+    assert _at(build_locator(shipped_ip=False), "61.139.2.0") is None
+
+
+@pytest.mark.parametrize(
+    ("address", "expected"),
+    [
+        ("61.139.2.69", CHENGDU),  # China Telecom Sichuan's resolver
+        ("202.96.134.133", Place("CN", "440000", "440300", "深圳市")),
+        ("202.96.209.133", Place("CN", "310000", "310000", "上海市")),
+        ("210.34.0.1", Place("CN", "350000", "350200", "厦门市")),
+        ("2402:f000:1:801::8:28", Place("CN", "110000", "110000", "北京市")),  # Tsinghua
+    ],
+)
+def test_when_no_database_is_given_then_shipped_data_gives_the_prefecture(
+    address: str, expected: Place
+) -> None:
+    assert _at(build_locator(), address) == expected
+
+
+def test_when_shipped_data_is_asked_abroad_then_none() -> None:
+    locator = build_locator()
+    assert _at(locator, "8.8.8.8") is None
+    assert _at(locator, "2001:4860:4860::8888") is None
+
+
+def test_when_shipped_data_holds_hong_kong_or_taiwan_then_sar_or_island() -> None:
+    locator = build_locator()
+    assert _at(locator, "202.45.84.0") == Place("HK", "810000", "810000", "香港特别行政区")
+    assert _at(locator, "140.112.0.0") == Place("TW", None, None, None)  # Taiwan University
+
+
+def test_when_operator_xdb_is_ipv4_then_shipped_ipv6_still_answers(
+    databases: tuple[Path, Path],
+) -> None:
+    locator = build_locator(xdb_path=databases[1])
+    assert _at(locator, "36.0.1.0") == Place("CN", "500000", "500000", "重庆市")  # operator's
+    assert _at(locator, "61.139.2.0") is None  # the shipped IPv4 file is replaced
+    assert _at(locator, "2402:f000::") == Place("CN", "110000", "110000", "北京市")
+
+
+def test_when_mmdb_is_given_then_shipped_xdb_answers_chinese_addresses_first(
+    databases: tuple[Path, Path],
+) -> None:
+    locator = build_locator(mmdb_path=databases[0])
+    assert _at(locator, "61.139.2.0") == CHENGDU
+    place = _at(locator, "1.0.0.0")  # abroad: the MMDB
+    assert place is not None
+    assert place.country == "JP"
+
+
+def test_when_mmdb_record_is_country_only_with_a_centroid_then_country_only(
+    tmp_path: Path,
+) -> None:
+    # GeoLite2 gives Chinese addresses it cannot place China's centroid, which lies in Henan.
+    writer = MMDBWriter(ip_version=4, database_type="GeoLite2-City")
+    writer.insert_network(
+        IPSet(["9.0.0.0/24"]),
+        {"country": {"iso_code": "CN"}, "location": {"latitude": 34.7732, "longitude": 113.722}},
+    )
+    writer.insert_network(
+        IPSet(["9.0.1.0/24"]),
+        {"country_code": "CN", "city": "", "state1": "", "latitude": 34.7732, "longitude": 113.722},
+    )
+    writer.to_db_file(str(tmp_path / "c.mmdb"))
+    locator = build_locator(mmdb_path=tmp_path / "c.mmdb", shipped_ip=False)
+    assert _at(locator, "9.0.0.0") == Place("CN", None, None, None)
+    assert _at(locator, "9.0.1.0") == Place("CN", None, None, None)
+
+
+def test_when_mmdb_has_the_flat_ip_location_db_layout_then_city(tmp_path: Path) -> None:
+    writer = MMDBWriter(ip_version=4, database_type="ip-location-db")
+    writer.insert_network(
+        IPSet(["9.0.0.0/24"]),
+        {
+            "country_code": "CN",
+            "city": "Chengdu",
+            "state1": "Sichuan",
+            "latitude": 30.657,
+            "longitude": 104.066,
+        },
+    )
+    writer.to_db_file(str(tmp_path / "flat.mmdb"))
+    locator = build_locator(mmdb_path=tmp_path / "flat.mmdb", shipped_ip=False)
+    assert _at(locator, "9.0.0.0") == CHENGDU
+
+
+def test_when_xdb_is_gzipped_and_cut_short_then_error_names_the_path(tmp_path: Path) -> None:
+    whole = shipped_xdb_paths()[0].read_bytes()
+    path = tmp_path / "cut.xdb.gz"
+    path.write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(LocationDataError, match=re.escape("cut.xdb.gz")):
+        build_locator(xdb_path=path)
 
 
 @pytest.mark.parametrize("kind", ["mmdb_path", "xdb_path"])

@@ -104,3 +104,11 @@ def test_a_keyring_reload_is_audited_with_key_ids_only(
     assert entry["action"] == "keyring_reload"
     assert sorted(entry["key_ids"]) == ["ad-1", "ad-2", "quar-1", "rec-1"]
     assert_no_material(audit.read_text(), keyring)
+
+
+def test_the_worker_skips_fausts_recovery_consistency_check(
+    worker: tuple[StreamWorker, Path, Keyring],
+) -> None:
+    """Tables live in memory: the check only ever fired on Tansu's short end offsets, and
+    crashed a worker at a rebalance (tests/integration/test_drills.py, two workers)."""
+    assert worker[0].app.conf.recovery_consistency_check is False

@@ -15,6 +15,7 @@ from processor.cli import main
 from processor.cli.top_cmd import parse_metrics, quantile, render
 from processor.metrics import (
     BulkHistogram,
+    KeyAge,
     PartitionOffsets,
     WorkerMetrics,
     partition_end,
@@ -28,6 +29,12 @@ class FakeWorker:
 
     def active_key_ids(self) -> Mapping[str, str]:
         return {"recommendation": "rec-2", "ad-analytics": "ad-1", "quarantine": "quar-1"}
+
+    def key_ages(self) -> Iterable[KeyAge]:
+        return [
+            KeyAge("recommendation", 1_700_000_000.0, None),
+            KeyAge("ad-analytics", 1_764_288_000.0, 86_400.0),
+        ]
 
     def pseudonym_cache(self) -> Mapping[str, tuple[int, int]]:
         return {"recommendation": (10, 8)}
@@ -102,6 +109,13 @@ def test_exposition_of_a_batch() -> None:
     assert s[("pseudostream_consent_table_entries", ())] == 7
     assert s[("pseudostream_ready", ())] == 0
     assert s[("pseudostream_ready_check", (("check", "keyring_loaded"),))] == 1
+    created = "pseudostream_active_key_created_timestamp_seconds"
+    assert s[(created, (("domain", "ad-analytics"),))] == 1_764_288_000
+    assert s[(created, (("domain", "recommendation"),))] == 1_700_000_000
+    period = "pseudostream_key_rotation_period_seconds"
+    assert {labels for name, labels in s if name == period} == {(("domain", "ad-analytics"),)}
+    assert s[("process_resident_memory_bytes", ())] > 0
+    assert s[("process_cpu_seconds_total", ())] >= 0
     assert not any(name.endswith("_created") for name, _ in s)
 
 
@@ -148,3 +162,13 @@ def test_top_refuses_a_non_http_url() -> None:
     result = CliRunner().invoke(main, ["top", "--url", "file:///etc/passwd", "--once"])
     assert result.exit_code == 2
     assert "http" in result.output
+
+
+def test_top_takes_one_worker_or_the_group_not_both() -> None:
+    both = ["top", "--url", "http://127.0.0.1:1/metrics", "--prometheus", "http://127.0.0.1:1"]
+    result = CliRunner().invoke(main, [*both, "--once"])
+    assert result.exit_code == 2
+    assert "not both" in result.output
+    result = CliRunner().invoke(main, ["top", "--prometheus", "ftp://x", "--once"])
+    assert result.exit_code == 2
+    assert "--prometheus must be an http(s) URL" in result.output

@@ -3,11 +3,12 @@ batch ack held to faust's own per-message ack."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from processor.worker import Counters, ack_all
+from processor.worker import Counters, ack_all, count_delivery_failure, delivery_failures
 
 
 def test_cpu_split_is_none_before_any_acknowledged_input() -> None:
@@ -82,3 +83,13 @@ def test_the_batch_ack_leaves_faust_in_the_state_its_own_ack_does() -> None:
     ack_all(ours, our_messages)
     assert _state(ours, our_messages) == _state(faust_consumer, faust_messages)
     assert ours._n_acked == 3  # (0, 0), (0, 1) and (1, 10)
+
+
+def test_delivery_failures_are_counted_across_runs_on_the_same_data_dir(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    assert delivery_failures(data_dir) == 0
+    count_delivery_failure(data_dir)  # creates the directory
+    count_delivery_failure(data_dir)
+    assert delivery_failures(data_dir) == 2
+    (data_dir / "delivery-failures").write_text("garbage")
+    assert delivery_failures(data_dir) == 0
