@@ -69,7 +69,7 @@ class Checker:
             for plan in self.pipeline.policy.routes
             for blocks in plan.variants().values()
             for block, ops in blocks
-            for name, action, _ in ops
+            for name, action, *_ in ops
             if action is Action.KEEP
         }
         self.validators = {}

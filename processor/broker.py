@@ -118,6 +118,7 @@ class TopicSpec:
     name: str
     partitions: int
     compacted: bool = False
+    configs: tuple[tuple[str, str], ...] = ()  # topic configs at creation (retention.ms ...)
 
 
 def create_topics(
@@ -158,7 +159,10 @@ def create_topics(
             name: {
                 "num_partitions": spec.partitions,
                 "replication_factor": replication_factor,
-                "configs": {"cleanup.policy": "compact"} if spec.compacted else {},
+                "configs": {
+                    **({"cleanup.policy": "compact"} if spec.compacted else {}),
+                    **dict(spec.configs),
+                },
             }
             for name, spec in wanted.items()
             if name not in existing

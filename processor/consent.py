@@ -1,8 +1,14 @@
-"""Consent state: the latest consent/1 record per user, as the stream table keeps it."""
+"""Consent state: a user's consent/1 records applied in the consent topic's order, as the
+stream table keeps them.
+
+The order is the topic's (the account service's), never the client-supplied ``event_time``:
+every record applies, so a withdrawal or a deletion request can never be outranked by an
+older-looking one. ``deleted`` is final: nothing after it changes the state
+(:func:`next_consent`)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any, Protocol
 
@@ -30,10 +36,22 @@ class Consent:
     age_band: AgeBand
     account: Account
     event_time: int
+    guardian_consent: bool = False  # matters only for a child (under 14)
 
     @property
     def erased(self) -> bool:
+        """No record flows: deletion requested (reversible) or deleted (final)."""
         return self.account is not Account.ACTIVE
+
+    def for_routing(self) -> Consent | None:
+        """The consent the routes see, or None when nothing of this user may flow: a child's
+        data flows only with a guardian's consent, and then without ads, statistics or GPS
+        (no ad consent and no precise location, whatever the record says)."""
+        if self.age_band is not AgeBand.CHILD:
+            return self
+        if not self.guardian_consent:
+            return None
+        return replace(self, personalized_ads=False, precise_location=False)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -43,6 +61,7 @@ class Consent:
             "age_band": self.age_band.value,
             "account": self.account.value,
             "event_time": self.event_time,
+            "guardian_consent": self.guardian_consent,
         }
 
     @classmethod
@@ -54,7 +73,17 @@ class Consent:
             age_band=AgeBand(data["age_band"]),
             account=Account(data["account"]),
             event_time=int(data["event_time"]),
+            guardian_consent=data.get("guardian_consent") is True,  # absent in older table values
         )
+
+
+def next_consent(previous: Consent | None, new: Consent) -> Consent | None:
+    """The state after ``new``, the next record of the user's consent topic, or None when
+    it changes nothing because the account is already deleted (final: a returning person is
+    a new account). Every other record applies as it comes, restricting or widening."""
+    if previous is not None and previous.account is Account.DELETED:
+        return None
+    return new
 
 
 class ConsentState(Protocol):

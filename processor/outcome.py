@@ -13,14 +13,16 @@ class Route(StrEnum):
 
     RECOMMENDATION = "recommendation"
     AD_ANALYTICS = "ad-analytics"
-    ERASURE = "erasure"
+    ERASURE_RECOMMENDATION = "erasure.recommendation"
+    ERASURE_AD_ANALYTICS = "erasure.ad-analytics"
     QUARANTINE = "quarantine"
 
 
 DEFAULT_TOPICS: dict[Route, str] = {
     Route.RECOMMENDATION: "clean.recommendation",
     Route.AD_ANALYTICS: "clean.ad-analytics",
-    Route.ERASURE: "erasure",
+    Route.ERASURE_RECOMMENDATION: "erasure.recommendation",
+    Route.ERASURE_AD_ANALYTICS: "erasure.ad-analytics",
     Route.QUARANTINE: "quarantine",
 }
 

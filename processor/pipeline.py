@@ -25,14 +25,30 @@ from processor.binding import (
     parse_topic_schemas,
 )
 from processor.canonical import canonicalize, is_limit_ad_tracking, parse_ip
-from processor.consent import Account, AgeBand, Consent, ConsentState, MemoryConsentState
+from processor.consent import (
+    Account,
+    AgeBand,
+    Consent,
+    ConsentState,
+    MemoryConsentState,
+    next_consent,
+)
+from processor.devices import (
+    DEFAULT_MAX_DEVICES,
+    DEFAULT_RETENTION_MS,
+    DeviceLink,
+    DeviceState,
+    LinkHasher,
+    MemoryDeviceState,
+    merge_links,
+)
 from processor.errors import RecordError
 from processor.geo import check_coordinates, truncate
 from processor.kinds import IdKind
 from processor.location import Locator, NullLocator
 from processor.outcome import Outcome, Route, Routed, SourceRef
-from processor.policy import Policy, RoutePlan, compile_policy
-from processor.project import compile_projector
+from processor.policy import Action, Policy, RoutePlan, compile_policy
+from processor.project import cell_string, compile_projector
 from processor.pseudonym import DEFAULT_CACHE_SIZE, Pseudonymizer
 from processor.quarantine import DEFAULT_MAX_KEY_BYTES, Sealer, sealable_bytes
 from processor.scrub import DEFAULT_MAX_TEXT_CHARS, truncate_text
@@ -42,7 +58,11 @@ from schemas import load_contract, load_roles
 DEFAULT_MAX_RECORD_BYTES = 1_048_576
 _CONSENT_SCHEMA = "consent/1"
 _EVENT_SCHEMAS = ("behaviour/1", "device/1")
-_ERASURE_SCHEMA = "erasure/1"
+_ERASURE_SCHEMA = "erasure/2"
+_ERASURE_ROUTES = {
+    Domain.RECOMMENDATION: Route.ERASURE_RECOMMENDATION,
+    Domain.AD_ANALYTICS: Route.ERASURE_AD_ANALYTICS,
+}
 _BOM = b"\xef\xbb\xbf"
 _UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 _OUT_STAT_KEYS = {route: f"out:{route}" for route in Route}
@@ -52,6 +72,18 @@ _NOTHING: frozenset[str] = frozenset()
 
 def _now_ms() -> int:
     return time.time_ns() // 1_000_000
+
+
+NAMED_DOMAINS = (Domain.RECOMMENDATION, Domain.AD_ANALYTICS)  # the domains of pseudonyms
+
+
+def keys_naming(keyring: Keyring, domain: Domain, now_ms: int) -> list[Key]:
+    """The keys under which a person is named (erasure notices, subject lookups): those
+    accepted at ``now_ms`` (in force first; the previous period's during an overlap), then
+    every other key still in the ring: downstream may hold data made under any of them."""
+    keys = {k.key_id: k for k in keyring.accepted(domain, now_ms)}
+    keys.update((k.key_id, k) for k in keyring.keys_for(domain) if k.key_id not in keys)
+    return list(keys.values())
 
 
 class _RouteRuntime:
@@ -98,9 +130,17 @@ class Pipeline:
         clock: Callable[[], int] = _now_ms,
         topic_schemas: TopicSchemas | None = None,
         max_key_bytes: int = DEFAULT_MAX_KEY_BYTES,
+        devices: DeviceState | None = None,
+        device_link_retention_ms: int = DEFAULT_RETENTION_MS,
+        max_devices_per_user: int = DEFAULT_MAX_DEVICES,
     ) -> None:
         self.policy = policy or compile_policy()
         self.consent: ConsentState = consent if consent is not None else MemoryConsentState()
+        self.devices: DeviceState = devices if devices is not None else MemoryDeviceState()
+        self._link_retention_ms = device_link_retention_ms
+        self._max_devices = max_devices_per_user
+        # a link already stored is written again only when half its retention has passed
+        self._recent_links: dict[tuple[str, IdKind, Any], int] = {}
         self.locator: Locator = locator or NullLocator()
         self.max_record_bytes = max_record_bytes
         self.max_key_bytes = max_key_bytes
@@ -150,6 +190,29 @@ class Pipeline:
             s: tuple(sorted(read - set(load_contract(s).fields))) for s in _EVENT_SCHEMAS
         }
         self._user_key = lru_cache(maxsize=cache_size)(self._canonical_user)
+        # Identifier fields whose pseudonym may appear in an output: the device ones are
+        # linked to the user; all but the actor's user_id are checked against the erased.
+        pseudonymized = {
+            (block, op[0], op[2])
+            for plan in self.policy.routes
+            for block, ops in plan.full
+            for op in ops
+            if op[1] is Action.PSEUDONYM and op[2] is not None
+        }
+        # (event ids are a client's tag per event, never a person's: not linked, not erased)
+        self._checked = tuple(
+            sorted(
+                (
+                    f
+                    for f in pseudonymized
+                    if f[:2] != (None, "user_id") and f[2] is not IdKind.EVENT_ID
+                ),
+                key=lambda f: (f[0] or "", f[1]),
+            )
+        )
+        self._device_fields = tuple(
+            (name, kind) for block, name, kind in self._checked if block == "device"
+        )
         self._place_of_prefix = lru_cache(maxsize=cache_size)(self._place_of_ip)
         self._place_of_other_ip = lru_cache(maxsize=cache_size)(self._place_of_ip)
         self._erasure_headers = (
@@ -173,16 +236,13 @@ class Pipeline:
             if key != current:  # material too: a keyring replaced with `keys init --force`
                 self.use_key(key)
                 changed.append(key.key_id)
-        # Erasure names the user under every key still in the ring, and under the scheduled
-        # keys accepted now (the previous period's during the overlap): downstream may hold
-        # data made under any of them. Uncached: erasures are rare.
-        self._erasure_pseudonymizers = {}
-        for domain in (Domain.RECOMMENDATION, Domain.AD_ANALYTICS):
-            keys = {k.key_id: k for k in keyring.accepted(domain, now_ms)}
-            keys.update((k.key_id, k) for k in keyring.keys_for(domain) if k.key_id not in keys)
-            self._erasure_pseudonymizers[domain] = [
-                Pseudonymizer(k, cache_size=0) for k in keys.values()
-            ]
+        # Erasure notices and device links name identifiers under every key that may have
+        # made data downstream (keys_naming). Uncached: erasures and new links are rare.
+        self._recent_links.clear()  # links then gain the pseudonyms under new keys
+        self._erasure_pseudonymizers = {
+            domain: [Pseudonymizer(k, cache_size=0) for k in keys_naming(keyring, domain, now_ms)]
+            for domain in NAMED_DOMAINS
+        }
         schedule = keyring.schedule
         self.next_key_change_ms = (
             schedule.next_change_ms(now_ms) if schedule is not None else 2**63 - 1
@@ -194,6 +254,7 @@ class Pipeline:
         quarantine key at once, the pseudonym keys at the next :meth:`follow_schedule`, which
         swaps those that changed."""
         self._keyring = keyring
+        self._link_id = LinkHasher(keyring, self._cache_size)
         self._sealer = Sealer(
             keyring,
             self.policy.version,
@@ -312,6 +373,9 @@ class Pipeline:
         return canonicalize(IdKind.USER_ID, raw)
 
     def _apply_consent(self, event: dict[str, Any]) -> Outcome:
+        """The consent topic's order is the order of the user's changes (the account
+        service's), so every record applies as it comes, whatever its ``event_time``; only
+        ``deleted`` is final. The erasure notices go out when the account becomes deleted."""
         user = self._user_key(event["user_id"])
         if user is None:
             raise RecordError("bad_value", "consent", "user_id is a placeholder")
@@ -322,33 +386,54 @@ class Pipeline:
             age_band=AgeBand(event.get("age_band") or AgeBand.UNKNOWN),
             account=Account(event.get("account") or Account.ACTIVE),
             event_time=event["event_time"],
+            guardian_consent=event.get("guardian_consent") is True,
         )
         previous = self.consent.get(user)
-        if previous is not None and new.event_time < previous.event_time:
-            return Outcome([], suppressed="consent_stale")
-        self.consent.put(user, new)
-        if new.erased and (previous is None or not previous.erased):
-            return Outcome([self._erasure(user, new)])
+        state = next_consent(previous, new)
+        if state is None:
+            return Outcome([], suppressed="consent_after_deletion")
+        self.consent.put(user, state)
+        if state.account is Account.DELETED:
+            return Outcome(self._erase(user, state))
         return Outcome([], suppressed="consent_update")
 
-    def _erasure(self, user: str, consent: Consent) -> Routed:
-        pseudonyms = {
-            domain.value: [p.of_canonical(IdKind.USER_ID, user) for p in pseudonymizers]
-            for domain, pseudonymizers in self._erasure_pseudonymizers.items()
-        }
-        key_ids = [p.key_id for ps in self._erasure_pseudonymizers.values() for p in ps]
-        body = {
-            "schema": _ERASURE_SCHEMA,
-            "policy": self.policy.version,
-            "account": consent.account.value,
-            "event_time": consent.event_time,
-            "key_ids": key_ids,
-            "pseudonyms": pseudonyms,
-        }
-        headers = (*self._erasure_headers, ("key-ids", ",".join(key_ids).encode()))
-        return Routed(
-            Route.ERASURE, pseudonyms[Domain.RECOMMENDATION.value][0], orjson.dumps(body), headers
-        )
+    def _erase(self, user: str, consent: Consent) -> list[Routed]:
+        """One erasure notice per audience (domain): the user's pseudonyms and those of the
+        devices linked to them, under every key still in the ring; then the user and the
+        devices are erased for good (no later output carries their pseudonyms)."""
+        now = self._clock()
+        links = [
+            link
+            for link in self.devices.links(user)
+            if now - link.seen_ms < self._link_retention_ms
+        ]
+        records = []
+        for domain, pseudonymizers in self._erasure_pseudonymizers.items():
+            user_pseudonyms = [p.of_canonical(IdKind.USER_ID, user) for p in pseudonymizers]
+            devices = list(
+                dict.fromkeys(p for link in links for p in link.pseudonyms.get(domain.value, ()))
+            )
+            key_ids = [p.key_id for p in pseudonymizers]
+            body = {
+                "schema": _ERASURE_SCHEMA,
+                "policy": self.policy.version,
+                "domain": domain.value,
+                "account": consent.account.value,
+                "event_time": consent.event_time,
+                "key_ids": key_ids,
+                "user": user_pseudonyms,
+                "devices": devices,
+            }
+            headers = (*self._erasure_headers, ("key-ids", ",".join(key_ids).encode()))
+            records.append(
+                Routed(_ERASURE_ROUTES[domain], user_pseudonyms[0], orjson.dumps(body), headers)
+            )
+        user_link = self._link_id(IdKind.USER_ID, user)
+        erased = [link.device for link in links]
+        self.devices.erase([*erased, user_link] if user_link else erased, now)
+        self.devices.set_links(user, [])
+        self.stats["erased_devices"] += len(erased)
+        return records
 
     # -- events ----------------------------------------------------------------------------
 
@@ -361,6 +446,14 @@ class Pipeline:
             consent = self.policy.without_consent
         elif consent.erased:
             return Outcome([], None, "account_deleted", event["event_time"])
+        elif (routed_as := consent.for_routing()) is None:
+            return Outcome([], None, "child_without_guardian_consent", event["event_time"])
+        else:
+            consent = routed_as
+        if self.devices.has_erased():
+            self._drop_erased(event)
+        if user is not None and self._device_fields:
+            self._link_devices(user, event)
         device = event.get("device")
         limit_ad_tracking = device is not None and is_limit_ad_tracking(device.get("oaid"))
         self._truncate_texts(event)
@@ -373,6 +466,54 @@ class Pipeline:
             if variant is not None:
                 records.append(runtime.projectors[variant](event, schema, location))
         return Outcome(records, None, None, event["event_time"])
+
+    def _drop_erased(self, event: dict[str, Any]) -> None:
+        """Identifiers named in an erasure notice leave the event before projection: a
+        deleted user's device keeps sending, but never again under its old pseudonyms."""
+        is_erased = self.devices.is_erased
+        for block, name, kind in self._checked:
+            holder = event if block is None else event.get(block)
+            if not holder or (raw := holder.get(name)) is None:
+                continue
+            link_id = self._link_id(kind, cell_string(raw) if kind is IdKind.CELL else raw)
+            if link_id is not None and is_erased(link_id):
+                if block is not None:  # a copy: the input's own dicts stay as they came
+                    holder = event[block] = dict(holder)
+                del holder[name]
+                self.stats["erased_identifier_dropped:" + name] += 1
+
+    def _link_devices(self, user: str, event: dict[str, Any]) -> None:
+        """Remember, under keyed hashes, the device identifiers seen with ``user`` and their
+        pseudonyms under every key in the ring (for the erasure notices). A link stored
+        recently is not written again (at most once per half retention)."""
+        device = event.get("device")
+        if not device:
+            return
+        now = self._clock()
+        recent = self._recent_links
+        refresh = self._link_retention_ms // 2
+        new = []
+        for name, kind in self._device_fields:
+            raw = device.get(name)
+            if raw is None or now - recent.get((user, kind, raw), -refresh) < refresh:
+                continue
+            if len(recent) >= self._cache_size:
+                recent.clear()
+            recent[(user, kind, raw)] = now
+            link_id = self._link_id(kind, raw)
+            canonical = canonicalize(kind, raw)
+            if link_id is None or canonical is None or self.devices.is_erased(link_id):
+                continue
+            pseudonyms = {
+                domain.value: [p.of_canonical(kind, canonical) for p in pseudonymizers]
+                for domain, pseudonymizers in self._erasure_pseudonymizers.items()
+            }
+            new.append(DeviceLink(link_id, now, pseudonyms))
+        if new:
+            links = merge_links(
+                self.devices.links(user), new, now, self._link_retention_ms, self._max_devices
+            )
+            self.devices.set_links(user, links)
 
     def _truncate_texts(self, event: dict[str, Any]) -> None:
         limit = self.max_text_chars

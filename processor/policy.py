@@ -22,17 +22,19 @@ class Action(IntEnum):
     KEEP = 0
     PSEUDONYM = 1
     SCRUB = 2
+    BAND = 3
 
 
 # Which action each role may take: an identifier can never be kept, free text never kept
 # unscrubbed. A policy that asks otherwise is refused at start-up.
 _ALLOWED = {
-    "passthrough": {"keep": Action.KEEP},
+    "passthrough": {"keep": Action.KEEP, "band": Action.BAND},
     "identifier": {"pseudonym": Action.PSEUDONYM},
     "free_text": {"scrub": Action.SCRUB},
 }
 
-Op = tuple[str, Action, IdKind | None]  # (field name, action, identifier kind)
+Band = tuple[str, tuple[int, ...], tuple[str, ...]]  # (output name, edges, labels)
+Op = tuple[str, Action, IdKind | None, Band | None]  # (field, action, identifier kind, band)
 BlockPlan = tuple[str | None, tuple[Op, ...]]  # (block name or None for top level, ops)
 
 
@@ -83,6 +85,36 @@ class Policy:
     def domains(self) -> tuple[Domain, ...]:
         return tuple(dict.fromkeys(r.domain for r in self.routes))
 
+    def summary(self) -> dict[str, Any]:
+        """What the policy does, for the audit log and ``--show-policy``: per route its
+        domain, conditions and output fields by action (no value, no key)."""
+
+        def fields(blocks: tuple[BlockPlan, ...]) -> dict[str, list[str]]:
+            by_action: dict[str, list[str]] = {}
+            for block, ops in blocks:
+                for name, action, _, band in ops:
+                    path = name if block is None else f"{block}.{name}"
+                    label = f"{path} as {band[0]}" if band else path
+                    by_action.setdefault(action.name.lower(), []).append(label)
+            return by_action
+
+        return {
+            "version": self.version,
+            "without_consent_record": {
+                flag: getattr(self.without_consent, flag) for flag in _CONSENT_FLAGS
+            },
+            "routes": {
+                str(plan.route): {
+                    "domain": str(plan.domain),
+                    "requires": list(plan.requires),
+                    "age_band_not": sorted(plan.age_band_not),
+                    "coarsen_location": plan.coarsen,
+                    "variants": {name: fields(b) for name, b in plan.variants().items()},
+                }
+                for plan in self.routes
+            },
+        }
+
 
 def _split(path: str) -> tuple[str | None, str]:
     block, _, name = path.rpartition(".")
@@ -93,22 +125,51 @@ def _plan(
     fields: dict[str, Any], roles: dict[str, Role], where: str, drop: set[str]
 ) -> tuple[BlockPlan, ...]:
     blocks: dict[str | None, list[Op]] = {}
-    for path, action in fields.items():
+    for path, spec in fields.items():
         if path == "location" or path in drop:
             continue
         role = roles.get(path)
         if role is None:
             raise PolicyError(f"{where}: field {path} is not in the field-role table")
         allowed = _ALLOWED.get(role.role, {})
-        if action not in allowed:
+        # a band is {"band": {...}}: "band" alone would have no edges
+        band = _band(spec["band"], f"{where}: field {path}") if _is_band(spec) else None
+        action = "band" if band is not None else spec
+        if not isinstance(action, str) or action not in allowed or (action == "band") != bool(band):
             raise PolicyError(
                 f"{where}: field {path} has role {role.role} and cannot be '{action}'"
                 f" (allowed: {', '.join(allowed) or 'none, leave it out'})"
             )
         block, name = _split(path)
         kind = IdKind(role.kind) if role.kind else None
-        blocks.setdefault(block, []).append((name, allowed[action], kind))
+        blocks.setdefault(block, []).append((name, allowed[action], kind, band))
     return tuple((block, tuple(ops)) for block, ops in blocks.items())
+
+
+def _is_band(spec: Any) -> bool:
+    return isinstance(spec, dict) and set(spec) == {"band"}
+
+
+def _band(raw: Any, where: str) -> Band:
+    """``{"as": output name, "edges": [increasing integers], "labels": [one more than
+    edges]}``: a number becomes the label of the interval it falls in (lower edge
+    inclusive), so the exact value never leaves."""
+    try:
+        name, edges, labels = str(raw["as"]), list(raw["edges"]), list(raw["labels"])
+    except (KeyError, TypeError) as exc:
+        raise PolicyError(f"{where}: a band needs 'as', 'edges' and 'labels'") from exc
+    if (
+        not edges
+        or any(type(e) is not int for e in edges)
+        or edges != sorted(set(edges))
+        or len(labels) != len(edges) + 1
+        or any(not isinstance(label, str) for label in labels)
+    ):
+        raise PolicyError(
+            f"{where}: band edges must be increasing integers and labels strings, one more"
+            " label than edges"
+        )
+    return (name, tuple(edges), tuple(labels))
 
 
 def _paths(raw: Any, where: str, fields: dict[str, Any]) -> list[str]:

@@ -7,6 +7,7 @@ placeholder yields no field at all), scrubs free text, and adds the coarse locat
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Callable
 from typing import Any
 
@@ -38,12 +39,19 @@ def _emit_op(
     namespace: dict[str, Any],
     pseudonymizer: Pseudonymizer,
 ) -> None:
-    name, action, kind = op
+    name, action, kind, band = op
     src(f"v = {holder}.get({name!r})")
     src("if v is not None:")
     src.indent()
     if action is Action.KEEP:
         src(f"{target}[{name!r}] = v")
+    elif action is Action.BAND:
+        assert band is not None  # noqa: S101 - the policy compiler gives every band its edges
+        out_name, edges, labels = band
+        namespace[f"EDGES_{name}"] = edges
+        namespace[f"LABELS_{name}"] = labels
+        src("if type(v) is int:")  # the contract makes it an integer; a bool is none
+        src(f"    {target}[{out_name!r}] = LABELS_{name}[bisect_right(EDGES_{name}, v)]")
     elif action is Action.SCRUB:
         src(f"{target}[{name!r}] = scrub(v)")
     elif kind is IdKind.EVENT_ID:
@@ -84,6 +92,7 @@ def compile_projector(
         "miss": pseudonymizer.miss,
         "EVENT_MAC": pseudonymizer.event_mac,
         "KEY_PREFIX": pseudonymizer.key_id + ":",
+        "bisect_right": bisect_right,
         "scrub": scrub_text,
         "cell_string": cell_string,
         "dumps": orjson.dumps,

@@ -102,12 +102,22 @@ class Pseudonymizer:
     )
 
     def __init__(self, key: Key, cache_size: int = DEFAULT_CACHE_SIZE) -> None:
-        self.key_id = key.key_id
-        self._mac = _HmacSha256(key.pseudonym_key())
+        self._setup(key.key_id, key.pseudonym_key(), cache_size)
+
+    @classmethod
+    def from_secret(cls, key_id: str, secret: bytes, cache_size: int) -> Pseudonymizer:
+        """Keyed hashes under a derived secret that is no keyring key (``processor.devices``)."""
+        self = cls.__new__(cls)
+        self._setup(key_id, secret, cache_size)
+        return self
+
+    def _setup(self, key_id: str, secret: bytes, cache_size: int) -> None:
+        self.key_id = key_id
+        self._mac = _HmacSha256(secret)
         self.event_mac = hashlib.blake2b(  # keyed state, set up once; copied per event id
-            key=key.pseudonym_key(), digest_size=16, person=_EVENT_ID_PERSON
+            key=secret, digest_size=16, person=_EVENT_ID_PERSON
         )
-        self._prefix = key.key_id + ":"
+        self._prefix = key_id + ":"
         self._limit = cache_size
         self.caches: dict[IdKind, dict[str | int, str]] = {kind: {} for kind in IdKind}
         self._previous: dict[IdKind, dict[str | int, str]] = {kind: {} for kind in IdKind}

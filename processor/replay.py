@@ -162,7 +162,26 @@ class Replayer:
 
     def load_consent(self) -> int:
         """Feed the whole consent topic to the pipeline (its outputs are discarded: the
-        worker emitted them already); returns the number of consent records read."""
+        worker emitted them already), then the identifiers erased so far, so that a
+        replayed record never brings an erased pseudonym back; returns the number of
+        consent records read."""
+
+        def consent(partition: int, record: Any) -> None:
+            self.pipeline.process(
+                record.value or b"", SourceRef(CONSENT_SOURCE, partition, record.offset), record.key
+            )
+
+        def erased(_: int, record: Any) -> None:
+            if record.key is not None and record.value is not None:
+                self.pipeline.devices.erase([record.key.decode()], 0)
+
+        count = self._read_all(self._consent_topic, consent)
+        self._read_all(self.settings.erased_topic, erased)
+        self.pipeline.stats.clear()
+        return count
+
+    def _read_all(self, topic: str, handle: Callable[[int, Any], None]) -> int:
+        """Hand every record of ``topic``, from its start to its end, to ``handle``."""
         from kafka import KafkaConsumer
 
         consumer = KafkaConsumer(
@@ -175,7 +194,7 @@ class Replayer:
         )
         count = 0
         try:
-            parts = self._assign(consumer, self._consent_topic)
+            parts = self._assign(consumer, topic)
             consumer.seek_to_beginning()
             ends = consumer.end_offsets(parts)
             empty = 0
@@ -189,15 +208,10 @@ class Replayer:
                 empty = 0
                 for tp, records in batch.items():
                     for record in records:
-                        self.pipeline.process(
-                            record.value or b"",
-                            SourceRef(CONSENT_SOURCE, tp.partition, record.offset),
-                            record.key,
-                        )
+                        handle(tp.partition, record)
                         count += 1
         finally:
             consumer.close()
-        self.pipeline.stats.clear()
         return count
 
     # -- replay -----------------------------------------------------------------------

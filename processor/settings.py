@@ -84,8 +84,11 @@ class Settings:
     """Output: clean events for the recommendation pipeline."""
     topic_ad_analytics: str = DEFAULT_TOPICS[Route.AD_ANALYTICS]
     """Output: clean events for ad statistics."""
-    topic_erasure: str = DEFAULT_TOPICS[Route.ERASURE]
-    """Output: one erasure notice per deleted account, carrying its pseudonyms."""
+    topic_erasure_recommendation: str = DEFAULT_TOPICS[Route.ERASURE_RECOMMENDATION]
+    """Output: one erasure notice per deleted account for the recommendation pipeline, with
+    the user's and their devices' recommendation-domain pseudonyms only."""
+    topic_erasure_ad_analytics: str = DEFAULT_TOPICS[Route.ERASURE_AD_ANALYTICS]
+    """Output: the same notices for ad partners, with ad-domain pseudonyms only."""
     topic_quarantine: str = DEFAULT_TOPICS[Route.QUARANTINE]
     """Output: sealed records that could not be processed."""
     topic_consent_changelog: str = ""
@@ -106,6 +109,33 @@ class Settings:
     ad_stats_k: int = 10
     """Least distinct devices of a published cell; smaller cells fold into province, then
     country, or are suppressed."""
+    topic_devices_changelog: str = ""
+    """The device-link table's changelog (compacted; keys and values are keyed hashes and
+    pseudonyms, never a raw identifier). Empty means ``<app_id>-devices-changelog``."""
+    topic_erased_identifiers: str = ""
+    """Identifiers erased for good (keyed hashes of deleted users and their devices),
+    compacted, read by every worker. Empty means ``<app_id>-erased-identifiers``."""
+    device_link_retention_days: float = 400.0
+    """How long a link from a user to a device identifier seen with them is kept after the
+    device was last seen with them: a deletion names the devices seen within this time.
+    Default: a year of use plus a month, so a yearly-active device is not forgotten."""
+    max_devices_per_user: int = 16
+    """Most device identifiers linked to one user (the most recently seen are kept): bounds
+    the table against an account shared by a device farm."""
+    raw_retention_days: float = 3.0
+    """``retention.ms`` of the raw input topics when the worker creates them: they hold raw
+    identifiers, so only as long as recovering from an outage needs (a long weekend)."""
+    clean_retention_days: float = 30.0
+    """``retention.ms`` of clean.recommendation and clean.ad-analytics: consumers read them
+    continuously; a month covers a re-read or backfill, longer is not needed for the purpose."""
+    ad_stats_retention_days: float = 180.0
+    """``retention.ms`` of the ad statistics topic: partners reconcile by half-year."""
+    erasure_retention_days: float = 400.0
+    """``retention.ms`` of the two erasure topics: a downstream store restored from a backup
+    up to a year old must still find the notices issued since."""
+    quarantine_retention_days: float = 14.0
+    """``retention.ms`` of the quarantine topic: two weeks to inspect and replay. It bounds
+    how long a deleted user's sealed raw record can live."""
     changelog_catch_up: bool = True
     """After faust's table recovery, re-read the consent changelog to its real end (needed on
     Tansu, whose end offsets can be one batch short; harmless on Kafka)."""
@@ -231,13 +261,31 @@ class Settings:
         return {
             Route.RECOMMENDATION: self.topic(self.topic_recommendation),
             Route.AD_ANALYTICS: self.topic(self.topic_ad_analytics),
-            Route.ERASURE: self.topic(self.topic_erasure),
+            Route.ERASURE_RECOMMENDATION: self.topic(self.topic_erasure_recommendation),
+            Route.ERASURE_AD_ANALYTICS: self.topic(self.topic_erasure_ad_analytics),
             Route.QUARANTINE: self.topic(self.topic_quarantine),
         }
 
     @property
     def changelog_topic(self) -> str:
         return self.topic(self.topic_consent_changelog or f"{self.app_id}-consent-changelog")
+
+    @property
+    def devices_changelog_topic(self) -> str:
+        return self.topic(self.topic_devices_changelog or f"{self.app_id}-devices-changelog")
+
+    @property
+    def erased_topic(self) -> str:
+        return self.topic(self.topic_erased_identifiers or f"{self.app_id}-erased-identifiers")
+
+    @property
+    def device_link_retention_ms(self) -> int:
+        days = self.device_link_retention_days
+        return round(days * 86_400_000) if days > 0 else 2**62  # 0: forever
+
+    def retention_ms(self, days: float) -> str:
+        """``retention.ms`` for a number of days (0: keep forever, ``-1``)."""
+        return str(round(days * 86_400_000)) if days > 0 else "-1"
 
     @property
     def ad_stats_topic(self) -> str:
@@ -304,19 +352,27 @@ class Settings:
                 "keyring_reload_interval: must be 0 (never) or positive,"
                 f" got {self.keyring_reload_interval}"
             )
+        for name in (
+            "device_link_retention_days",
+            "raw_retention_days",
+            "clean_retention_days",
+            "ad_stats_retention_days",
+            "erasure_retention_days",
+            "quarantine_retention_days",
+        ):
+            if getattr(self, name) < 0:
+                raise ConfigError(
+                    f"{name}: must be 0 (forever) or positive, got {getattr(self, name)}"
+                )
+        if self.max_devices_per_user < 1:
+            raise ConfigError(
+                f"max_devices_per_user: must be at least 1, got {self.max_devices_per_user}"
+            )
         if not 0 <= self.leak_canary_fraction <= 1:
             raise ConfigError(
                 f"leak_canary_fraction: must be 0..1, got {self.leak_canary_fraction}"
             )
-        if self.stall_ready_seconds <= 0:
-            raise ConfigError(
-                f"stall_ready_seconds: must be positive, got {self.stall_ready_seconds}"
-            )
-        if self.stall_exit_seconds and self.stall_exit_seconds < self.stall_ready_seconds:
-            raise ConfigError(
-                "stall_exit_seconds: must be 0 (never) or at least stall_ready_seconds"
-                f" ({self.stall_ready_seconds}), got {self.stall_exit_seconds}"
-            )
+        self._validate_stall()
         if self.stats_interval < 0:
             raise ConfigError(f"stats_interval: must be 0 or positive, got {self.stats_interval}")
         try:
@@ -363,6 +419,8 @@ class Settings:
             *self.input_topics.values(),
             *self.output_topics.values(),
             self.changelog_topic,
+            self.devices_changelog_topic,
+            self.erased_topic,
             self.ad_stats_topic,
             self.ad_stats_changelog_topic,
         ]
@@ -371,6 +429,17 @@ class Settings:
                 raise ConfigError(f"topic name {topic!r}: use letters, digits, '.', '_', '-'")
         if len(set(names)) != len(names):
             raise ConfigError("topic_*: two settings name the same topic")
+
+    def _validate_stall(self) -> None:
+        if self.stall_ready_seconds <= 0:
+            raise ConfigError(
+                f"stall_ready_seconds: must be positive, got {self.stall_ready_seconds}"
+            )
+        if self.stall_exit_seconds and self.stall_exit_seconds < self.stall_ready_seconds:
+            raise ConfigError(
+                "stall_exit_seconds: must be 0 (never) or at least stall_ready_seconds"
+                f" ({self.stall_ready_seconds}), got {self.stall_exit_seconds}"
+            )
 
     def _validate_security(self) -> None:
         protocol = self.security_protocol

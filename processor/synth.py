@@ -244,7 +244,7 @@ def _payload(rng: random.Random, event_type: str, city: str) -> dict[str, object
 def _consent(
     rng: random.Random, user: _User, now_ms: int, account: str = "active"
 ) -> dict[str, object]:
-    return {
+    record: dict[str, object] = {
         "schema": "consent/1",
         "user_id": user.user_id,
         "event_time": now_ms,
@@ -254,6 +254,10 @@ def _consent(
         "age_band": rng.choices(("adult", "minor", "child", "unknown"), weights=(80, 8, 4, 8))[0],
         "account": account,
     }
+    if record["age_band"] == "child":  # half of the children have a guardian's consent
+        # (from the id, not the generator, so the rest of the stream stays as it was)
+        record["guardian_consent"] = user.user_id[-1] in "02468"
+    return record
 
 
 _MALFORMED: tuple[bytes, ...] = (

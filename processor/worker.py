@@ -48,8 +48,10 @@ from processor.adstats import (
     check_schedule_fits_windows,
     store_dict,
 )
+from processor.audit import append_audit
 from processor.canary import LeakCanary
 from processor.consent import Consent
+from processor.devicelinks import DeviceLinkTable, start_reader
 from processor.errors import PseudostreamError
 from processor.metrics import (
     KeyAge,
@@ -551,8 +553,10 @@ class StreamWorker:
         self._consent_topic = s.input_topics[CONSENT_SOURCE]
         self._out_topics = dict(s.output_topics)
         self.table = changelog_table(self.app, "consent", s.changelog_topic, s.partitions)
-        self.consent = TableConsentState(self.table, table_key_function(keyring), s.changelog_topic)
+        key_of = table_key_function(keyring)
+        self.consent = TableConsentState(self.table, key_of, s.changelog_topic)
         self.table.on_recover(self._catch_up_changelog)
+        self.devices = self._device_links(key_of)
         self.ad_stats: AdStatsTable | None = None
         if s.ad_stats_enabled:  # docs/stats.md
             check_schedule_fits_windows(keyring.schedule, s.ad_stats_window)
@@ -566,9 +570,13 @@ class StreamWorker:
             max_record_bytes=s.max_record_bytes,
             topic_schemas=s.topic_binding,
             max_key_bytes=s.max_key_bytes,
+            devices=self.devices,
+            device_link_retention_ms=s.device_link_retention_ms,
+            max_devices_per_user=s.max_devices_per_user,
             max_text_chars=s.max_text_chars,
         )
         self.pipeline.consent = self.consent
+        self.pipeline.devices = self.devices
         self.source = self.app.topic(
             *s.input_topics.values(),
             key_serializer="raw",
@@ -596,10 +604,7 @@ class StreamWorker:
             install_pages(self.app, self.metrics, self.readiness)
         self._stats_dirty = False
         self.app.timer(0.25, name="pseudostream.stats_file")(self._flush_stats)
-        self.progress = ProgressWatch(s.stall_ready_seconds, s.stall_exit_seconds)
-        self.app.timer(1.0, name="pseudostream.progress")(self._watch_progress)
-        self._test_stall = _test_stall_partition(os.environ.get(TEST_STALL_ENV))
-        self._fetch_rounds = 0  # turns of the fast path's fetch loop (the progress watch)
+        self._start_progress_watch()
         self._keyring_stamp = self._keyring_file_stamp()
         if s.keyring is not None and s.keyring_reload_interval > 0:
             self.app.timer(s.keyring_reload_interval, name="pseudostream.keyring_reload")(
@@ -621,6 +626,7 @@ class StreamWorker:
         changed = self.pipeline.follow_schedule(time.time_ns() // 1_000_000)
         if changed:
             self._count_pseudonyms_of_keys_in_force()
+            append_audit("scheduled_key_switch", app_id=self.settings.app_id, key_ids=changed)
             log.info("scheduled key rotation: now pseudonymizing with %s", ", ".join(changed))
 
     def _keyring_file_stamp(self) -> tuple[int, int] | None:
@@ -649,7 +655,9 @@ class StreamWorker:
             return
         self._keyring = keyring
         self.pipeline.use_keyring(keyring)
-        log.info("keyring reloaded: %s", ", ".join(k.key_id for k in keyring))
+        key_ids = [k.key_id for k in keyring]
+        append_audit("keyring_reload", keyring=str(self.settings.keyring), key_ids=key_ids)
+        log.info("keyring reloaded: %s", ", ".join(key_ids))
 
     async def _catch_up_changelog(self) -> None:
         """Re-read this worker's changelog partitions to their real end after faust's
@@ -669,6 +677,21 @@ class StreamWorker:
             len(self.consent),
         )
 
+    def _device_links(self, key_of: Callable[[str], str]) -> DeviceLinkTable:
+        """The device-link table (processor.devicelinks), recovered like the consent table,
+        and every second the identifiers other workers erased."""
+        devices = DeviceLinkTable(self.app, self.settings, key_of)
+        devices.table.on_recover(self._recover_devices)
+        self.app.timer(1.0, name="pseudostream.erased")(devices.follow_erased)
+        return devices
+
+    async def _recover_devices(self) -> None:
+        """The device-link table: the same catch-up; then every identifier erased so far,
+        by any worker, before the inputs resume."""
+        await self._reread_changelog(self.devices.table, self.devices.apply_changelog)
+        erased = await self.devices.read_erased()
+        log.info("device links: %d users; %d identifiers erased", len(self.devices), erased)
+
     async def _recover_ad_stats(self) -> None:
         """The ad-statistics table: the same catch-up, then re-index its windows."""
         assert self.ad_stats is not None  # noqa: S101 - registered only with ad statistics
@@ -681,21 +704,12 @@ class StreamWorker:
         """Read ``table``'s active changelog partitions from the start until three empty
         fetches, handing each record to ``apply(key, value or None, partition)``; returns
         (partitions, records), or None when there was nothing to do."""
-        from aiokafka import AIOKafkaConsumer, TopicPartition
+        from aiokafka import TopicPartition
 
         actives = self.app.tables.recovery.actives_for_table.get(table) or set()
         if not actives or not self.settings.changelog_catch_up:
             return None
-        from processor.broker import bootstrap_servers
-
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap_servers(self.settings.broker),
-            group_id=None,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            **self.settings.aiokafka_options(),
-        )
-        await consumer.start()
+        consumer = await start_reader(self.settings)
         applied = 0
         try:
             consumer.assign([TopicPartition(tp.topic, tp.partition) for tp in actives])
@@ -827,6 +841,7 @@ class StreamWorker:
         process = self.pipeline.process
         logical = self._logical
         consent = self.consent
+        devices = self.devices
         sends: list[Send] = []
         out_topics = self._out_topics
         routed = quarantined = suppressed = 0
@@ -846,6 +861,7 @@ class StreamWorker:
             last_seen[message.tp] = message.offset
             if topic == consent_topic:
                 consent.partition = message.partition
+            devices.partition = message.partition  # links live in the user's partition
             outcome = process(
                 value if value is not None else b"",
                 SourceRef(logical.get(topic, topic), message.partition, message.offset),
@@ -876,6 +892,9 @@ class StreamWorker:
                 reasons_s[outcome.suppressed] += 1
             else:
                 routed += 1
+        if devices.pending:  # links and erased identifiers ride with the batch too
+            consent.pending += devices.pending
+            devices.pending.clear()
         canary.countdown = countdown
         if self.ad_stats is not None:  # state changes and closed windows ride with the batch
             self.ad_stats.add(ad_records)
@@ -969,6 +988,13 @@ class StreamWorker:
             futures, _ = await self._send(sends, changelog)
             await self._await_deliveries(futures)
             self._stats_dirty = True
+
+    def _start_progress_watch(self) -> None:
+        s = self.settings
+        self.progress = ProgressWatch(s.stall_ready_seconds, s.stall_exit_seconds)
+        self.app.timer(1.0, name="pseudostream.progress")(self._watch_progress)
+        self._test_stall = _test_stall_partition(os.environ.get(TEST_STALL_ENV))
+        self._fetch_rounds = 0  # turns of the fast path's fetch loop
 
     def _fetch_round(self) -> None:
         self._fetch_rounds += 1
@@ -1184,6 +1210,8 @@ class StreamWorker:
     def stats(self) -> dict[str, Any]:
         snap = self.counters.snapshot(self.pipeline.stats)
         snap["consent_table_size"] = len(self.consent)
+        snap["device_link_users"] = len(self.devices)
+        snap["erased_identifiers"] = self.devices.erased_count
         if self.ad_stats is not None:
             snap["ad_stats"] = dict(self.ad_stats.counts)
         return snap
@@ -1204,6 +1232,7 @@ class StreamWorker:
     async def _on_shutdown(self, app: Any, *args: Any, **kwargs: Any) -> None:
         # the fast path's last batch: acked now, so faust commits it and stops waiting for it
         await self._settle_in_flight()
+        await self.devices.stop()
         self.write_stats()
         c = self.counters.counts
         log.info(
@@ -1295,27 +1324,74 @@ def load_locator(settings: Settings) -> Locator:
 
 
 def prepare_topics(settings: Settings) -> list[str]:
-    """Create the missing topics with the configured partition counts; returns those created."""
+    """Create the missing topics with the configured partition counts, cleanup policy and
+    retention (docs/privacy.md, "Retention"); returns those created. Existing topics keep
+    their configuration (change it with the cluster's tools)."""
     from processor.broker import TopicSpec, bootstrap_servers, create_topics
 
+    s = settings
+
+    def deleted_after(days: float) -> tuple[tuple[str, str], ...]:
+        return (("cleanup.policy", "delete"), ("retention.ms", s.retention_ms(days)))
+
+    # state: the latest record per key is kept for good (a consent, a deletion, a link)
+    state = (("cleanup.policy", "compact"), ("retention.ms", "-1"))
+    out = s.output_topics
     specs = [
-        TopicSpec(settings.input_topics["raw.behaviour"], settings.partitions),
-        TopicSpec(settings.input_topics["raw.device"], settings.partitions),
-        TopicSpec(settings.input_topics[CONSENT_SOURCE], settings.partitions, compacted=True),
-        TopicSpec(settings.changelog_topic, settings.partitions, compacted=True),
-        *(TopicSpec(name, settings.output_partitions) for name in settings.output_topics.values()),
+        TopicSpec(
+            s.input_topics["raw.behaviour"],
+            s.partitions,
+            configs=deleted_after(s.raw_retention_days),
+        ),
+        TopicSpec(
+            s.input_topics["raw.device"], s.partitions, configs=deleted_after(s.raw_retention_days)
+        ),
+        TopicSpec(s.input_topics[CONSENT_SOURCE], s.partitions, configs=state),
+        TopicSpec(s.changelog_topic, s.partitions, configs=state),
+        # a user's links are rewritten at least every half retention while seen: older
+        # segments hold only expired links
+        TopicSpec(
+            s.devices_changelog_topic,
+            s.partitions,
+            configs=(
+                ("cleanup.policy", "compact,delete"),
+                ("retention.ms", s.retention_ms(s.device_link_retention_days)),
+            ),
+        ),
+        TopicSpec(s.erased_topic, s.partitions, configs=state),
+        *(
+            TopicSpec(
+                out[route], s.output_partitions, configs=deleted_after(s.clean_retention_days)
+            )
+            for route in (Route.RECOMMENDATION, Route.AD_ANALYTICS)
+        ),
+        *(
+            TopicSpec(
+                out[route], s.output_partitions, configs=deleted_after(s.erasure_retention_days)
+            )
+            for route in (Route.ERASURE_RECOMMENDATION, Route.ERASURE_AD_ANALYTICS)
+        ),
+        TopicSpec(
+            out[Route.QUARANTINE],
+            s.output_partitions,
+            configs=deleted_after(s.quarantine_retention_days),
+        ),
     ]
-    if settings.ad_stats_enabled:
+    if s.ad_stats_enabled:
         specs += [
-            TopicSpec(settings.ad_stats_topic, settings.output_partitions),
-            TopicSpec(settings.ad_stats_changelog_topic, settings.partitions, compacted=True),
+            TopicSpec(
+                s.ad_stats_topic,
+                s.output_partitions,
+                configs=deleted_after(s.ad_stats_retention_days),
+            ),
+            TopicSpec(s.ad_stats_changelog_topic, s.partitions, configs=state),
         ]
     return create_topics(
-        bootstrap_servers(settings.broker),
+        bootstrap_servers(s.broker),
         specs,
-        replication_factor=settings.replication_factor,
-        client_options=settings.kafka_python_options(),
-        max_message_bytes=request_bytes(settings.max_record_bytes),  # quarantine records fit
+        replication_factor=s.replication_factor,
+        client_options=s.kafka_python_options(),
+        max_message_bytes=request_bytes(s.max_record_bytes),  # quarantine records fit
     )
 
 
@@ -1332,6 +1408,12 @@ def run(settings: Settings) -> int:
     Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
     with contextlib.suppress(KeyboardInterrupt):
         stream_worker = StreamWorker(settings, keyring, locator)
+        append_audit(
+            "worker_start",
+            app_id=settings.app_id,
+            key_ids=[k.key_id for k in keyring],
+            policy=stream_worker.pipeline.policy.summary(),
+        )
         # with create_topics they were created or checked above; else /ready relies on the
         # consumer's metadata for the inputs and the changelog
         stream_worker.topics_present = True

@@ -23,7 +23,7 @@ OUTPUT_CONTRACTS = (
     "clean.recommendation/1",
     "clean.ad-analytics/1",
     "quarantine/1",
-    "erasure/1",
+    "erasure/2",
     "stats.ad/1",
 )
 DEFAULT_POLICY = "default/1"

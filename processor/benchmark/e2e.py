@@ -194,7 +194,13 @@ def start_contender(
             **{
                 f"topic_{name}": topic
                 for name, topic in zip(
-                    ("recommendation", "ad_analytics", "erasure", "quarantine"),
+                    (
+                        "recommendation",
+                        "ad_analytics",
+                        "erasure_recommendation",
+                        "erasure_ad_analytics",
+                        "quarantine",
+                    ),
                     outputs,
                     strict=True,
                 )

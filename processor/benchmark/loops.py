@@ -13,7 +13,7 @@ counters (same keys as the worker's stats file: ``in``, ``busy_seconds``,
 ``events_per_second``) and exits 0.
 
     python -m processor.benchmark.loops passthrough --broker H:P --group G \
-        --inputs a,b,c --outputs rec,ad,erasure,quarantine --expect N --stats FILE
+        --inputs a,b,c --outputs rec,ad,erasure-rec,erasure-ad,quarantine --expect N --stats FILE
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ import orjson
 from processor.outcome import Route
 
 # Route order of ``--outputs``; the pass-through writes to the first two.
-OUTPUT_ROUTES = (Route.RECOMMENDATION, Route.AD_ANALYTICS, Route.ERASURE, Route.QUARANTINE)
+OUTPUT_ROUTES = tuple(Route)
 BATCH = 2000
 STATS_EVERY = 0.25
 
@@ -226,7 +226,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--broker", required=True)
     parser.add_argument("--group", required=True)
     parser.add_argument("--inputs", required=True, help="comma-separated input topics")
-    parser.add_argument("--outputs", required=True, help="rec,ad,erasure,quarantine topics")
+    parser.add_argument(
+        "--outputs", required=True, help="rec,ad,erasure-rec,erasure-ad,quarantine topics"
+    )
     parser.add_argument("--expect", type=int, required=True)
     parser.add_argument("--stats", type=Path, required=True)
     args = parser.parse_args(argv)

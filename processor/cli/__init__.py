@@ -42,6 +42,7 @@ def _register() -> None:
         scan_cmd,
         schemas_cmd,
         stats_cmd,
+        subject_cmd,
         top_cmd,
         transform_cmd,
         worker_cmd,

@@ -24,6 +24,7 @@ from keys import (
     save_keyring,
 )
 from keys.model import SCHEDULABLE
+from processor.audit import append_audit
 from processor.cli import main
 from processor.cli.options import master_key_file_option
 from processor.errors import KeyringError, KeyringFormatError, MasterKeyError
@@ -73,6 +74,12 @@ def init(keyring_path: Path, master_key_file: Path | None, force: bool) -> None:
         )
     keyring = Keyring.generate()
     save_keyring(keyring_path, keyring, master)
+    append_audit(
+        "keys_init",
+        keyring=str(keyring_path),
+        replaced=force,
+        active_key_ids=[keyring.active(d).key_id for d in Domain],
+    )
     ids = ", ".join(keyring.active(d).key_id for d in Domain)
     click.echo(f"created keyring {keyring_path} with active keys {ids}")
 
@@ -85,7 +92,9 @@ def rotate(keyring_path: Path, master_key_file: Path | None, domain: str) -> Non
     master = resolve_master_key(master_key_file, os.environ)
     rotated = load_keyring(keyring_path, master).rotate(Domain(domain))
     save_keyring(keyring_path, rotated, master)
-    click.echo(rotated.active(Domain(domain)).key_id)
+    new_id = rotated.active(Domain(domain)).key_id
+    append_audit("keys_rotate", keyring=str(keyring_path), domain=domain, key_id=new_id)
+    click.echo(new_id)
     plan = rotated.scheduled(Domain(domain))
     if plan is not None:
         upcoming = plan.next_boundary_ms(time.time_ns() // 1_000_000)
@@ -170,6 +179,7 @@ def schedule(
         if period is not None or start is not None:
             raise click.UsageError("--off takes no --period or --start")
         save_keyring(keyring_path, keyring.with_schedule(None), master)
+        append_audit("keys_schedule", keyring=str(keyring_path), domain=domain, schedule="off")
         click.echo(f"{domain}: no schedule; {keyring.active(chosen).key_id} makes pseudonyms")
         return
     if period is None:
@@ -182,6 +192,14 @@ def schedule(
     except KeyringFormatError as exc:
         raise click.BadParameter(str(exc).removeprefix("rotation schedule ")) from exc
     save_keyring(keyring_path, keyring.with_schedule(plan), master)
+    append_audit(
+        "keys_schedule",
+        keyring=str(keyring_path),
+        domain=domain,
+        period_s=period_s,
+        overlap_s=plan.overlap_s,
+        start=_utc(plan.start),
+    )
     if period_s < _HOUR:
         click.echo(f"warning: a period under an hour ({period_s} s) is meant for tests", err=True)
     for line in _schedule_lines(keyring.with_schedule(plan)):

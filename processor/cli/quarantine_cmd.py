@@ -60,6 +60,8 @@ def replay(
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
+    from keys import Domain
+    from processor.audit import append_audit
     from processor.pipeline import Pipeline
     from processor.replay import Replayer
     from processor.settings import Settings
@@ -97,6 +99,14 @@ def replay(
             progress=lambda done, total: bar.update(task, completed=done, total=total or None),
         )
         report = replayer.run()
+    append_audit(
+        "quarantine_replay",
+        run_id=report.run_id,
+        topic=replayer.topic,
+        dry_run=dry_run,
+        quarantine_key_ids=[k.key_id for k in keyring.keys_for(Domain.QUARANTINE)],
+        counts=dict(report.counts),
+    )
     if not quiet:
         for line in report.problems:
             click.echo(f"replay: {line}", err=True)

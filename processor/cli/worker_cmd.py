@@ -18,7 +18,7 @@ def worker(config_file: Path | None, show_settings: bool) -> None:
     """Run the stream worker against a Kafka cluster (settings: PSEUDOSTREAM_* or --config).
 
     Consumes raw.behaviour, raw.device and consent; produces clean.recommendation,
-    clean.ad-analytics, erasure and quarantine. See docs/worker.md for every setting.
+    clean.ad-analytics, erasure.recommendation, erasure.ad-analytics and quarantine. See docs/worker.md for every setting.
     """
     from processor import worker as worker_module
     from processor.settings import Settings

@@ -40,7 +40,7 @@ def write_leaky_policy(path: Path) -> Path:
 
 def _keep_imei(blocks: tuple[BlockPlan, ...]) -> tuple[BlockPlan, ...]:
     return tuple(
-        (block, tuple((n, Action.KEEP if k is IdKind.IMEI else a, k) for n, a, k in ops))
+        (block, tuple((n, Action.KEEP if k is IdKind.IMEI else a, k, b) for n, a, k, b in ops))
         for block, ops in blocks
     )
 

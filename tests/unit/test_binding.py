@@ -71,8 +71,8 @@ def test_when_consent_record_comes_on_an_app_topic_then_it_is_quarantined_and_ch
 
 def test_when_consent_record_comes_on_the_consent_topic_then_it_applies() -> None:
     p = pipeline()
-    [erasure] = p.process(FORGED, SourceRef("consent", 0, 1)).records
-    assert erasure.route is Route.ERASURE
+    erasures = p.process(FORGED, SourceRef("consent", 0, 1)).records
+    assert {r.route for r in erasures} == {Route.ERASURE_RECOMMENDATION, Route.ERASURE_AD_ANALYTICS}
 
 
 @pytest.mark.parametrize(
@@ -145,9 +145,9 @@ def test_when_transform_reads_envelopes_then_they_route_like_the_worker() -> Non
             envelope("raw.device", DEVICE.decode(), key=None),
         ]
     )
-    assert outputs[0]["topic"] == "erasure"
+    assert [o["topic"] for o in outputs[:2]] == ["erasure.recommendation", "erasure.ad-analytics"]
     assert p.stats["suppressed:account_deleted"] == 1
-    assert [o["topic"] for o in outputs[1:]] == ["clean.recommendation"]
+    assert [o["topic"] for o in outputs[2:]] == ["clean.recommendation"]
 
 
 def test_when_envelope_names_an_unknown_topic_then_quarantined_without_its_name() -> None:
@@ -159,7 +159,7 @@ def test_when_envelope_names_an_unknown_topic_then_quarantined_without_its_name(
 
 def test_when_transform_reads_a_bare_line_then_the_schema_decides() -> None:
     outputs, p = transform([FORGED, EVENT])
-    assert [o["topic"] for o in outputs] == ["erasure"]
+    assert [o["topic"] for o in outputs] == ["erasure.recommendation", "erasure.ad-analytics"]
     assert p.stats["suppressed:account_deleted"] == 1
 
 

@@ -10,19 +10,10 @@ import orjson
 import pytest
 from click.testing import CliRunner
 
-from keys import Keyring, MasterKey, generate_master_key, save_keyring
+from keys import generate_master_key
 from processor import synth
 from processor.cli import main
-
-MASTER = generate_master_key()
-
-
-@pytest.fixture
-def keyring_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("PSEUDOSTREAM_MASTER_KEY", MASTER)
-    path = tmp_path / "test.keyring"
-    save_keyring(path, Keyring.generate(), MasterKey.from_base64(MASTER, "test"))
-    return path
+from tests.unit.conftest import MASTER
 
 
 def raw_lines(n: int = 400) -> bytes:
@@ -39,7 +30,13 @@ def test_when_lines_are_transformed_then_each_output_line_is_a_routed_record(
     lines = [json.loads(line) for line in result.stdout.splitlines()]
     assert lines
     topics = {line["topic"] for line in lines}
-    assert topics <= {"clean.recommendation", "clean.ad-analytics", "quarantine", "erasure"}
+    assert topics <= {
+        "clean.recommendation",
+        "clean.ad-analytics",
+        "quarantine",
+        "erasure.recommendation",
+        "erasure.ad-analytics",
+    }
     assert "clean.recommendation" in topics
     for line in lines:
         assert set(line) == {"topic", "key", "value"}
@@ -113,7 +110,7 @@ def test_when_schemas_are_exported_then_each_is_valid_json_schema(tmp_path: Path
             "clean.recommendation.1",
             "clean.ad-analytics.1",
             "quarantine.1",
-            "erasure.1",
+            "erasure.2",
             "stats.ad.1",
         )
     )

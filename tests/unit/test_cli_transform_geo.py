@@ -11,7 +11,6 @@ import pytest
 from click.testing import CliRunner
 
 from processor.cli import main
-from tests.unit.test_cli_transform import keyring_path  # noqa: F401 - the fixture
 
 EVENT = orjson.dumps(
     {
@@ -41,7 +40,7 @@ def _location(keyring: Path, *options: str) -> object:
 
 
 def test_when_event_has_only_a_chinese_ip_then_prefecture_from_ip(
-    keyring_path: Path,  # noqa: F811 - the imported fixture
+    keyring_path: Path,
 ) -> None:
     assert _location(keyring_path) == {
         "country": "CN",
@@ -53,6 +52,6 @@ def test_when_event_has_only_a_chinese_ip_then_prefecture_from_ip(
 
 
 def test_when_shipped_ip_data_is_off_then_no_location(
-    keyring_path: Path,  # noqa: F811 - the imported fixture
+    keyring_path: Path,
 ) -> None:
     assert _location(keyring_path, "--no-shipped-ip") is None

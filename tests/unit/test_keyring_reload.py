@@ -4,6 +4,7 @@ against the statistics windows, on a StreamWorker that is built but never starte
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import time
@@ -87,6 +88,22 @@ def test_when_schedule_splits_a_statistics_window_then_the_worker_refuses(tmp_pa
     with pytest.raises(ConfigError, match="ad_stats_window"):
         StreamWorker(settings_for(path, tmp_path), keyring)
     StreamWorker(settings_for(path, tmp_path, ad_stats_window="1800"), keyring)
+
+
+def test_a_keyring_reload_is_audited_with_key_ids_only(
+    worker: tuple[StreamWorker, Path, Keyring], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    stream, path, keyring = worker
+    audit = tmp_path / "audit.jsonl"
+    monkeypatch.setenv("PSEUDOSTREAM_MASTER_KEY", MASTER_B64)
+    monkeypatch.setenv("PSEUDOSTREAM_AUDIT_LOG", str(audit))
+    save_keyring(path, keyring.rotate(Domain.AD_ANALYTICS), MASTER)
+    touch_later(path)
+    asyncio.run(stream._reload_keyring_if_changed())
+    [entry] = [json.loads(line) for line in audit.read_text().splitlines()]
+    assert entry["action"] == "keyring_reload"
+    assert sorted(entry["key_ids"]) == ["ad-1", "ad-2", "quar-1", "rec-1"]
+    assert_no_material(audit.read_text(), keyring)
 
 
 def test_the_worker_skips_fausts_recovery_consistency_check(

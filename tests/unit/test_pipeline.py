@@ -159,7 +159,6 @@ def test_when_user_consents_then_both_routes_get_pseudonyms(pipeline: Pipeline) 
         "meid",
         "oaid",
         "android_id",
-        "mac",
         "brand",
         "model",
         "os",
@@ -177,9 +176,44 @@ def test_when_user_consents_then_both_routes_get_pseudonyms(pipeline: Pipeline) 
         "os_version",
         "app_version",
     }
-    assert rec["network"].keys() == {"ip", "type", "carrier"}
-    assert ad["network"] == {"type": "wifi", "carrier": "China Mobile"}
+    assert rec["network"] == ad["network"] == {"type": "wifi", "carrier": "China Mobile"}
     assert "phone" not in rec and "phone" not in ad
+
+
+def test_when_event_goes_to_recommendation_then_it_has_no_mac_or_ip(pipeline: Pipeline) -> None:
+    rec = by_route(consented(pipeline).process(raw(), SRC))[Route.RECOMMENDATION]
+    assert "mac" not in rec["device"] and "ip" not in rec["network"]
+
+
+def test_when_event_goes_to_ads_then_no_target_user_and_the_amount_is_a_band(
+    pipeline: Pipeline,
+) -> None:
+    ad = by_route(consented(pipeline).process(raw(), SRC))[Route.AD_ANALYTICS]
+    assert ad["payload"] == {
+        "item_id": "v-88812",
+        "room_id": "r-77",
+        "amount_band": "1-9.99 yuan",
+        "position": 3,
+        "duration_ms": 5123,
+    }
+
+
+@pytest.mark.parametrize(
+    ("cents", "band"),
+    [
+        (0, "under 1 yuan"),
+        (99, "under 1 yuan"),
+        (100, "1-9.99 yuan"),
+        (52000, "100-999.99 yuan"),
+        (100000, "1000 yuan or more"),
+        (100_000_000, "1000 yuan or more"),  # the declared maximum (a million yuan)
+    ],
+)
+def test_amount_bands_have_inclusive_lower_edges(pipeline: Pipeline, cents: int, band: str) -> None:
+    event = copy.deepcopy(EVENT)
+    event["payload"]["amount_cents"] = cents
+    ad = by_route(consented(pipeline).process(raw(event), SRC))[Route.AD_ANALYTICS]
+    assert ad["payload"]["amount_band"] == band
 
 
 def test_when_output_is_made_then_no_raw_identifier_appears(pipeline: Pipeline) -> None:
@@ -198,11 +232,19 @@ def test_when_comment_has_phone_then_recommendation_scrubs_and_ads_drop_it(
     assert "text" not in out[Route.AD_ANALYTICS]["payload"]
 
 
-def test_when_no_consent_record_then_no_ad_record_and_location_from_ip(
+def test_when_no_consent_record_then_no_pseudonyms_no_ads_and_location_from_ip(
     pipeline: Pipeline, locator: FakeLocator
 ) -> None:
     out = by_route(pipeline.process(raw(), SRC))
     assert set(out) == {Route.RECOMMENDATION}
+    assert "user_id" not in out[Route.RECOMMENDATION]
+    assert set(out[Route.RECOMMENDATION]["device"]) == {
+        "brand",
+        "model",
+        "os",
+        "os_version",
+        "app_version",
+    }
     assert out[Route.RECOMMENDATION]["location"] == {
         "country": "CN",
         "province_code": "510000",
@@ -259,11 +301,27 @@ def test_when_personalization_is_off_then_recommendation_keeps_behaviour_without
     assert rec["payload"]["target_user_id"].startswith("rec-1:")  # the target, not the actor
 
 
-@pytest.mark.parametrize("age_band", ["minor", "child"])
-def test_when_user_is_not_adult_then_no_ad_record(pipeline: Pipeline, age_band: str) -> None:
-    assert set(by_route(consented(pipeline, age_band=age_band).process(raw(), SRC))) == {
+def test_when_user_is_a_minor_then_no_ad_record(pipeline: Pipeline) -> None:
+    assert set(by_route(consented(pipeline, age_band="minor").process(raw(), SRC))) == {
         Route.RECOMMENDATION
     }
+
+
+@pytest.mark.parametrize("guardian", [None, False])
+def test_when_child_has_no_guardian_consent_then_nothing_flows(
+    pipeline: Pipeline, guardian: bool | None
+) -> None:
+    outcome = consented(pipeline, age_band="child", guardian_consent=guardian).process(raw(), SRC)
+    assert outcome.records == []
+    assert outcome.suppressed == "child_without_guardian_consent"
+    assert pipeline.stats["suppressed:child_without_guardian_consent"] == 1
+
+
+def test_when_child_has_guardian_consent_then_no_ads_and_no_gps(pipeline: Pipeline) -> None:
+    out = by_route(consented(pipeline, age_band="child", guardian_consent=True).process(raw(), SRC))
+    assert set(out) == {Route.RECOMMENDATION}  # no ad record, so no statistics either
+    assert out[Route.RECOMMENDATION]["location"]["source"] == "ip"
+    assert out[Route.RECOMMENDATION]["user_id"].startswith("rec-1:")
 
 
 def test_when_ads_consent_is_withdrawn_then_no_ad_record(pipeline: Pipeline) -> None:
@@ -276,6 +334,7 @@ def test_when_oaid_is_all_zero_then_no_ad_device_pseudonym(pipeline: Pipeline) -
     event = copy.deepcopy(EVENT)
     event["device"]["oaid"] = "00000000-0000-0000-0000-000000000000"
     out = by_route(consented(pipeline).process(raw(event), SRC))
+    assert "user_id" not in out[Route.AD_ANALYTICS]  # limit ad tracking: no user pseudonym
     assert set(out[Route.AD_ANALYTICS]["device"]) == {
         "brand",
         "model",
@@ -294,17 +353,17 @@ def test_when_identifier_is_spelled_differently_then_pseudonym_is_the_same(
 ) -> None:
     a = copy.deepcopy(EVENT)
     b = copy.deepcopy(EVENT)
-    b["device"].update(imei="35-693803-564380-9", mac="3c5a.b412.3456")
-    b["network"]["ip"] = "::ffff:61.128.128.68"
+    b["device"].update(imei="35-693803-564380-9", oaid=a["device"]["oaid"].upper())
+    consented(pipeline)
     ra, rb = (by_route(pipeline.process(raw(e), SRC))[Route.RECOMMENDATION] for e in (a, b))
     assert ra["device"]["imei"] == rb["device"]["imei"]
-    assert ra["device"]["mac"] == rb["device"]["mac"]
-    assert ra["network"]["ip"] == rb["network"]["ip"]
+    assert ra["device"]["oaid"] == rb["device"]["oaid"]
 
 
 def test_when_same_digits_are_different_kinds_then_pseudonyms_differ(pipeline: Pipeline) -> None:
     event = copy.deepcopy(EVENT)
     event["user_id"] = "356938035643809"
+    consented(pipeline, user="356938035643809")
     rec = by_route(pipeline.process(raw(event), SRC))[Route.RECOMMENDATION]
     assert rec["user_id"] != rec["device"]["imei"]
 
@@ -468,24 +527,90 @@ def test_when_quarantine_record_is_altered_then_it_cannot_be_opened(
         Sealer(keyring, "default/1").unseal(body)
 
 
-def test_when_account_is_deleted_then_one_erasure_and_no_more_events(
-    pipeline: Pipeline, keyring: Keyring
+def erasures(outcome: Outcome) -> dict[Route, dict[str, Any]]:
+    assert {r.route for r in outcome.records} == {
+        Route.ERASURE_RECOMMENDATION,
+        Route.ERASURE_AD_ANALYTICS,
+    }
+    return by_route(outcome)
+
+
+def test_when_account_is_deleted_then_one_erasure_per_audience_and_no_more_events(
+    pipeline: Pipeline,
 ) -> None:
     first = by_route(consented(pipeline).process(raw(), SRC))
     outcome = pipeline.process(
-        consent_record(account="deletion_requested", event_time=1764316800500), SourceRef("consent")
+        consent_record(account="deleted", event_time=1764316800500), SourceRef("consent")
     )
-    [erasure] = outcome.records
-    body = erasure.json()
-    assert erasure.route is Route.ERASURE
-    assert body["pseudonyms"]["recommendation"] == [first[Route.RECOMMENDATION]["user_id"]]
-    assert body["pseudonyms"]["ad-analytics"] == [first[Route.AD_ANALYTICS]["user_id"]]
-    assert erasure.key == first[Route.RECOMMENDATION]["user_id"]
+    notices = erasures(outcome)
+    rec, ad = notices[Route.ERASURE_RECOMMENDATION], notices[Route.ERASURE_AD_ANALYTICS]
+    assert rec["domain"] == "recommendation" and ad["domain"] == "ad-analytics"
+    assert rec["user"] == [first[Route.RECOMMENDATION]["user_id"]]
+    assert ad["user"] == [first[Route.AD_ANALYTICS]["user_id"]]
+    for route, notice in notices.items():
+        assert {r.route: r.key for r in outcome.records}[route] == notice["user"][0]
     assert pipeline.process(raw(), SRC).suppressed == "account_deleted"
-    again = pipeline.process(
-        consent_record(account="deleted", event_time=1764316800600), SourceRef("consent")
-    )
-    assert again.records == [] and again.suppressed == "consent_update"
+
+
+def test_no_erasure_record_holds_pseudonyms_of_two_domains(pipeline: Pipeline) -> None:
+    consented(pipeline).process(raw(), SRC)
+    outcome = pipeline.process(consent_record(account="deleted"), SourceRef("consent"))
+    for notice in erasures(outcome).values():
+        prefix = "rec-" if notice["domain"] == "recommendation" else "ad-"
+        names = [*notice["user"], *notice["devices"], *notice["key_ids"]]
+        assert names and all(n.startswith(prefix) for n in names)
+
+
+def test_when_account_is_deleted_then_its_devices_are_named_and_never_appear_again(
+    pipeline: Pipeline,
+) -> None:
+    first = by_route(consented(pipeline).process(raw(), SRC))
+    notices = erasures(pipeline.process(consent_record(account="deleted"), SourceRef("consent")))
+    for route, notice in (
+        (Route.RECOMMENDATION, Route.ERASURE_RECOMMENDATION),
+        (Route.AD_ANALYTICS, Route.ERASURE_AD_ANALYTICS),
+    ):
+        device = first[route]["device"]
+        assert sorted(notices[notice]["devices"]) == sorted(
+            device[k] for k in ("imei", "meid", "oaid", "android_id")
+        )
+    named = {p for n in notices.values() for p in (*n["user"], *n["devices"])}
+    logged_out = copy.deepcopy(EVENT)
+    del logged_out["user_id"]
+    other_user = copy.deepcopy(EVENT)
+    other_user["user_id"] = "u777"
+    pipeline.process(consent_record(user="u777"), SourceRef("consent"))
+    follower = copy.deepcopy(EVENT)
+    follower.update(user_id="u777", device={"imei": "490154203237518"})
+    follower["payload"]["target_user_id"] = "u10293847"  # the deleted user, as a target
+    for event in (logged_out, other_user, follower):
+        outcome = pipeline.process(raw(event), SRC)
+        assert outcome.records
+        for record in outcome.records:
+            assert not any(p in record.value.decode() for p in named)
+    assert pipeline.stats["erased_identifier_dropped:imei"] == 2
+    assert pipeline.stats["erased_identifier_dropped:target_user_id"] == 1
+
+
+def test_when_deleted_is_followed_by_active_then_the_account_stays_deleted(
+    pipeline: Pipeline,
+) -> None:
+    pipeline.process(consent_record(account="deleted"), SourceRef("consent"))
+    later = pipeline.process(consent_record(event_time=1764316900000), SourceRef("consent"))
+    assert later.records == [] and later.suppressed == "consent_after_deletion"
+    assert pipeline.process(raw(), SRC).suppressed == "account_deleted"
+
+
+def test_when_deletion_is_requested_then_nothing_flows_until_it_is_withdrawn(
+    pipeline: Pipeline,
+) -> None:
+    consented(pipeline, account="deletion_requested")
+    assert pipeline.process(raw(), SRC).suppressed == "account_deleted"
+    consented(pipeline)  # the account service cancelled the request
+    assert set(by_route(pipeline.process(raw(), SRC))) == {
+        Route.RECOMMENDATION,
+        Route.AD_ANALYTICS,
+    }
 
 
 def test_when_keys_were_rotated_then_erasure_lists_pseudonyms_under_every_key(
@@ -493,17 +618,32 @@ def test_when_keys_were_rotated_then_erasure_lists_pseudonyms_under_every_key(
 ) -> None:
     rotated = keyring.rotate(Domain.AD_ANALYTICS)
     pipeline = Pipeline(rotated)
-    [erasure] = pipeline.process(consent_record(account="deleted"), SourceRef("consent")).records
-    ad = erasure.json()["pseudonyms"]["ad-analytics"]
+    outcome = pipeline.process(consent_record(account="deleted"), SourceRef("consent"))
+    ad = erasures(outcome)[Route.ERASURE_AD_ANALYTICS]["user"]
     assert [p.split(":")[0] for p in ad] == ["ad-2", "ad-1"]
 
 
-def test_when_consent_record_is_older_than_the_state_then_it_is_ignored(pipeline: Pipeline) -> None:
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"personalized_ads": False},
+        {"account": "deletion_requested"},
+        {"account": "deleted"},
+    ],
+)
+def test_when_a_restricting_change_has_an_older_event_time_then_it_still_applies(
+    pipeline: Pipeline, change: dict[str, Any]
+) -> None:
     consented(pipeline, event_time=2000)
-    outcome = pipeline.process(
-        consent_record(personalized_ads=False, event_time=1000), SourceRef("consent")
-    )
-    assert outcome.suppressed == "consent_stale"
+    pipeline.process(consent_record(event_time=1000, **change), SourceRef("consent"))
+    assert Route.AD_ANALYTICS not in by_route(pipeline.process(raw(), SRC))
+
+
+def test_when_a_widening_change_has_an_older_event_time_then_topic_order_still_decides(
+    pipeline: Pipeline,
+) -> None:
+    consented(pipeline, personalized_ads=False, event_time=2000)
+    consented(pipeline, event_time=1000)
     assert Route.AD_ANALYTICS in by_route(pipeline.process(raw(), SRC))
 
 
@@ -526,7 +666,7 @@ def test_every_output_validates_against_its_exported_json_schema(pipeline: Pipel
     ]
     schemas = {
         s: to_json_schema(load_contract(s))
-        for s in ("clean.recommendation/1", "clean.ad-analytics/1", "quarantine/1", "erasure/1")
+        for s in ("clean.recommendation/1", "clean.ad-analytics/1", "quarantine/1", "erasure/2")
     }
     seen = set()
     for outcome in outcomes:

@@ -168,14 +168,17 @@ def test_erasure_in_the_overlap_names_the_user_under_both_period_keys(keyring: K
     ad_before = by_route(pipeline.process(raw(), SRC))[Route.AD_ANALYTICS]["user_id"]
     pipeline.follow_schedule(START_MS + DAY_MS + 60_000)
     ad_after = by_route(pipeline.process(raw(), SRC))[Route.AD_ANALYTICS]["user_id"]
-    [erasure] = pipeline.process(
-        consent_record(account="deletion_requested", event_time=1764316800500),
-        SourceRef("consent"),
-    ).records
+    [erasure] = [
+        r
+        for r in pipeline.process(
+            consent_record(account="deleted", event_time=1764316800500), SourceRef("consent")
+        ).records
+        if r.route is Route.ERASURE_AD_ANALYTICS
+    ]
     body = erasure.json()
-    assert body["pseudonyms"]["ad-analytics"][:2] == [ad_after, ad_before]
-    assert body["pseudonyms"]["ad-analytics"][2].startswith("ad-1:")  # the stored key too
-    assert dict(erasure.headers)["key-ids"].decode().split(",")[1:3] == [
+    assert body["user"][:2] == [ad_after, ad_before]
+    assert body["user"][2].startswith("ad-1:")  # the stored key too
+    assert dict(erasure.headers)["key-ids"].decode().split(",")[:2] == [
         ad_after.split(":")[0],
         ad_before.split(":")[0],
     ]
@@ -183,10 +186,10 @@ def test_erasure_in_the_overlap_names_the_user_under_both_period_keys(keyring: K
 
 def test_after_the_overlap_erasure_names_only_the_current_period_key(keyring: Keyring) -> None:
     pipeline = scheduled_pipeline(keyring, START_MS + DAY_MS + 3_600_000)
-    [erasure] = pipeline.process(
+    records = pipeline.process(
         consent_record(account="deleted", event_time=1764316800500), SourceRef("consent")
     ).records
-    ad = erasure.json()["pseudonyms"]["ad-analytics"]
+    [ad] = [r.json()["user"] for r in records if r.route is Route.ERASURE_AD_ANALYTICS]
     assert [p.split(":")[0] for p in ad] == [f"adp-{(START_MS + DAY_MS) // 1000}", "ad-1"]
 
 

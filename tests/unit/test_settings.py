@@ -267,6 +267,22 @@ def test_fetch_max_wait_defaults_to_a_short_wait() -> None:
     assert Settings.load({}).fetch_max_wait_ms == 50
 
 
+def test_retention_settings_become_topic_configs() -> None:
+    settings = Settings.from_mapping({"quarantine_retention_days": "0.5", "raw_retention_days": 0})
+    assert settings.retention_ms(settings.quarantine_retention_days) == "43200000"
+    assert settings.retention_ms(settings.raw_retention_days) == "-1"  # 0: kept for good
+    assert settings.retention_ms(Settings().clean_retention_days) == str(30 * 86_400_000)
+
+
+@pytest.mark.parametrize(
+    ("setting", "value"),
+    [("erasure_retention_days", "-1"), ("max_devices_per_user", "0")],
+)
+def test_bad_retention_settings_name_the_setting(setting: str, value: str) -> None:
+    with pytest.raises(ConfigError, match=setting):
+        Settings.from_mapping({setting: value})
+
+
 @pytest.mark.parametrize(
     ("env", "setting"),
     [

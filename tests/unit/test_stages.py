@@ -109,6 +109,30 @@ def test_when_validator_is_generated_then_its_source_is_readable() -> None:
             lambda p: p["routes"]["recommendation"]["fields"].update({"location": "keep"}),
             "location can only be 'coarsen'",
         ),
+        (
+            lambda p: p["routes"]["ad-analytics"]["fields"].update(
+                {"payload.amount_cents": "band"}
+            ),
+            r"payload\.amount_cents has role passthrough and cannot be 'band'",
+        ),
+        (
+            lambda p: p["routes"]["ad-analytics"]["fields"].update(
+                {"device.imei": {"band": {"as": "x", "edges": [1], "labels": ["a", "b"]}}}
+            ),
+            r"device\.imei has role identifier and cannot be 'band'",
+        ),
+        (
+            lambda p: p["routes"]["ad-analytics"]["fields"]["payload.amount_cents"]["band"].update(
+                {"edges": [1000, 100]}
+            ),
+            "band edges must be increasing integers",
+        ),
+        (
+            lambda p: p["routes"]["ad-analytics"]["fields"]["payload.amount_cents"]["band"].pop(
+                "labels"
+            ),
+            "a band needs 'as', 'edges' and 'labels'",
+        ),
     ],
 )
 def test_when_policy_is_unsafe_or_wrong_then_start_up_refuses_it(
