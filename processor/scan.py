@@ -384,8 +384,10 @@ class LeakScanner:
         for start, end, kind in _free_text_hits(joined):
             if kind == "ip" and texts[bisect_right(starts, start) - 1][1]:
                 continue  # in a version field, as for the IPv4 pattern
-            if floats and _inside((start, end), floats):
-                continue
+            if floats and (
+                _inside((start, end), floats) or _floats_overlapped((start, end), floats) > 1
+            ):
+                continue  # a float, or a row of them (a report's "171.4  319.9  189.4")
             add(1, start, end, kind)
         if _may_hold_coordinate_key(joined):
             for match in _COORDINATE_IN_TEXT.finditer(joined):
@@ -477,6 +479,12 @@ def _inside(span: tuple[int, int], spans: list[tuple[int, int]]) -> bool:
     """True when ``span`` lies within one of ``spans`` (sorted, not overlapping)."""
     index = bisect_right(spans, span[0], key=lambda s: s[0]) - 1
     return index >= 0 and spans[index][0] <= span[0] and span[1] <= spans[index][1]
+
+
+def _floats_overlapped(span: tuple[int, int], floats: list[tuple[int, int]]) -> int:
+    """How many of the ``floats`` spans ``span`` overlaps (run per hit only: hits are few)."""
+    start, end = span
+    return sum(1 for float_start, float_end in floats if float_start < end and float_end > start)
 
 
 def _free_text_hits(text: str) -> Iterator[_Hit]:

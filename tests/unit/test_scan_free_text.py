@@ -46,3 +46,10 @@ def test_when_output_holds_numbers_markers_or_local_addresses_then_no_finding(
     line: dict[str, object],
 ) -> None:
     assert LeakScanner().scan_lines([json.dumps(line, ensure_ascii=False)]) == []
+
+
+def test_when_a_report_row_holds_a_run_of_figures_then_no_phone_is_read_into_it() -> None:
+    """A benchmark table's row (seen in CI): three floats in a row read like 17x xxxx xx89."""
+    row = "quixstreams + Pipeline.process          11,501          64.3             0   171.4   319.9   189.4"
+    assert LeakScanner().scan_text(row) == []
+    assert [f.kind for f in LeakScanner().scan_text("call 139 3233.2113")] == ["phone"]
