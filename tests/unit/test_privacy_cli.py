@@ -64,8 +64,18 @@ def event(n: int, user: str | None = USER, **changes: Any) -> dict[str, Any]:
     return {**record, **changes}
 
 
+def envelope(record: dict[str, Any]) -> dict[str, Any]:
+    """The record as the worker would read it: on its topic, keyed by its user (a logged-out
+    event by its Android ID)."""
+    topic = "consent" if record["schema"] == "consent/1" else "raw.behaviour"
+    key = record.get("user_id") or record.get("device", {}).get("android_id")
+    return {"topic": topic, "key": key, "value": record}
+
+
 def transform(keyring_path: Path, *records: dict[str, Any]) -> list[dict[str, Any]]:
-    lines = "".join(json.dumps(r) + "\n" for r in records)
+    """Envelope lines through ``pseudostream transform``, bound to their topics as in the
+    worker."""
+    lines = "".join(json.dumps(envelope(r)) + "\n" for r in records)
     result = CliRunner().invoke(main, ["transform", "--keyring", str(keyring_path)], input=lines)
     assert result.exit_code == 0, result.output
     return [json.loads(line) for line in result.stdout.splitlines()]
