@@ -166,7 +166,7 @@ def test_deletion_is_final_and_reaches_devices_after_a_sigkill_and_restart(stack
     stack.feed(
         [
             (synth.RAW_BEHAVIOUR, user.encode(), event_json("e-2", user, imei=imei)),
-            (synth.RAW_DEVICE, android_id, event_json("e-3", None, imei=imei)),
+            (synth.RAW_BEHAVIOUR, android_id, event_json("e-3", None, imei=imei)),
             (synth.RAW_BEHAVIOUR, other.encode(), event_json("e-4", other, imei=imei)),
         ]
     )
