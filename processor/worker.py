@@ -34,7 +34,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn
 
 import orjson
 
@@ -1046,9 +1046,7 @@ class StreamWorker:
                 self.settings.stall_exit_seconds,
                 EXIT_STALLED,
             )
-            self.write_stats()
-            logging.shutdown()
-            os._exit(EXIT_STALLED)
+            self._exit_now(EXIT_STALLED)
 
     # -- what the metrics and /ready read (processor.metrics.WorkerView) ---------------
 
@@ -1201,9 +1199,14 @@ class StreamWorker:
             "delivery failed (%s): exiting without committing this batch", type(exc).__name__
         )
         count_delivery_failure(self.settings.data_dir)
+        self._exit_now(EXIT_DELIVERY_FAILED)
+
+    def _exit_now(self, code: int) -> NoReturn:
+        """End the process at once, committing nothing more: the stats file and the logs
+        are written first; faust's shutdown would ack what is in flight."""
         self.write_stats()
         logging.shutdown()
-        os._exit(EXIT_DELIVERY_FAILED)
+        os._exit(code)
 
     # -- stats and lifecycle ------------------------------------------------------------
 
