@@ -4,8 +4,6 @@ record with a huge key, a quarantine record over 1 MB replayed, and the worker's
 from __future__ import annotations
 
 import hashlib
-import urllib.error
-import urllib.request
 
 import orjson
 import pytest
@@ -18,19 +16,16 @@ from processor.demo import produce, read_topic
 from processor.outcome import Route, SourceRef
 from processor.pipeline import Pipeline
 from processor.quarantine import Sealer, request_bytes
-from tests.integration.conftest import Stack, consent_json, event_json, routes_by_event, wait_for
+from tests.integration.conftest import (
+    Stack,
+    consent_json,
+    event_json,
+    http_get,
+    routes_by_event,
+    wait_for,
+)
 
 pytestmark = pytest.mark.broker
-
-
-def _status(url: str) -> int:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - http://127.0.0.1
-            return int(response.status)
-    except urllib.error.HTTPError as exc:
-        return exc.code
-    except OSError:
-        return 0
 
 
 def test_forged_consent_on_an_app_topic_is_quarantined_and_changes_nothing(stack: Stack) -> None:
@@ -61,12 +56,12 @@ def test_the_worker_serves_its_own_pages_and_none_of_fausts(stack: Stack) -> Non
     base = f"http://127.0.0.1:{port}"
     stack.env["web_port"] = str(port)
     stack.start_worker()
-    wait_for(lambda: _status(base + "/health") == 200, 30, lambda: "no /health")
+    wait_for(lambda: http_get(base + "/health")[0] == 200, 30, lambda: "no /health")
     # no consent table (age band, ad consent, account status) or cluster map over HTTP
     for page in ("/table/", "/table/consent/", "/router/", "/stats/", "/graph/", "/performance/"):
-        assert _status(base + page) == 404, page
-    assert _status(base + "/metrics") == 200
-    assert _status(base + "/ready") in (200, 503)
+        assert http_get(base + page)[0] == 404, page
+    assert http_get(base + "/metrics")[0] == 200
+    assert http_get(base + "/ready")[0] in (200, 503)
 
 
 def test_a_record_with_a_huge_key_is_quarantined_by_its_hash_and_the_worker_goes_on(
