@@ -73,8 +73,12 @@ class _Loop:
             return pending.pop(0)(), None
 
         self.consumer._wait_next_records = wait_next_records
+        # the consumer's waits run on its own loop, which is not always the one current when
+        # it was made (an app built earlier in the process leaves its loop behind)
+        loop = self.consumer.loop
+        asyncio.set_event_loop(loop)
         try:
-            self.loop.run_until_complete(self.consumer._drain_messages(fetcher))
+            loop.run_until_complete(self.consumer._drain_messages(fetcher))
         finally:
             asyncio.set_event_loop(None)
             self.loop.close()
