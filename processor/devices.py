@@ -40,6 +40,12 @@ class LinkHasher:
     def __call__(self, kind: IdKind, raw: str | int) -> str | None:
         return self._pseudonymizer.pseudonym(kind, raw)
 
+    @property
+    def caches(self) -> dict[IdKind, dict[str | int, str]]:
+        """The link ids computed so far, by kind and raw spelling (``""``: a placeholder);
+        the hot path reads them directly and calls the hasher only for a value not there."""
+        return self._pseudonymizer.caches
+
 
 class DeviceLink(NamedTuple):
     """One device identifier seen with a user: its link id, when it was last seen (wall

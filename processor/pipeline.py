@@ -12,7 +12,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -48,7 +48,7 @@ from processor.kinds import IdKind
 from processor.location import Locator, NullLocator
 from processor.outcome import Outcome, Route, Routed, SourceRef
 from processor.policy import Action, Policy, RoutePlan, compile_policy
-from processor.project import cell_string, compile_projector
+from processor.project import Projector, cell_string, compile_projector
 from processor.pseudonym import DEFAULT_CACHE_SIZE, Pseudonymizer
 from processor.quarantine import DEFAULT_MAX_KEY_BYTES, Sealer, sealable_bytes
 from processor.scrub import DEFAULT_MAX_TEXT_CHARS, truncate_text
@@ -84,6 +84,20 @@ def keys_naming(keyring: Keyring, domain: Domain, now_ms: int) -> list[Key]:
     keys = {k.key_id: k for k in keyring.accepted(domain, now_ms)}
     keys.update((k.key_id, k) for k in keyring.keys_for(domain) if k.key_id not in keys)
     return list(keys.values())
+
+
+# What decides an event's routes: (account, age band, guardian consent, personalized
+# recommendation, personalized ads, precise location) of its user's consent.
+_ConsentKey = tuple[Account, AgeBand, bool, bool, bool, bool]
+
+
+class _Routing(NamedTuple):
+    """An event's routes under one consent: whether GPS may be used, and the projectors
+    that make its records, as usual and when the OAID says limit ad tracking."""
+
+    precise_location: bool
+    projectors: tuple[Projector, ...]
+    if_limit_ad_tracking: tuple[Projector, ...]
 
 
 class _RouteRuntime:
@@ -141,6 +155,8 @@ class Pipeline:
         self._max_devices = max_devices_per_user
         # a link already stored is written again only when half its retention has passed
         self._recent_links: dict[tuple[str, IdKind, Any], int] = {}
+        # (user, the event's device identifiers) -> when all of them were last linked
+        self._recent_devices: dict[tuple[Any, ...], int] = {}
         self.locator: Locator = locator or NullLocator()
         self.max_record_bytes = max_record_bytes
         self.max_key_bytes = max_key_bytes
@@ -166,6 +182,7 @@ class Pipeline:
             _RouteRuntime(plan, self.pseudonymizers[plan.domain], self.policy.version)
             for plan in self.policy.routes
         )
+        self._routing: dict[_ConsentKey | None, _Routing | str] = {}
         self._erasure_pseudonymizers: dict[Domain, list[Pseudonymizer]] = {}
         self.follow_schedule(now)
         self._coarsen = any(plan.coarsen for plan in self.policy.routes)
@@ -200,19 +217,20 @@ class Pipeline:
             if op[1] is Action.PSEUDONYM and op[2] is not None
         }
         # (event ids are a client's tag per event, never a person's: not linked, not erased)
-        self._checked = tuple(
-            sorted(
-                (
-                    f
-                    for f in pseudonymized
-                    if f[:2] != (None, "user_id") and f[2] is not IdKind.EVENT_ID
-                ),
-                key=lambda f: (f[0] or "", f[1]),
-            )
+        checked = sorted(
+            (
+                f
+                for f in pseudonymized
+                if f[:2] != (None, "user_id") and f[2] is not IdKind.EVENT_ID
+            ),
+            key=lambda f: (f[0] or "", f[1]),
         )
-        self._device_fields = tuple(
-            (name, kind) for block, name, kind in self._checked if block == "device"
-        )
+        by_block: dict[str | None, list[tuple[str, IdKind]]] = {}
+        for block, name, kind in checked:
+            by_block.setdefault(block, []).append((name, kind))
+        self._checked = tuple((block, tuple(fields)) for block, fields in by_block.items())
+        self._device_fields = tuple(by_block.get("device", ()))
+        self._device_names = tuple(name for name, _ in self._device_fields)
         self._place_of_prefix = lru_cache(maxsize=cache_size)(self._place_of_ip)
         self._place_of_other_ip = lru_cache(maxsize=cache_size)(self._place_of_ip)
         self._erasure_headers = (
@@ -239,6 +257,7 @@ class Pipeline:
         # Erasure notices and device links name identifiers under every key that may have
         # made data downstream (keys_naming). Uncached: erasures and new links are rare.
         self._recent_links.clear()  # links then gain the pseudonyms under new keys
+        self._recent_devices.clear()
         self._erasure_pseudonymizers = {
             domain: [Pseudonymizer(k, cache_size=0) for k in keys_naming(keyring, domain, now_ms)]
             for domain in NAMED_DOMAINS
@@ -280,6 +299,7 @@ class Pipeline:
             else r
             for r in self._routes
         )
+        self._routing.clear()  # it holds the replaced projectors
 
     # -- entry point ---------------------------------------------------------------------
 
@@ -442,63 +462,122 @@ class Pipeline:
         raw_user = event.get("user_id")
         user = self._user_key(raw_user) if raw_user is not None else None
         consent = self.consent.get(user) if user is not None else None
-        if consent is None:
-            consent = self.policy.without_consent
-        elif consent.erased:
-            return Outcome([], None, "account_deleted", event["event_time"])
-        elif (routed_as := consent.for_routing()) is None:
-            return Outcome([], None, "child_without_guardian_consent", event["event_time"])
-        else:
-            consent = routed_as
+        key = (
+            None
+            if consent is None
+            else (
+                consent.account,
+                consent.age_band,
+                consent.guardian_consent,
+                consent.personalized_recommendation,
+                consent.personalized_ads,
+                consent.precise_location,
+            )
+        )
+        routing = self._routing.get(key) or self._routing_of(consent, key)
+        if type(routing) is str:
+            return Outcome([], None, routing, event["event_time"])
         if self.devices.has_erased():
             self._drop_erased(event)
         if user is not None and self._device_fields:
             self._link_devices(user, event)
-        device = event.get("device")
-        limit_ad_tracking = device is not None and is_limit_ad_tracking(device.get("oaid"))
+        projectors = routing.projectors
+        if routing.if_limit_ad_tracking is not projectors:
+            device = event.get("device")
+            if device is not None and is_limit_ad_tracking(device.get("oaid")):
+                projectors = routing.if_limit_ad_tracking
         self._truncate_texts(event)
         self._stage = "coarsen"
-        location = self._locate(event, consent) if self._coarsen else None
+        location = self._locate(event, routing.precise_location) if self._coarsen else None
         self._stage = "pseudonymize"
-        records = []
-        for runtime in self._routes:
-            variant = runtime.plan.variant_for(consent, limit_ad_tracking)
-            if variant is not None:
-                records.append(runtime.projectors[variant](event, schema, location))
-        return Outcome(records, None, None, event["event_time"])
+        return Outcome(
+            [project(event, schema, location) for project in projectors],
+            None,
+            None,
+            event["event_time"],
+        )
+
+    def _routing_of(self, consent: Consent | None, key: _ConsentKey | None) -> _Routing | str:
+        """What a consent means for an event: the reason nothing flows, or the projectors
+        that make its records (None: no consent record, the policy's conservative default).
+        Kept in ``_routing`` under ``key``, the fields that decide it, until the projectors
+        change with a key (:meth:`use_key`): a handful of entries, one per distinct
+        combination of consent flags."""
+        routing: _Routing | str
+        if consent is None:
+            routing = self._routing_as(self.policy.without_consent)
+        elif consent.erased:
+            routing = "account_deleted"
+        elif (routed_as := consent.for_routing()) is None:
+            routing = "child_without_guardian_consent"
+        else:
+            routing = self._routing_as(routed_as)
+        self._routing[key] = routing
+        return routing
+
+    def _routing_as(self, consent: Consent) -> _Routing:
+        def projectors(limit_ad_tracking: bool) -> tuple[Projector, ...]:
+            return tuple(
+                runtime.projectors[variant]
+                for runtime in self._routes
+                if (variant := runtime.plan.variant_for(consent, limit_ad_tracking)) is not None
+            )
+
+        usual = projectors(False)
+        if_lat = projectors(True)
+        # the same tuple when the OAID changes nothing: the hot path then skips its check
+        return _Routing(consent.precise_location, usual, usual if if_lat == usual else if_lat)
 
     def _drop_erased(self, event: dict[str, Any]) -> None:
         """Identifiers named in an erasure notice leave the event before projection: a
         deleted user's device keeps sending, but never again under its old pseudonyms."""
         is_erased = self.devices.is_erased
-        for block, name, kind in self._checked:
+        link_ids = self._link_id.caches
+        for block, fields in self._checked:
             holder = event if block is None else event.get(block)
-            if not holder or (raw := holder.get(name)) is None:
+            if not holder:
                 continue
-            link_id = self._link_id(kind, cell_string(raw) if kind is IdKind.CELL else raw)
-            if link_id is not None and is_erased(link_id):
-                if block is not None:  # a copy: the input's own dicts stay as they came
-                    holder = event[block] = dict(holder)
-                del holder[name]
-                self.stats["erased_identifier_dropped:" + name] += 1
+            for name, kind in fields:
+                if (raw := holder.get(name)) is None:
+                    continue
+                if kind is IdKind.CELL:
+                    raw = cell_string(raw)
+                link_id = link_ids[kind].get(raw)  # cached link id, else computed
+                if link_id is None:
+                    link_id = self._link_id(kind, raw)
+                if link_id and is_erased(link_id):
+                    if block is not None:  # a copy: the input's own dicts stay as they came
+                        holder = event[block] = dict(holder)
+                    del holder[name]
+                    self.stats["erased_identifier_dropped:" + name] += 1
 
     def _link_devices(self, user: str, event: dict[str, Any]) -> None:
         """Remember, under keyed hashes, the device identifiers seen with ``user`` and their
         pseudonyms under every key in the ring (for the erasure notices). A link stored
-        recently is not written again (at most once per half retention)."""
+        recently is not written again (at most once per half retention); a device that
+        sends many events costs one lookup per event (``_recent_devices``)."""
         device = event.get("device")
         if not device:
             return
         now = self._clock()
-        recent = self._recent_links
         refresh = self._link_retention_ms // 2
+        seen = (user, *map(device.get, self._device_names))
+        if now - self._recent_devices.get(seen, -refresh) < refresh:
+            return
+        recent = self._recent_links
+        if max(len(recent), len(self._recent_devices)) >= self._cache_size:
+            recent.clear()
+            self._recent_devices.clear()
+        oldest = now
         new = []
         for name, kind in self._device_fields:
             raw = device.get(name)
-            if raw is None or now - recent.get((user, kind, raw), -refresh) < refresh:
+            if raw is None:
                 continue
-            if len(recent) >= self._cache_size:
-                recent.clear()
+            stored = recent.get((user, kind, raw), -refresh)
+            if now - stored < refresh:
+                oldest = min(oldest, stored)
+                continue
             recent[(user, kind, raw)] = now
             link_id = self._link_id(kind, raw)
             canonical = canonicalize(kind, raw)
@@ -509,6 +588,8 @@ class Pipeline:
                 for domain, pseudonymizers in self._erasure_pseudonymizers.items()
             }
             new.append(DeviceLink(link_id, now, pseudonyms))
+        # the event's identifiers together are as recent as the least recent of them
+        self._recent_devices[seen] = oldest
         if new:
             links = merge_links(
                 self.devices.links(user), new, now, self._link_retention_ms, self._max_devices
@@ -540,8 +621,8 @@ class Pipeline:
         place = self.locator.from_ip(truncate(address))
         return (place.to_json("ip") if place is not None else None), False
 
-    def _locate(self, event: dict[str, Any], consent: Consent) -> dict[str, Any] | None:
-        if consent.precise_location:
+    def _locate(self, event: dict[str, Any], precise_location: bool) -> dict[str, Any] | None:
+        if precise_location:
             loc = event.get("location")
             if loc:
                 lat, lon = loc.get("lat"), loc.get("lon")
