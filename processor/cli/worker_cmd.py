@@ -20,8 +20,8 @@ def worker(config_file: Path | None, show_settings: bool) -> None:
     Consumes raw.behaviour, raw.device and consent; produces clean.recommendation,
     clean.ad-analytics, erasure.recommendation, erasure.ad-analytics and quarantine. See docs/worker.md for every setting.
     """
-    from processor import worker as worker_module
-    from processor.settings import Settings
+    from processor.kafka import worker as worker_module
+    from processor.kafka.settings import Settings
 
     settings = Settings.load(config_file=config_file)
     if show_settings:
@@ -56,7 +56,7 @@ def demo(
 
     Everything started here (broker, workers) is stopped at the end, also on Ctrl-C.
     """
-    from processor.demo import run_demo
+    from processor.devtools.demo import run_demo
 
     raise SystemExit(
         run_demo(
