@@ -82,6 +82,11 @@ class DeviceState(Protocol):
     def has_erased(self) -> bool:
         """Any erased identifier at all (the pipeline skips its checks while there is none)."""
 
+    @property
+    def erased_count(self) -> int:
+        """How many identifiers are erased. None is ever un-erased, so while the count stays
+        the same, so does the set (the pipeline keeps what it found not erased)."""
+
 
 class MemoryDeviceState:
     """Device state in dicts: for `transform`, tests and benchmarks."""
@@ -108,6 +113,10 @@ class MemoryDeviceState:
 
     def has_erased(self) -> bool:
         return bool(self._erased)
+
+    @property
+    def erased_count(self) -> int:
+        return len(self._erased)
 
 
 def merge_links(

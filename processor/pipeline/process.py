@@ -68,6 +68,9 @@ _UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 _OUT_STAT_KEYS = {route: f"out:{route}" for route in Route}
 _DEFAULT_BINDING = parse_topic_schemas(DEFAULT_TOPIC_SCHEMAS)
 _NOTHING: frozenset[str] = frozenset()
+# A NamedTuple's own constructor is a Python function; on the hot path its instances are
+# built by tuple.__new__ with every field given (about half the cost).
+_new = tuple.__new__
 
 
 def _now_ms() -> int:
@@ -163,12 +166,12 @@ class Pipeline:
         self.max_text_chars = max_text_chars
         # Free-text fields as (block or None, name, stat key): cut to max_text_chars before
         # scrubbing, so the scrubber's cost per event is bounded.
-        self._free_text = tuple(
-            (block or None, name, "text_truncated:" + path)
-            for path, role in load_roles().items()
-            if role.role == "free_text"
-            for block, _, name in [path.rpartition(".")]
-        )
+        free_text: dict[str | None, list[tuple[str, str]]] = {}
+        for path, role in load_roles().items():
+            if role.role == "free_text":
+                block, _, name = path.rpartition(".")
+                free_text.setdefault(block or None, []).append((name, "text_truncated:" + path))
+        self._free_text = tuple((block, tuple(names)) for block, names in free_text.items())
         self.stats: Counter[str] = Counter()
         self._clock = clock
         self._cache_size = cache_size
@@ -206,6 +209,8 @@ class Pipeline:
         self._foreign = {
             s: tuple(sorted(read - set(load_contract(s).fields))) for s in _EVENT_SCHEMAS
         }
+        # the generated functions themselves: the hot path skips the wrapper's call
+        self._validate = {s: v.function for s, v in self._validators.items()}
         self._user_key = lru_cache(maxsize=cache_size)(self._canonical_user)
         # Identifier fields whose pseudonym may appear in an output: the device ones are
         # linked to the user; all but the actor's user_id are checked against the erased.
@@ -226,9 +231,26 @@ class Pipeline:
             key=lambda f: (f[0] or "", f[1]),
         )
         by_block: dict[str | None, list[tuple[str, IdKind]]] = {}
-        for block, name, kind in checked:
-            by_block.setdefault(block, []).append((name, kind))
-        self._checked = tuple((block, tuple(fields)) for block, fields in by_block.items())
+        for holder, field, kind in checked:
+            by_block.setdefault(holder, []).append((field, kind))
+        # per block: its checked fields, and their names when all make hashable keys (a cell
+        # tower is a dict) for ``_clean``
+        self._checked = tuple(
+            (
+                block,
+                tuple(fields),
+                tuple(name for name, _ in fields)
+                if all(kind is not IdKind.CELL for _, kind in fields)
+                else None,
+            )
+            for block, fields in by_block.items()
+        )
+        # (block, its checked identifiers as sent) found not erased, while the device state
+        # ``_clean_of`` had ``_clean_at`` erased identifiers (they are never un-erased: the
+        # same count means the same set); bounded like the caches
+        self._clean: set[tuple[Any, ...]] = set()
+        self._clean_of: DeviceState | None = None
+        self._clean_at = 0
         self._device_fields = tuple(by_block.get("device", ()))
         self._device_names = tuple(name for name, _ in self._device_fields)
         self._place_of_prefix = lru_cache(maxsize=cache_size)(self._place_of_ip)
@@ -274,6 +296,7 @@ class Pipeline:
         swaps those that changed."""
         self._keyring = keyring
         self._link_id = LinkHasher(keyring, self._cache_size)
+        self._clean_of = None  # found under the previous link key
         self._sealer = Sealer(
             keyring,
             self.policy.version,
@@ -335,7 +358,7 @@ class Pipeline:
         event = self._decode(raw)
         self._stage = "validate"
         schema = event.get("schema")
-        if type(schema) is not str or (validator := self._validators.get(schema)) is None:
+        if type(schema) is not str or (validate := self._validate.get(schema)) is None:
             raise RecordError(
                 "unknown_schema",
                 "validate",
@@ -347,7 +370,7 @@ class Pipeline:
             raise RecordError(
                 "schema_not_allowed_on_topic", "validate", f"{schema} is not admitted on {topic}"
             )
-        for dropped in validator(event):
+        for dropped in validate(event):
             self.stats["dropped_field:" + dropped] += 1
         if schema == _CONSENT_SCHEMA:
             self._stage = "consent"
@@ -475,8 +498,8 @@ class Pipeline:
             )
         )
         routing = self._routing.get(key) or self._routing_of(consent, key)
-        if type(routing) is str:
-            return Outcome([], None, routing, event["event_time"])
+        if isinstance(routing, str):
+            return _new(Outcome, ([], None, routing, event["event_time"]))
         if self.devices.has_erased():
             self._drop_erased(event)
         if user is not None and self._device_fields:
@@ -490,12 +513,8 @@ class Pipeline:
         self._stage = "coarsen"
         location = self._locate(event, routing.precise_location) if self._coarsen else None
         self._stage = "pseudonymize"
-        return Outcome(
-            [project(event, schema, location) for project in projectors],
-            None,
-            None,
-            event["event_time"],
-        )
+        records = [project(event, schema, location) for project in projectors]
+        return _new(Outcome, (records, None, None, event["event_time"]))
 
     def _routing_of(self, consent: Consent | None, key: _ConsentKey | None) -> _Routing | str:
         """What a consent means for an event: the reason nothing flows, or the projectors
@@ -530,13 +549,24 @@ class Pipeline:
 
     def _drop_erased(self, event: dict[str, Any]) -> None:
         """Identifiers named in an erasure notice leave the event before projection: a
-        deleted user's device keeps sending, but never again under its old pseudonyms."""
-        is_erased = self.devices.is_erased
+        deleted user's device keeps sending, but never again under its old pseudonyms.
+        A device's identifiers found not erased are not looked up again until the erased
+        identifiers change (``_clean``)."""
+        devices = self.devices
+        clean = self._clean
+        if devices.erased_count != self._clean_at or devices is not self._clean_of:
+            clean.clear()
+            self._clean_of, self._clean_at = devices, devices.erased_count
+        is_erased = devices.is_erased
         link_ids = self._link_id.caches
-        for block, fields in self._checked:
+        for block, fields, names in self._checked:
             holder = event if block is None else event.get(block)
             if not holder:
                 continue
+            seen = (block, *map(holder.get, names)) if names is not None else None
+            if seen in clean:
+                continue
+            dropped = False
             for name, kind in fields:
                 if (raw := holder.get(name)) is None:
                     continue
@@ -550,6 +580,11 @@ class Pipeline:
                         holder = event[block] = dict(holder)
                     del holder[name]
                     self.stats["erased_identifier_dropped:" + name] += 1
+                    dropped = True
+            if seen is not None and not dropped:
+                if len(clean) >= self._cache_size:
+                    clean.clear()
+                clean.add(seen)
 
     def _link_devices(self, user: str, event: dict[str, Any]) -> None:
         """Remember, under keyed hashes, the device identifiers seen with ``user`` and their
@@ -598,21 +633,14 @@ class Pipeline:
 
     def _truncate_texts(self, event: dict[str, Any]) -> None:
         limit = self.max_text_chars
-        for block, name, stat in self._free_text:
+        for block, names in self._free_text:
             holder = event.get(block) if block is not None else event
             if holder:
-                text = holder.get(name)
-                if type(text) is str and len(text) > limit:
-                    holder[name] = truncate_text(text, limit)
-                    self.stats[stat] += 1
-
-    def _ip_place(self, ip: str) -> tuple[dict[str, Any] | None, bool]:
-        """(coarse place, unusable?) for an address, cached by its /24 for plain IPv4 text
-        (a user's address changes within its /24 far more often than the /24 does)."""
-        head, dot, last = ip.rpartition(".")
-        if dot and ":" not in ip and last.isdigit() and len(last) <= 3 and int(last) <= 255:
-            return self._place_of_prefix(head + ".0")
-        return self._place_of_other_ip(ip)
+                for name, stat in names:
+                    text = holder.get(name)
+                    if type(text) is str and len(text) > limit:
+                        holder[name] = truncate_text(text, limit)
+                        self.stats[stat] += 1
 
     def _place_of_ip(self, ip: str) -> tuple[dict[str, Any] | None, bool]:
         address = parse_ip(ip)
@@ -636,7 +664,13 @@ class Pipeline:
         network = event.get("network")
         ip = network.get("ip") if network else None
         if ip:
-            place, problem = self._ip_place(ip)
+            # (coarse place, unusable?), cached by its /24 for plain IPv4 text (a user's
+            # address changes within its /24 far more often than the /24 does)
+            head, dot, last = ip.rpartition(".")
+            if dot and ":" not in ip and last.isdigit() and len(last) <= 3 and int(last) <= 255:
+                place, problem = self._place_of_prefix(head + ".0")
+            else:
+                place, problem = self._place_of_other_ip(ip)
             if problem:
                 self.stats["location_invalid:ip"] += 1
                 return None

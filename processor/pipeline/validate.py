@@ -318,3 +318,8 @@ class Validator:
 
     def __call__(self, event: dict[str, Any]) -> tuple[str, ...]:
         return self._validate(event)
+
+    @property
+    def function(self) -> Callable[[dict[str, Any]], tuple[str, ...]]:
+        """The generated function itself, for a hot path that calls it without this wrapper."""
+        return self._validate

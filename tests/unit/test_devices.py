@@ -7,7 +7,8 @@ from typing import Any
 import orjson
 
 from keys import Domain, Keyring
-from processor.pipeline.devices import DeviceLink, MemoryDeviceState, merge_links
+from processor.pipeline.devices import DeviceLink, LinkHasher, MemoryDeviceState, merge_links
+from processor.pipeline.kinds import IdKind
 from processor.pipeline.outcome import Route, SourceRef
 from processor.pipeline.process import Pipeline
 
@@ -124,3 +125,43 @@ def test_a_later_user_of_an_erased_device_gets_no_device_pseudonym() -> None:
     [rec, _ad] = pipeline.process(orjson.dumps(data), SRC).records
     assert rec.json()["device"] == {"brand": "Xiaomi"}
     assert pipeline.stats["erased_identifier_dropped:imei"] == 1
+
+
+def imei_of(pipeline: Pipeline, user: str) -> Any:
+    [rec, _ad] = pipeline.process(event(user, IMEIS[0]), SRC).records
+    return rec.json().get("device", {}).get("imei")
+
+
+def test_a_device_erased_by_another_worker_loses_its_pseudonym_at_its_next_event() -> None:
+    # a device found not erased is not looked up again until the erased identifiers change
+    keyring = Keyring.generate()
+    state = MemoryDeviceState()
+    pipeline = Pipeline(keyring, devices=state)
+    pipeline.process(consent("u2"), SourceRef("consent"))
+    state.erase(["link:someone-else"], 1)  # the checks run once anything is erased
+    assert imei_of(pipeline, "u2") is not None
+    state.erase([str(LinkHasher(keyring, 0)(IdKind.IMEI, IMEIS[0]))], 2)
+    assert imei_of(pipeline, "u2") is None
+    assert pipeline.stats["erased_identifier_dropped:imei"] == 1
+
+
+def test_after_a_keyring_reload_the_erased_are_looked_up_under_the_new_link_key() -> None:
+    old, new = Keyring.generate(), Keyring.generate()
+    state = MemoryDeviceState()
+    state.erase([str(LinkHasher(new, 0)(IdKind.IMEI, IMEIS[0]))], 1)
+    pipeline = Pipeline(old, devices=state)
+    pipeline.process(consent("u2"), SourceRef("consent"))
+    assert imei_of(pipeline, "u2") is not None  # under the old link key it is no erased one
+    pipeline.use_keyring(new)
+    pipeline.follow_schedule(Clock()())
+    pipeline.process(consent("u2"), SourceRef("consent"))
+    assert imei_of(pipeline, "u2") is None
+
+
+def test_devices_found_not_erased_are_remembered_up_to_the_cache_size() -> None:
+    state = MemoryDeviceState()
+    state.erase(["link:someone-else"], 1)
+    pipeline = Pipeline(Keyring.generate(), devices=state, cache_size=2)
+    for imei in IMEIS:
+        pipeline.process(event("u1", imei), SRC)
+    assert 0 < len(pipeline._clean) <= 2

@@ -330,6 +330,42 @@ def test_when_ads_consent_is_withdrawn_then_no_ad_record(pipeline: Pipeline) -> 
     assert set(by_route(pipeline.process(raw(), SRC))) == {Route.RECOMMENDATION}
 
 
+@pytest.mark.parametrize(
+    ("change", "routes", "location"),
+    [
+        ({}, {Route.RECOMMENDATION, Route.AD_ANALYTICS}, "gps"),
+        ({"personalized_ads": False}, {Route.RECOMMENDATION}, "gps"),
+        ({"precise_location": False}, {Route.RECOMMENDATION, Route.AD_ANALYTICS}, "ip"),
+        ({"age_band": "child", "guardian_consent": True}, {Route.RECOMMENDATION}, "ip"),
+        ({"age_band": "child"}, set(), None),
+        ({"account": "deletion_requested"}, set(), None),
+    ],
+)
+def test_when_consent_changes_between_events_then_the_next_event_follows_the_new_one(
+    pipeline: Pipeline, change: dict[str, Any], routes: set[Route], location: str | None
+) -> None:
+    # the routes of a consent are worked out once and kept: a change must not hit them
+    consented(pipeline, personalized_recommendation=False)
+    assert "user_id" not in by_route(pipeline.process(raw(), SRC))[Route.RECOMMENDATION]
+    consented(pipeline, **change)
+    out = by_route(pipeline.process(raw(), SRC))
+    assert set(out) == routes
+    for record in out.values():
+        assert record["user_id"].startswith(("rec-1:", "ad-1:"))
+        assert record["location"]["source"] == location
+
+
+def test_when_a_key_changes_after_events_then_records_carry_the_new_key(keyring: Keyring) -> None:
+    pipeline = consented(Pipeline(keyring))
+    before = by_route(pipeline.process(raw(), SRC))
+    pipeline.use_key(keyring.rotate(Domain.AD_ANALYTICS).active(Domain.AD_ANALYTICS))
+    after = by_route(pipeline.process(raw(), SRC))
+    assert before[Route.AD_ANALYTICS]["user_id"].startswith("ad-1:")
+    assert after[Route.AD_ANALYTICS]["user_id"].startswith("ad-2:")
+    assert after[Route.AD_ANALYTICS]["key_ids"] == ["ad-2"]
+    assert after[Route.RECOMMENDATION] == before[Route.RECOMMENDATION]
+
+
 def test_when_oaid_is_all_zero_then_no_ad_device_pseudonym(pipeline: Pipeline) -> None:
     event = copy.deepcopy(EVENT)
     event["device"]["oaid"] = "00000000-0000-0000-0000-000000000000"
