@@ -49,7 +49,7 @@ from processor.pipeline.location import Locator, NullLocator
 from processor.pipeline.outcome import Outcome, Route, Routed, SourceRef
 from processor.pipeline.policy import Action, Policy, RoutePlan, compile_policy
 from processor.pipeline.project import Projector, cell_string, compile_projector
-from processor.pipeline.pseudonym import DEFAULT_CACHE_SIZE, Pseudonymizer
+from processor.pipeline.pseudonym import DEFAULT_CACHE_SIZE, Pseudonymizer, canonical_form
 from processor.pipeline.quarantine import DEFAULT_MAX_KEY_BYTES, Sealer, sealable_bytes
 from processor.pipeline.scrub import DEFAULT_MAX_TEXT_CHARS, truncate_text
 from processor.pipeline.validate import Validator, content_checks
@@ -253,7 +253,7 @@ class Pipeline:
         self._clean_at = 0
         self._device_fields = tuple(by_block.get("device", ()))
         self._device_names = tuple(name for name, _ in self._device_fields)
-        self._place_of_prefix = lru_cache(maxsize=cache_size)(self._place_of_ip)
+        self._place_of_prefix = lru_cache(maxsize=cache_size)(self._place_of_network)
         self._place_of_other_ip = lru_cache(maxsize=cache_size)(self._place_of_ip)
         self._erasure_headers = (
             ("schema", _ERASURE_SCHEMA.encode()),
@@ -277,11 +277,18 @@ class Pipeline:
                 self.use_key(key)
                 changed.append(key.key_id)
         # Erasure notices and device links name identifiers under every key that may have
-        # made data downstream (keys_naming). Uncached: erasures and new links are rare.
+        # made data downstream (keys_naming). The key in force has its cached pseudonymizer:
+        # a new device's link and its first records share one HMAC per domain. The others
+        # are uncached: erasures are rare, and so are links made during a key overlap.
         self._recent_links.clear()  # links then gain the pseudonyms under new keys
         self._recent_devices.clear()
         self._erasure_pseudonymizers = {
-            domain: [Pseudonymizer(k, cache_size=0) for k in keys_naming(keyring, domain, now_ms)]
+            domain: [
+                self.pseudonymizers[domain]
+                if key == self._keys_in_force.get(domain)
+                else Pseudonymizer(key, cache_size=0)
+                for key in keys_naming(keyring, domain, now_ms)
+            ]
             for domain in NAMED_DOMAINS
         }
         schedule = keyring.schedule
@@ -513,7 +520,9 @@ class Pipeline:
         self._stage = "coarsen"
         location = self._locate(event, routing.precise_location) if self._coarsen else None
         self._stage = "pseudonymize"
-        records = [project(event, schema, location) for project in projectors]
+        records = []
+        for project in projectors:  # (a comprehension is one more frame in Python 3.11)
+            records.append(project(event, schema, location))
         return _new(Outcome, (records, None, None, event["event_time"]))
 
     def _routing_of(self, consent: Consent | None, key: _ConsentKey | None) -> _Routing | str:
@@ -615,11 +624,11 @@ class Pipeline:
                 continue
             recent[(user, kind, raw)] = now
             link_id = self._link_id(kind, raw)
-            canonical = canonicalize(kind, raw)
+            canonical = canonical_form(kind, raw)
             if link_id is None or canonical is None or self.devices.is_erased(link_id):
                 continue
             pseudonyms = {
-                domain.value: [p.of_canonical(kind, canonical) for p in pseudonymizers]
+                domain.value: [p.caches[kind].get(raw) or p.miss(kind, raw) for p in pseudonymizers]
                 for domain, pseudonymizers in self._erasure_pseudonymizers.items()
             }
             new.append(DeviceLink(link_id, now, pseudonyms))
@@ -641,6 +650,9 @@ class Pipeline:
                     if type(text) is str and len(text) > limit:
                         holder[name] = truncate_text(text, limit)
                         self.stats[stat] += 1
+
+    def _place_of_network(self, head: str) -> tuple[dict[str, Any] | None, bool]:
+        return self._place_of_ip(head + ".0")  # the /24 of the dotted quad ``head``.x
 
     def _place_of_ip(self, ip: str) -> tuple[dict[str, Any] | None, bool]:
         address = parse_ip(ip)
@@ -668,7 +680,7 @@ class Pipeline:
             # address changes within its /24 far more often than the /24 does)
             head, dot, last = ip.rpartition(".")
             if dot and ":" not in ip and last.isdigit() and len(last) <= 3 and int(last) <= 255:
-                place, problem = self._place_of_prefix(head + ".0")
+                place, problem = self._place_of_prefix(head)
             else:
                 place, problem = self._place_of_other_ip(ip)
             if problem:
