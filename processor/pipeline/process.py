@@ -566,34 +566,44 @@ class Pipeline:
         if devices.erased_count != self._clean_at or devices is not self._clean_of:
             clean.clear()
             self._clean_of, self._clean_at = devices, devices.erased_count
-        is_erased = devices.is_erased
-        link_ids = self._link_id.caches
         for block, fields, names in self._checked:
             holder = event if block is None else event.get(block)
             if not holder:
                 continue
             seen = (block, *map(holder.get, names)) if names is not None else None
-            if seen in clean:
-                continue
-            dropped = False
-            for name, kind in fields:
-                if (raw := holder.get(name)) is None:
-                    continue
-                if kind is IdKind.CELL:
-                    raw = cell_string(raw)
-                link_id = link_ids[kind].get(raw)  # cached link id, else computed
-                if link_id is None:
-                    link_id = self._link_id(kind, raw)
-                if link_id and is_erased(link_id):
-                    if block is not None:  # a copy: the input's own dicts stay as they came
-                        holder = event[block] = dict(holder)
-                    del holder[name]
-                    self.stats["erased_identifier_dropped:" + name] += 1
-                    dropped = True
-            if seen is not None and not dropped:
+            if seen not in clean and not self._drop_erased_from(event, block, holder, fields):
                 if len(clean) >= self._cache_size:
                     clean.clear()
-                clean.add(seen)
+                if seen is not None:
+                    clean.add(seen)
+
+    def _drop_erased_from(
+        self,
+        event: dict[str, Any],
+        block: str | None,
+        holder: dict[str, Any],
+        fields: tuple[tuple[str, IdKind], ...],
+    ) -> bool:
+        """Drop the erased among ``fields`` of ``holder`` (``event`` or its ``block``);
+        whether any was."""
+        is_erased = self.devices.is_erased
+        link_ids = self._link_id.caches
+        dropped = False
+        for name, kind in fields:
+            if (raw := holder.get(name)) is None:
+                continue
+            if kind is IdKind.CELL:
+                raw = cell_string(raw)
+            link_id = link_ids[kind].get(raw)  # cached link id, else computed
+            if link_id is None:
+                link_id = self._link_id(kind, raw)
+            if link_id and is_erased(link_id):
+                if block is not None:  # a copy: the input's own dicts stay as they came
+                    holder = event[block] = dict(holder)
+                del holder[name]
+                self.stats["erased_identifier_dropped:" + name] += 1
+                dropped = True
+        return dropped
 
     def _link_devices(self, user: str, event: dict[str, Any]) -> None:
         """Remember, under keyed hashes, the device identifiers seen with ``user`` and their
