@@ -638,7 +638,7 @@ class Pipeline:
             if link_id is None or canonical is None or self.devices.is_erased(link_id):
                 continue
             pseudonyms = {
-                domain.value: [p.caches[kind].get(raw) or p.miss(kind, raw) for p in pseudonymizers]
+                domain.value: [p.for_link(kind, raw) for p in pseudonymizers]
                 for domain, pseudonymizers in self._erasure_pseudonymizers.items()
             }
             new.append(DeviceLink(link_id, now, pseudonyms))

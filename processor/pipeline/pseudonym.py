@@ -142,6 +142,16 @@ class Pseudonymizer:
         """Compute (or revive from the previous generation) and cache; ``PLACEHOLDER`` for
         a value that is no identifier."""
         self.misses += 1
+        return self._fill(kind, raw)
+
+    def for_link(self, kind: IdKind, raw: str | int) -> str:
+        """The pseudonym of ``raw`` for a device link: cached, or computed and cached for the
+        projections that follow, without counting a miss (``misses`` are the projections'
+        own, what the hit-ratio metric is about)."""
+        value = self.caches[kind].get(raw)
+        return self._fill(kind, raw) if value is None else value
+
+    def _fill(self, kind: IdKind, raw: str | int) -> str:
         value = self._previous[kind].get(raw)
         if value is None:
             self.computed += 1
