@@ -76,7 +76,8 @@ def _settings(pairs: tuple[str, ...]) -> dict[str, str]:
 @click.option(
     "--baseline-src",
     type=click.Path(file_okay=False, exists=True, path_type=Path),
-    help="e2e: a source tree whose worker runs as the worker-baseline contender.",
+    help="e2e: a source tree whose worker runs as the worker-baseline contender; core: a"
+    " source tree whose pipeline runs next to this one's.",
 )
 @click.option(
     "--workdir",
@@ -129,7 +130,7 @@ def bench(
         )
 
     jobs: dict[str, Callable[[], dict[str, Any]]] = {
-        "core": lambda: _core(events, rounds),
+        "core": lambda: _core(events, rounds, baseline_src),
         "e2e": lambda: e2e_module.run_e2e(
             plan(3),
             contenders=chosen,
@@ -154,7 +155,7 @@ def bench(
         click.echo(f"wrote {path}")
 
 
-def _core(events: int | None, rounds: int | None) -> dict[str, Any]:
+def _core(events: int | None, rounds: int | None, baseline_src: Path | None) -> dict[str, Any]:
     from processor.devtools.benchmark.core import run_core
 
-    return run_core(events=events or 100_000, rounds=rounds or 3)
+    return run_core(events=events or 100_000, rounds=rounds or 3, baseline_src=baseline_src)

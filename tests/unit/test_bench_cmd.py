@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -12,10 +13,11 @@ import orjson
 import pytest
 from click.testing import CliRunner
 
+import processor
 from processor.cli import main
 from processor.devtools import synth
 from processor.devtools.benchmark import e2e
-from processor.devtools.benchmark.core import scrub_cost
+from processor.devtools.benchmark.core import compare_trees, scrub_cost
 from processor.devtools.benchmark.report import table
 
 
@@ -168,3 +170,27 @@ def test_a_baseline_src_must_be_what_its_worker_imports(tmp_path: Path) -> None:
     empty.mkdir()
     with pytest.raises(e2e.BenchError, match="would import processor from"):
         e2e.check_baseline_src(empty)
+
+
+def test_core_bench_against_a_baseline_tree_runs_each_trees_own_pipeline(tmp_path: Path) -> None:
+    out = tmp_path / "core.json"
+    this_tree = Path(processor.__file__).resolve().parent.parent
+    args = ["--events", "300", "--rounds", "1", "--json", str(out), "--baseline-src"]
+    result = CliRunner().invoke(main, ["bench", "core", *args, str(this_tree)])
+    assert result.exit_code == 0, result.output
+    versus = orjson.loads(out.read_bytes())["versus_baseline"]
+    assert versus["baseline_src"] == str(this_tree)
+    assert versus["events_per_cpu_s"] > 0 and versus["baseline_first_pass_events_per_cpu_s"] > 0
+    assert f"against {this_tree} (fresh processes, alternating" in result.output
+
+
+def test_when_the_baseline_tree_has_no_pipeline_then_the_error_names_the_tree(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "processor").mkdir()
+    (tmp_path / "processor" / "__init__.py").write_text("")
+    # (an installed pseudostream may fill in the missing modules: then they are not the tree's)
+    with pytest.raises(
+        e2e.BenchError, match=f"the pipeline (of|run for) {re.escape(str(tmp_path))}"
+    ):
+        compare_trees([("raw.behaviour", b"{}")], tmp_path, rounds=1)

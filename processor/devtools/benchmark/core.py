@@ -2,6 +2,7 @@
 
     pseudostream bench core [--events 100000] [--rounds 3] [--json bench/results/core.json]
     python bench/core.py    [--events 100000] [--rounds 3] [--json bench/results/core.json]
+    pseudostream bench core --baseline-src /tmp/before   # before/after a change, same run
 
 The input is the synthetic platform mix (`processor.devtools.synth`: most devices send many events,
 identifiers in varied spellings, consent records first). Both contenders apply the default
@@ -17,7 +18,9 @@ Figures are CPU seconds of the measuring thread (`time.thread_time`: a progress 
 or a leftover thread's CPU is not charged to a contender), best of the rounds, each round
 after an untimed warm-up and a full garbage collection; from the second round on, every
 pseudonym is cached. The pipeline's first pass over the records (caches empty, as after a
-restart) is reported too.
+restart) is reported too. With ``--baseline-src``, this tree's pipeline and the other tree's
+also run in fresh processes, alternating, one pair per round (medians), for a before/after
+comparison that holds on a loaded machine.
 """
 
 from __future__ import annotations
@@ -28,6 +31,8 @@ import gc
 import hashlib
 import hmac
 import json
+import os
+import pickle
 import statistics
 import subprocess
 import sys
@@ -40,9 +45,11 @@ from typing import Any
 import orjson
 from rich.progress import Progress
 
+import processor
 from keys import Domain, Keyring
 from processor.devtools import synth
 from processor.devtools.benchmark import RESULTS_DIR, machine, write_json
+from processor.devtools.benchmark.e2e import BenchError, check_baseline_src
 from processor.devtools.benchmark.report import table
 from processor.pipeline.binding import TRUSTED_SOURCE
 from processor.pipeline.canonical import canonicalize
@@ -133,6 +140,7 @@ def floor_transform(keyring: Keyring) -> Callable[[bytes], list[bytes]]:
 
 
 _WARM_UP = 1_000
+_PASSES = Path(__file__).with_name("passes.py")
 
 
 def measure_once(fn: Callable[[bytes], object], records: list[bytes]) -> float:
@@ -239,8 +247,63 @@ def pipeline_rss_mb(records: list[bytes]) -> float:
     return float(out.stdout.strip())
 
 
-def run_core(*, events: int = 100_000, rounds: int = 3) -> dict[str, Any]:
-    """Both contenders over the same ``events`` synthetic records; the JSON result."""
+def compare_trees(
+    generated: list[tuple[str, bytes]], baseline_src: Path, rounds: int
+) -> dict[str, Any]:
+    """This tree's pipeline and ``baseline_src``'s over the same records, each round a fresh
+    process per tree (first pass, then the best of two warm passes), the trees alternating
+    (baseline first in odd rounds): medians and the median of the per-round ratios, so a
+    before/after comparison holds on a loaded machine."""
+    check_baseline_src(baseline_src)
+    ours = Path(processor.__file__).resolve().parent.parent
+    runs: dict[str, list[dict[str, float]]] = {"baseline": [], "ours": []}
+    with tempfile.NamedTemporaryFile(suffix=".pickle") as file:
+        pickle.dump(generated, file)
+        file.flush()
+        for i in range(rounds):
+            order = [("baseline", baseline_src), ("ours", ours)]
+            for name, tree in order if i % 2 == 0 else order[::-1]:
+                out = subprocess.run(  # noqa: S603 - our own script, a temporary file
+                    [sys.executable, str(_PASSES), file.name],
+                    capture_output=True,
+                    text=True,
+                    check=False,
+                    env={**os.environ, "PYTHONPATH": str(tree)},
+                )
+                if out.returncode != 0:
+                    last = (out.stderr.strip().splitlines() or ["no output"])[-1]
+                    raise BenchError(f"the pipeline of {tree} failed: {last}")
+                passes = json.loads(out.stdout)
+                if not Path(passes["source"]).resolve().is_relative_to(Path(tree).resolve()):
+                    raise BenchError(f"the pipeline run for {tree} came from {passes['source']}")
+                runs[name].append({m: float(passes[m]) for m in ("warm", "first_pass")})
+
+    def median(name: str, measure: str) -> int:
+        return round(statistics.median(r[measure] for r in runs[name]))
+
+    def speedup(measure: str) -> float:
+        ratios = (
+            o[measure] / b[measure] for o, b in zip(runs["ours"], runs["baseline"], strict=True)
+        )
+        return round(statistics.median(ratios), 2)
+
+    return {
+        "baseline_src": str(baseline_src),
+        "rounds": rounds,
+        "baseline_events_per_cpu_s": median("baseline", "warm"),
+        "baseline_first_pass_events_per_cpu_s": median("baseline", "first_pass"),
+        "events_per_cpu_s": median("ours", "warm"),
+        "first_pass_events_per_cpu_s": median("ours", "first_pass"),
+        "speedup": speedup("warm"),
+        "first_pass_speedup": speedup("first_pass"),
+    }
+
+
+def run_core(
+    *, events: int = 100_000, rounds: int = 3, baseline_src: Path | None = None
+) -> dict[str, Any]:
+    """Both contenders over the same ``events`` synthetic records (and this tree against
+    ``baseline_src``'s pipeline, :func:`compare_trees`); the JSON result."""
     generated = list(synth.generate(events, seed=7))
     records = [value for _, _, value in generated]
     # each record from its own input topic, as the worker reads it (bytes cache their hash)
@@ -264,6 +327,15 @@ def run_core(*, events: int = 100_000, rounds: int = 3) -> dict[str, Any]:
     baseline = measure("naive baseline", naive, records, max(1, rounds - 1))
     rss = pipeline_rss_mb(records)
     scrub = scrub_cost(records)
+    versus = (
+        {}
+        if baseline_src is None
+        else {
+            "versus_baseline": compare_trees(
+                [(s, v) for s, _, v in generated], baseline_src, rounds
+            )
+        }
+    )
     return {
         "benchmark": "core",
         "events": len(records),
@@ -277,6 +349,7 @@ def run_core(*, events: int = 100_000, rounds: int = 3) -> dict[str, Any]:
         "pipeline_share_of_floor": round(ours / floor, 3),
         "pipeline_peak_rss_mb": round(rss, 1),
         "scrub": scrub,
+        **versus,
         **machine(),
     }
 
@@ -288,12 +361,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--json", type=Path, default=RESULTS_DIR / "core.json")
+    parser.add_argument(
+        "--baseline-src", type=Path, help="a source tree whose pipeline runs next to this one's"
+    )
     parser.add_argument("--rss-child", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.rss_child:
         _stream_rss(args.rss_child)
         return 0
-    result = run_core(events=args.events, rounds=args.rounds)
+    result = run_core(events=args.events, rounds=args.rounds, baseline_src=args.baseline_src)
     print(table(result))
     write_json(args.json, result)
     return 0

@@ -116,6 +116,16 @@ def _core(result: dict[str, Any]) -> str:
         f"{result['pipeline_peak_rss_mb']} MB; the pipeline does "
         f"{result['pipeline_share_of_floor']:.0%} of the floor's rate",
     ]
+    versus = result.get("versus_baseline")
+    if versus is not None:
+        lines.append(
+            f"against {versus['baseline_src']} (fresh processes, alternating, median of"
+            f" {versus['rounds']}): {_fmt(versus['events_per_cpu_s'])} vs"
+            f" {_fmt(versus['baseline_events_per_cpu_s'])} events/s warm ({versus['speedup']}x),"
+            f" {_fmt(versus['first_pass_events_per_cpu_s'])} vs"
+            f" {_fmt(versus['baseline_first_pass_events_per_cpu_s'])} on a first pass"
+            f" ({versus['first_pass_speedup']}x)"
+        )
     scrub = result.get("scrub", {})  # none in results written before it was measured
     if "scrub_us_per_16_char_comment" in scrub:
         line = (
