@@ -206,6 +206,14 @@ class Settings:
     stall_exit_seconds: float = 120.0
     """A stall this long ends the worker (exit code 70) so that its supervisor restarts it
     and the group gives the partitions to a live member; 0 = never exit."""
+    processes: str = "1"
+    """Worker processes on this machine: a number, or ``auto`` (the CPUs this process may
+    run on, at most ``partitions``). More than 1 starts a supervisor that runs them as
+    members of one consumer group and serves their health and metrics together
+    (docs/worker.md, "Several processes")."""
+    shutdown_timeout: float = 30.0
+    """With several processes: seconds the supervisor waits, after SIGTERM or SIGINT, for
+    its worker processes to stop gracefully before it kills them."""
     web_port: int = 0
     """faust's web server port (health, metrics); 0 disables it."""
     web_host: str = "127.0.0.1"
@@ -344,7 +352,7 @@ class Settings:
         for name in ("partitions", "output_partitions", "replication_factor", "batch_size"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name}: must be at least 1, got {getattr(self, name)}")
-        for name in ("batch_within", "session_timeout", "commit_interval"):
+        for name in ("batch_within", "session_timeout", "commit_interval", "shutdown_timeout"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name}: must be positive, got {getattr(self, name)}")
         if self.keyring_reload_interval < 0:
@@ -372,7 +380,7 @@ class Settings:
             raise ConfigError(
                 f"leak_canary_fraction: must be 0..1, got {self.leak_canary_fraction}"
             )
-        self._validate_stall()
+        self._validate_supervision()
         if self.stats_interval < 0:
             raise ConfigError(f"stats_interval: must be 0 or positive, got {self.stats_interval}")
         try:
@@ -430,6 +438,11 @@ class Settings:
         if len(set(names)) != len(names):
             raise ConfigError("topic_*: two settings name the same topic")
 
+    def _validate_supervision(self) -> None:
+        """What a supervisor relies on: the stall exit and the process count."""
+        self._validate_stall()
+        self._validate_processes()
+
     def _validate_stall(self) -> None:
         if self.stall_ready_seconds <= 0:
             raise ConfigError(
@@ -439,6 +452,20 @@ class Settings:
             raise ConfigError(
                 "stall_exit_seconds: must be 0 (never) or at least stall_ready_seconds"
                 f" ({self.stall_ready_seconds}), got {self.stall_exit_seconds}"
+            )
+
+    def _validate_processes(self) -> None:
+        value = self.processes.strip().lower()
+        if value == "auto":
+            return
+        if not value.isdigit() or int(value) < 1:
+            raise ConfigError(
+                f"processes: a number of at least 1 or 'auto', got {self.processes!r}"
+            )
+        if int(value) > self.partitions:
+            raise ConfigError(
+                f"processes: {value} is more than the {self.partitions} input partitions; the"
+                " processes beyond those would hold no partition and never be ready"
             )
 
     def _validate_security(self) -> None:
@@ -552,6 +579,14 @@ class Settings:
                 mechanism=self.sasl_mechanism,
             )
         }
+
+    def process_count(self, usable_cpus: int) -> int:
+        """How many worker processes to run: ``processes``, ``auto`` being ``usable_cpus``
+        capped at ``partitions`` (a member beyond the partitions would hold none)."""
+        value = self.processes.strip().lower()
+        if value == "auto":
+            return max(1, min(usable_cpus, self.partitions))
+        return int(value)
 
     def require_keyring(self) -> Path:
         if self.keyring is None:

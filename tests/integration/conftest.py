@@ -7,6 +7,8 @@ import asyncio
 import contextlib
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 import urllib.error
@@ -282,6 +284,17 @@ def metric_samples(base: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], f
         for family in text_string_to_metric_families(body.decode())
         for s in family.samples
     }
+
+
+def top_once(base: str) -> subprocess.CompletedProcess[str]:
+    """``pseudostream top --once`` against the worker (or supervisor) at ``base``."""
+    return subprocess.run(
+        [sys.executable, "-m", "processor", "top", "--url", base + "/metrics", "--once"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
 
 
 def wait_for(
