@@ -17,11 +17,11 @@ import uuid
 from pathlib import Path
 
 from keys import Keyring, MasterKey, generate_master_key, save_keyring
-from processor import synth
-from processor.broker import EmbeddedBroker
-from processor.demo import produce, start_worker
-from processor.settings import Settings
-from processor.worker import prepare_topics
+from processor.devtools import synth
+from processor.devtools.broker import EmbeddedBroker
+from processor.devtools.demo import produce, start_worker
+from processor.kafka.settings import Settings
+from processor.kafka.worker import prepare_topics
 
 
 def run_once(

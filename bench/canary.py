@@ -14,12 +14,12 @@ import statistics
 import time
 
 from keys import Keyring
-from processor import synth
-from processor.canary import LeakCanary
-from processor.metrics import WorkerMetrics
-from processor.outcome import SourceRef
-from processor.pipeline import Pipeline
-from processor.settings import Settings
+from processor.devtools import synth
+from processor.kafka.settings import Settings
+from processor.ops.canary import LeakCanary
+from processor.ops.metrics import WorkerMetrics
+from processor.pipeline.outcome import SourceRef
+from processor.pipeline.process import Pipeline
 
 
 def cpu_us_per_input(

@@ -3,7 +3,7 @@
 python bench/core.py [--events 100000] [--rounds 3] [--json bench/results/core.json]
 """
 
-from processor.benchmark.core import main
+from processor.devtools.benchmark.core import main
 
 if __name__ == "__main__":
     raise SystemExit(main())

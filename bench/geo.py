@@ -5,7 +5,7 @@ figures (GPS, and the IP path on tests/data/geo/china_ips.csv).
     .venv/bin/python bench/geo.py [--events 200000] [--mmdb PATH] [--xdb PATH]
 
 Without --mmdb/--xdb, synthetic databases of a few thousand networks are built (mmdb-writer,
-processor/geo/xdb_maker.py) for the speed runs; pass real files to measure those, and to set
+processor/pipeline/geo/xdb_maker.py) for the speed runs; pass real files to measure those, and to set
 their IP accuracy next to the shipped data's.
 """
 
@@ -30,10 +30,10 @@ from netaddr import IPSet
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from processor.geo import build_locator, gps, shipped_xdb
-from processor.geo.ip import XdbSource, shipped_xdb_paths
-from processor.geo.xdb_maker import write_xdb
-from processor.location import IPAddress, Locator, Place
+from processor.pipeline.geo import build_locator, gps, shipped_xdb
+from processor.pipeline.geo.ip import XdbSource, shipped_xdb_paths
+from processor.pipeline.geo.xdb_maker import write_xdb
+from processor.pipeline.location import IPAddress, Locator, Place
 from tests.unit.test_geo_accuracy import _rows, accuracy, baseline_accuracy
 from tests.unit.test_geo_ip_accuracy import ip_accuracy, ip_rows
 

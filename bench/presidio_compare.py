@@ -15,7 +15,7 @@ anyway.
 
 A text with personal data passes when every letter, digit and Chinese character of each
 labelled value is inside a detected span; a clean text passes when nothing is detected
-(``processor.benchmark.pii``). Both tables are printed, then the CPU time per text.
+(``processor.devtools.benchmark.pii``). Both tables are printed, then the CPU time per text.
 """
 
 from __future__ import annotations
@@ -25,9 +25,9 @@ import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from processor.benchmark import machine, write_json
-from processor.benchmark.pii import Labelled, evaluate, load_corpus, markdown_table, totals
-from processor.detectors import find_identifiers
+from processor.devtools.benchmark import machine, write_json
+from processor.devtools.benchmark.pii import Labelled, evaluate, load_corpus, markdown_table, totals
+from processor.pipeline.detectors import find_identifiers
 
 CORPUS = Path(__file__).parents[1] / "tests" / "data" / "pii" / "corpus.jsonl"
 LANGUAGE = "zh"

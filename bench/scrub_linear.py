@@ -3,11 +3,11 @@
     python bench/scrub_linear.py
 
 Each input is a long run of what one pattern consumes or anchors on
-(``processor.benchmark.pii.ADVERSARIAL``), scrubbed whole (the pipeline would cut it to
+(``processor.devtools.benchmark.pii.ADVERSARIAL``), scrubbed whole (the pipeline would cut it to
 ``max_text_chars`` first). Thread CPU time, best of two; linear time gives a ratio near 16.
 """
 
-from processor.benchmark.pii import ADVERSARIAL, repeated, scrub_seconds
+from processor.devtools.benchmark.pii import ADVERSARIAL, repeated, scrub_seconds
 
 
 def main() -> int:

@@ -17,8 +17,9 @@ import atheris
 
 with atheris.instrument_imports():
     from fuzz.invariants import Checker, check_canonical
-    from processor import canonical, pipeline, project, synth, validate  # noqa: F401
-    from processor.kinds import IdKind
+    from processor.devtools import synth
+    from processor.pipeline import canonical, process, project, validate  # noqa: F401
+    from processor.pipeline.kinds import IdKind
 
 _KINDS = list(IdKind)
 _CHECKER = Checker()

@@ -27,13 +27,13 @@ import jsonschema
 import orjson
 
 from keys import Keyring
-from processor.canonical import canonicalize
-from processor.kinds import IdKind
-from processor.outcome import Outcome, Route, SourceRef
-from processor.pipeline import Pipeline
-from processor.policy import Action
-from processor.quarantine import Sealer
-from processor.scan import LeakScanner
+from processor.ops.scan import LeakScanner
+from processor.pipeline.canonical import canonicalize
+from processor.pipeline.kinds import IdKind
+from processor.pipeline.outcome import Outcome, Route, SourceRef
+from processor.pipeline.policy import Action
+from processor.pipeline.process import Pipeline
+from processor.pipeline.quarantine import Sealer
 from schemas import OUTPUT_CONTRACTS, load_contract, to_json_schema
 
 SOURCE = SourceRef("raw.behaviour", 0, 42)

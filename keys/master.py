@@ -13,8 +13,8 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from keys.errors import KeyringError, MasterKeyError
 from keys.model import hkdf_sha256
-from processor.errors import KeyringError, MasterKeyError
 
 log = logging.getLogger("pseudostream.keys")
 MASTER_KEY_ENV = "PSEUDOSTREAM_MASTER_KEY"

@@ -25,7 +25,7 @@ from functools import cached_property
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from processor.errors import KeyringFormatError
+from keys.errors import KeyringFormatError
 
 MATERIAL_BYTES = 32
 

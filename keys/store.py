@@ -24,6 +24,13 @@ from typing import Any
 
 from cryptography.exceptions import InvalidTag
 
+from keys.errors import (
+    KeyringError,
+    KeyringFormatError,
+    KeyringNotFoundError,
+    KeyringTamperedError,
+    KeyringUnsealError,
+)
 from keys.master import MasterKey, check_secret_file, resolve_master_key
 from keys.model import (
     MATERIAL_BYTES,
@@ -34,13 +41,6 @@ from keys.model import (
     RotationSchedule,
     key_number,
     keyring_problem,
-)
-from processor.errors import (
-    KeyringError,
-    KeyringFormatError,
-    KeyringNotFoundError,
-    KeyringTamperedError,
-    KeyringUnsealError,
 )
 
 FORMAT = "pseudostream-keyring/1"

@@ -14,7 +14,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal, cast
 
-from processor.errors import PolicyError
+from schemas.errors import PolicyError
 
 JsonType = Literal["string", "integer", "number", "boolean", "object", "array"]
 _JSON_TYPES = frozenset({"string", "integer", "number", "boolean", "object", "array"})
@@ -151,7 +151,7 @@ def load_roles() -> dict[str, Role]:
 
 def load_policy(path: Path | None = None) -> dict[str, Any]:
     """The policy document: the shipped default, or an operator's file. Checked and
-    compiled by ``processor.policy``."""
+    compiled by ``processor.pipeline.policy``."""
     if path is None:
         return _read("policy.default.1.json")
     try:

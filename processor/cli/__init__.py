@@ -1,7 +1,7 @@
 """The `pseudostream` command line (also `python -m processor`).
 
 Each sub-command lives in its own module and registers itself on ``main``; errors of the
-``PseudostreamError`` tree become a one-line message on stderr and exit code 2.
+``EXPECTED_ERRORS`` (processor.errors) become a one-line message on stderr and exit code 2.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any
 import click
 
 from processor import __version__
-from processor.errors import PseudostreamError
+from processor.errors import EXPECTED_ERRORS
 
 
 class _Group(click.Group):
@@ -21,7 +21,7 @@ class _Group(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except PseudostreamError as exc:
+        except EXPECTED_ERRORS as exc:
             click.echo(f"pseudostream: error: {exc}", err=True)
             sys.exit(2)
 

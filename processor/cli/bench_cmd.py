@@ -1,5 +1,5 @@
 """``pseudostream bench core|e2e|scale|memory|all``: the benchmarks of
-:mod:`processor.benchmark`, each printing a table and writing JSON."""
+:mod:`processor.devtools.benchmark`, each printing a table and writing JSON."""
 
 from __future__ import annotations
 
@@ -100,8 +100,8 @@ def bench(
     """Benchmarks: core (pipeline vs naive, one core), e2e (worker vs aiokafka pass-through
     vs quixstreams on a fresh embedded broker, plus latency), scale (1 vs 2 workers),
     memory (worker RSS). See docs/benchmarks.md."""
-    from processor.benchmark import RESULTS_DIR, report, write_json
-    from processor.benchmark import e2e as e2e_module
+    from processor.devtools.benchmark import RESULTS_DIR, report, write_json
+    from processor.devtools.benchmark import e2e as e2e_module
 
     chosen = [c.strip() for c in contenders.split(",") if c.strip()]
     known = (*e2e_module.CONTENDERS, *e2e_module.OPTIONAL_CONTENDERS)
@@ -155,6 +155,6 @@ def bench(
 
 
 def _core(events: int | None, rounds: int | None) -> dict[str, Any]:
-    from processor.benchmark.core import run_core
+    from processor.devtools.benchmark.core import run_core
 
     return run_core(events=events or 100_000, rounds=rounds or 3)

@@ -24,10 +24,10 @@ from keys import (
     save_keyring,
 )
 from keys.model import SCHEDULABLE
-from processor.audit import append_audit
 from processor.cli import main
 from processor.cli.options import master_key_file_option
 from processor.errors import KeyringError, KeyringFormatError, MasterKeyError
+from processor.ops.audit import append_audit
 
 F = TypeVar("F", bound=Callable[..., Any])
 

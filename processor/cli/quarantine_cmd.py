@@ -1,5 +1,5 @@
 """`pseudostream quarantine replay`: unseal quarantined records, run them through the current
-pipeline and route them again (see processor/replay.py and docs/operations-config.md)."""
+pipeline and route them again (see processor/kafka/replay.py and docs/operations-config.md)."""
 
 from __future__ import annotations
 
@@ -61,11 +61,11 @@ def replay(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     from keys import Domain
-    from processor.audit import append_audit
-    from processor.pipeline import Pipeline
-    from processor.replay import Replayer
-    from processor.settings import Settings
-    from processor.worker import load_keyring, load_locator
+    from processor.kafka.replay import Replayer
+    from processor.kafka.settings import Settings
+    from processor.kafka.worker import load_keyring, load_locator
+    from processor.ops.audit import append_audit
+    from processor.pipeline.process import Pipeline
 
     settings = Settings.load(config_file=config_file, keyring=keyring_path)
     keyring = load_keyring(settings)

@@ -11,7 +11,7 @@ import click
 
 from processor.cli import main
 from processor.errors import ConfigError
-from processor.scan import LeakScanner
+from processor.ops.scan import LeakScanner
 
 
 @contextmanager

@@ -14,7 +14,7 @@ import orjson
 
 from processor.cli import main
 from processor.cli.options import config_file_option
-from processor.settings import Settings
+from processor.kafka.settings import Settings
 
 
 def latest_windows(
@@ -103,7 +103,7 @@ def read_stats(settings: Settings, topic: str, timeout: float) -> list[tuple[byt
     from kafka import KafkaConsumer, TopicPartition
     from kafka.errors import KafkaError
 
-    from processor.broker import BrokerError, bootstrap_servers, wait_until_answering
+    from processor.kafka.topics import BrokerError, bootstrap_servers, wait_until_answering
 
     servers = bootstrap_servers(settings.broker)
     if not settings.uses_sasl and not settings.uses_ssl:

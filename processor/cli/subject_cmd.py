@@ -10,15 +10,15 @@ from pathlib import Path
 import click
 
 from keys import load_keyring_from
-from processor.audit import append_audit
-from processor.canonical import canonicalize
 from processor.cli import main
 from processor.cli.options import master_key_file_option
 from processor.cli.transform_cmd import keyring_option
 from processor.errors import ConfigError
-from processor.kinds import IdKind
-from processor.pipeline import NAMED_DOMAINS, keys_naming
-from processor.pseudonym import Pseudonymizer
+from processor.ops.audit import append_audit
+from processor.pipeline.canonical import canonicalize
+from processor.pipeline.kinds import IdKind
+from processor.pipeline.process import NAMED_DOMAINS, keys_naming
+from processor.pipeline.pseudonym import Pseudonymizer
 
 _DEVICE_KINDS = [k.value for k in IdKind if k is not IdKind.USER_ID]
 

@@ -18,19 +18,19 @@ import click
 import orjson
 
 from keys import load_keyring_from
-from processor.binding import (
+from processor.cli import main
+from processor.cli.options import master_key_file_option
+from processor.pipeline.binding import (
     DEFAULT_TOPIC_SCHEMAS,
     INPUT_TOPICS,
     TRUSTED_SOURCE,
     parse_topic_schemas,
 )
-from processor.cli import main
-from processor.cli.options import master_key_file_option
-from processor.geo import build_locator
-from processor.outcome import DEFAULT_TOPICS, SourceRef
-from processor.pipeline import DEFAULT_MAX_RECORD_BYTES, Pipeline
-from processor.policy import compile_policy
-from processor.scrub import DEFAULT_MAX_TEXT_CHARS
+from processor.pipeline.geo import build_locator
+from processor.pipeline.outcome import DEFAULT_TOPICS, SourceRef
+from processor.pipeline.policy import compile_policy
+from processor.pipeline.process import DEFAULT_MAX_RECORD_BYTES, Pipeline
+from processor.pipeline.scrub import DEFAULT_MAX_TEXT_CHARS
 
 keyring_option = click.option(
     "--keyring",

@@ -26,9 +26,9 @@ def worker(config_file: Path | None, processes: str | None, show_settings: bool)
     Consumes raw.behaviour, raw.device and consent; produces clean.recommendation,
     clean.ad-analytics, erasure.recommendation, erasure.ad-analytics and quarantine. See docs/worker.md for every setting.
     """
-    from processor import supervisor
-    from processor.logs import configure
-    from processor.settings import Settings
+    from processor.kafka import supervisor
+    from processor.kafka.settings import Settings
+    from processor.ops.logs import configure
 
     settings = Settings.load(config_file=config_file, processes=processes)
     if show_settings:
@@ -39,7 +39,7 @@ def worker(config_file: Path | None, processes: str | None, show_settings: bool)
     if count > 1:
         configure(settings.log_level, fields={"process": supervisor.SUPERVISOR})
         raise SystemExit(supervisor.supervise(settings, count, config_file))
-    from processor import worker as worker_module
+    from processor.kafka import worker as worker_module
 
     configure(settings.log_level, fields=supervisor.log_fields())
     raise SystemExit(worker_module.run(settings))
@@ -69,7 +69,7 @@ def demo(
 
     Everything started here (broker, workers) is stopped at the end, also on Ctrl-C.
     """
-    from processor.demo import run_demo
+    from processor.devtools.demo import run_demo
 
     raise SystemExit(
         run_demo(

@@ -25,21 +25,21 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from keys import Keyring, MasterKey, generate_master_key, load_keyring_from, save_keyring
-from processor.broker import EmbeddedBroker
-from processor.consent import MemoryConsentState
-from processor.demo import (
+from processor.devtools.broker import EmbeddedBroker
+from processor.devtools.demo import (
     WORKER_COMMAND,
     WorkerProcess,
     produce_placed,
     read_topic,
     start_worker,
 )
-from processor.outcome import Route, SourceRef
-from processor.pipeline import Pipeline
-from processor.scan import Finding, LeakScanner
-from processor.settings import Settings
-from processor.synth import CONSENT
-from processor.worker import prepare_topics
+from processor.devtools.synth import CONSENT
+from processor.kafka.settings import Settings
+from processor.kafka.worker import prepare_topics
+from processor.ops.scan import Finding, LeakScanner
+from processor.pipeline.consent import MemoryConsentState
+from processor.pipeline.outcome import Route, SourceRef
+from processor.pipeline.process import Pipeline
 
 
 @pytest.fixture(scope="session")
@@ -463,7 +463,7 @@ class CuttableProxy:
     """
 
     def __init__(self, target_port: int, port: int | None = None) -> None:
-        from processor.broker import free_port
+        from processor.devtools.broker import free_port
 
         self.port = port or free_port()
         self.target_port = target_port

@@ -17,9 +17,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from processor.kinds import IdKind
-from processor.outcome import Route
-from processor.policy import Action, BlockPlan, Policy, compile_policy
+from processor.pipeline.kinds import IdKind
+from processor.pipeline.outcome import Route
+from processor.pipeline.policy import Action, BlockPlan, Policy, compile_policy
 from schemas import load_policy
 
 LEAKED_FIELD = "device.imei"
@@ -56,9 +56,9 @@ def leaky_policy() -> Policy:
 
 
 def main() -> int:
-    from processor.pipeline import Pipeline
-    from processor.settings import Settings
-    from processor.worker import StreamWorker, load_keyring, setup_logging
+    from processor.kafka.settings import Settings
+    from processor.kafka.worker import StreamWorker, load_keyring, setup_logging
+    from processor.pipeline.process import Pipeline
 
     settings = Settings.load()
     setup_logging(settings.log_level)

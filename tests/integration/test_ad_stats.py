@@ -13,15 +13,15 @@ import pytest
 from aiokafka.partitioner import murmur2
 from click.testing import CliRunner
 
-from processor import synth
 from processor.cli import main
-from processor.consent import MemoryConsentState
-from processor.demo import read_topic
-from processor.outcome import Route, SourceRef
-from processor.pipeline import Pipeline
-from processor.scan import LeakScanner
-from processor.stats import StatsAggregator, StatsConfig
-from processor.worker import load_locator
+from processor.devtools import synth
+from processor.devtools.demo import read_topic
+from processor.kafka.worker import load_locator
+from processor.ops.scan import LeakScanner
+from processor.pipeline.consent import MemoryConsentState
+from processor.pipeline.outcome import Route, SourceRef
+from processor.pipeline.process import Pipeline
+from processor.pipeline.stats import StatsAggregator, StatsConfig
 from schemas import load_contract, to_json_schema
 from tests.integration.conftest import Stack, consent_json, event_json, wait_for
 

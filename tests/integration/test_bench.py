@@ -11,8 +11,8 @@ from pathlib import Path
 import orjson
 import pytest
 
-from processor.benchmark.e2e import BROKER_FLOOR, CONTENDERS, bench_records
-from processor.scan import LeakScanner
+from processor.devtools.benchmark.e2e import BROKER_FLOOR, CONTENDERS, bench_records
+from processor.ops.scan import LeakScanner
 
 pytestmark = pytest.mark.broker
 

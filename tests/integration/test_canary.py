@@ -12,9 +12,9 @@ import orjson
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from processor import synth
-from processor.broker import free_port
-from processor.scan import LeakScanner
+from processor.devtools import synth
+from processor.devtools.broker import free_port
+from processor.ops.scan import LeakScanner
 from tests.integration import leaky_worker
 from tests.integration.conftest import Stack, wait_for
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from processor.demo import run_demo
+from processor.devtools.demo import run_demo
 
 pytestmark = pytest.mark.broker
 

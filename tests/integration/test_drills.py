@@ -21,14 +21,14 @@ import orjson
 import pytest
 
 from keys import Domain, Keyring, MasterKey, generate_master_key, save_keyring
-from processor import synth
-from processor.broker import EmbeddedBroker
-from processor.demo import worker_environment
-from processor.kinds import IdKind
-from processor.outcome import Route
-from processor.policy import compile_policy
-from processor.pseudonym import Pseudonymizer
-from processor.quarantine import Sealer
+from processor.devtools import synth
+from processor.devtools.broker import EmbeddedBroker
+from processor.devtools.demo import worker_environment
+from processor.pipeline.kinds import IdKind
+from processor.pipeline.outcome import Route
+from processor.pipeline.policy import compile_policy
+from processor.pipeline.pseudonym import Pseudonymizer
+from processor.pipeline.quarantine import Sealer
 from tests.integration.conftest import (
     CuttableProxy,
     Fed,
@@ -362,7 +362,7 @@ def test_drill_two_workers_one_killed_and_restarted_under_load(stack: Stack) -> 
 
     ``PSEUDOSTREAM_DRILL_EVENTS`` and ``PSEUDOSTREAM_DRILL_RATE`` scale it (defaults 30,000
     at 2,000/s; the repeated runs in docs/drills.md used 100,000 at 1,500/s)."""
-    from processor.broker import free_port
+    from processor.devtools.broker import free_port
 
     generated = list(synth.generate(DRILL_EVENTS, seed=19, users=2800, malformed=0.002))
     consents = [r for r in generated if r[0] == synth.CONSENT]
@@ -427,8 +427,8 @@ def test_drill_a_stalled_partition_makes_the_worker_unready_then_exit(stack: Sta
     did after a rebalance), so that partition is behind and never moves. After
     ``stall_ready_seconds`` /ready fails and the stall is counted; after
     ``stall_exit_seconds`` the worker exits 70 for its supervisor to restart it."""
-    from processor.broker import free_port
-    from processor.worker import EXIT_STALLED, TEST_STALL_ENV
+    from processor.devtools.broker import free_port
+    from processor.kafka.worker import EXIT_STALLED, TEST_STALL_ENV
 
     port = free_port()
     base = f"http://127.0.0.1:{port}"

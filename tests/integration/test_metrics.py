@@ -11,9 +11,9 @@ from collections import Counter
 import orjson
 import pytest
 
-from processor import synth
-from processor.broker import free_port
-from processor.scan import LeakScanner
+from processor.devtools import synth
+from processor.devtools.broker import free_port
+from processor.ops.scan import LeakScanner
 from tests.integration.conftest import Stack, http_get, metric_samples, top_once, wait_for
 
 pytestmark = pytest.mark.broker

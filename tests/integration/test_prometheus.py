@@ -22,9 +22,9 @@ from typing import Any
 import pytest
 import yaml
 
-from processor import synth
-from processor.broker import free_port
-from processor.outcome import Route
+from processor.devtools import synth
+from processor.devtools.broker import free_port
+from processor.pipeline.outcome import Route
 from tests.integration.conftest import Stack, wait_for
 
 pytestmark = pytest.mark.broker

@@ -9,10 +9,10 @@ import pytest
 from click.testing import CliRunner
 
 from processor.cli import main
-from processor.demo import produce, read_topic
-from processor.outcome import Route, SourceRef
-from processor.pipeline import Pipeline
-from processor.replay import RUN_HEADER, Replayer
+from processor.devtools.demo import produce, read_topic
+from processor.kafka.replay import RUN_HEADER, Replayer
+from processor.pipeline.outcome import Route, SourceRef
+from processor.pipeline.process import Pipeline
 from tests.integration.conftest import Stack, by_item, consent_json, event_json
 
 pytestmark = pytest.mark.broker

@@ -13,9 +13,9 @@ import orjson
 import pytest
 
 from keys import Domain, Keyring, MasterKey, RotationSchedule, generate_master_key, save_keyring
-from processor import synth
-from processor.broker import EmbeddedBroker
-from processor.outcome import Route
+from processor.devtools import synth
+from processor.devtools.broker import EmbeddedBroker
+from processor.pipeline.outcome import Route
 from tests.integration.conftest import (
     Stack,
     consent_json,

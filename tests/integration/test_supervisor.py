@@ -13,9 +13,9 @@ import orjson
 import psutil
 import pytest
 
-from processor import synth
-from processor.broker import free_port
-from processor.demo import WorkerProcess
+from processor.devtools import synth
+from processor.devtools.broker import free_port
+from processor.devtools.demo import WorkerProcess
 from tests.integration.conftest import (
     Stack,
     consent_first,

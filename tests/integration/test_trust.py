@@ -9,13 +9,13 @@ import orjson
 import pytest
 from click.testing import CliRunner
 
-from processor import synth
-from processor.broker import free_port
 from processor.cli import main
-from processor.demo import produce, read_topic
-from processor.outcome import Route, SourceRef
-from processor.pipeline import Pipeline
-from processor.quarantine import Sealer, request_bytes
+from processor.devtools import synth
+from processor.devtools.broker import free_port
+from processor.devtools.demo import produce, read_topic
+from processor.pipeline.outcome import Route, SourceRef
+from processor.pipeline.process import Pipeline
+from processor.pipeline.quarantine import Sealer, request_bytes
 from tests.integration.conftest import (
     Stack,
     consent_json,

@@ -10,9 +10,9 @@ from typing import Any
 import orjson
 import pytest
 
-from processor import synth
-from processor.outcome import Route
-from processor.scan import LeakScanner
+from processor.devtools import synth
+from processor.ops.scan import LeakScanner
+from processor.pipeline.outcome import Route
 from tests.integration.conftest import (
     Stack,
     consent_first,

@@ -12,11 +12,11 @@ import orjson
 import pytest
 from click.testing import CliRunner
 
-from processor import synth
-from processor.benchmark import e2e
-from processor.benchmark.core import scrub_cost
-from processor.benchmark.report import table
 from processor.cli import main
+from processor.devtools import synth
+from processor.devtools.benchmark import e2e
+from processor.devtools.benchmark.core import scrub_cost
+from processor.devtools.benchmark.report import table
 
 
 def test_when_quixstreams_is_missing_then_the_error_says_how_to_install_it(

@@ -11,14 +11,14 @@ import pytest
 from click.testing import CliRunner
 
 from keys import Keyring, MasterKey, generate_master_key, save_keyring
-from processor.binding import parse_topic_schemas
 from processor.cli import main
 from processor.cli.transform_cmd import run_transform
-from processor.consent import MemoryConsentState
 from processor.errors import ConfigError
-from processor.outcome import Route, SourceRef
-from processor.pipeline import Pipeline
-from processor.settings import Settings
+from processor.kafka.settings import Settings
+from processor.pipeline.binding import parse_topic_schemas
+from processor.pipeline.consent import MemoryConsentState
+from processor.pipeline.outcome import Route, SourceRef
+from processor.pipeline.process import Pipeline
 
 KEYRING = Keyring.generate()
 MASTER = generate_master_key()

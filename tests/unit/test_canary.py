@@ -14,16 +14,16 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from keys import Keyring
-from processor import synth
-from processor.audit import append_audit
-from processor.canary import NEVER, LeakCanary
+from processor.devtools import synth
 from processor.errors import ConfigError, PolicyError
-from processor.metrics import WorkerMetrics
-from processor.outcome import SourceRef
-from processor.pipeline import Pipeline
-from processor.policy import compile_policy
-from processor.scan import LeakScanner
-from processor.settings import Settings
+from processor.kafka.settings import Settings
+from processor.ops.audit import append_audit
+from processor.ops.canary import NEVER, LeakCanary
+from processor.ops.metrics import WorkerMetrics
+from processor.ops.scan import LeakScanner
+from processor.pipeline.outcome import SourceRef
+from processor.pipeline.policy import compile_policy
+from processor.pipeline.process import Pipeline
 from tests.integration.leaky_worker import leaky_policy, write_leaky_policy
 
 TOPICS = Settings().output_topics
@@ -96,7 +96,7 @@ def test_when_a_minute_passed_then_the_next_report_carries_the_count_since_the_l
     audit = tmp_path / "audit.jsonl"
     monkeypatch.setenv("PSEUDOSTREAM_AUDIT_LOG", str(audit))
     clock = [1000.0]
-    monkeypatch.setattr("processor.canary.time.monotonic", lambda: clock[0])
+    monkeypatch.setattr("processor.ops.canary.time.monotonic", lambda: clock[0])
     metrics = WorkerMetrics()
     canary = LeakCanary(1.0, TOPICS, metrics, "leaky")
     pipeline = Pipeline(Keyring.generate(), policy=leaky_policy())

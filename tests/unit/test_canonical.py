@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from keys import Domain, Keyring
-from processor.canonical import (
+from processor.pipeline.canonical import (
     NONCONFORMING_PREFIX,
     ambiguous_ipv4,
     canonicalize,
@@ -17,8 +17,8 @@ from processor.canonical import (
     luhn_valid,
     parse_ip,
 )
-from processor.kinds import IdKind
-from processor.pseudonym import Pseudonymizer
+from processor.pipeline.kinds import IdKind
+from processor.pipeline.pseudonym import Pseudonymizer
 
 
 def _with_check_digit(body: str) -> str:

@@ -11,8 +11,8 @@ import pytest
 from click.testing import CliRunner
 
 from keys import generate_master_key
-from processor import synth
 from processor.cli import main
+from processor.devtools import synth
 from tests.unit.conftest import MASTER
 
 

@@ -7,9 +7,9 @@ from typing import Any
 import orjson
 
 from keys import Domain, Keyring
-from processor.devices import DeviceLink, MemoryDeviceState, merge_links
-from processor.outcome import Route, SourceRef
-from processor.pipeline import Pipeline
+from processor.pipeline.devices import DeviceLink, MemoryDeviceState, merge_links
+from processor.pipeline.outcome import Route, SourceRef
+from processor.pipeline.process import Pipeline
 
 DAY = 86_400_000
 SRC = SourceRef("raw.behaviour", 0, 1)

@@ -16,7 +16,7 @@ from typing import Any
 from aiokafka.structs import ConsumerRecord
 from faust.types import TP
 
-from processor.worker import make_app_class
+from processor.kafka.worker import make_app_class
 
 RAW = TP("raw.behaviour", 0)
 CHANGELOG = TP("app-consent-changelog", 1)
@@ -160,7 +160,7 @@ def test_when_a_stale_batch_is_dropped_then_each_partition_still_held_goes_back_
     from faust.types.tuples import Message
 
     from keys import Keyring, save_keyring
-    from processor.worker import StreamWorker
+    from processor.kafka.worker import StreamWorker
     from tests.unit.test_keyring_reload import MASTER, settings_for
 
     path = tmp_path / "keyring.sealed"

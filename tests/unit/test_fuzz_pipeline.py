@@ -18,9 +18,9 @@ from hypothesis import strategies as st
 
 from fuzz.invariants import Checker, check_canonical
 from keys import Keyring
-from processor import synth
-from processor.kinds import IdKind
-from processor.outcome import SourceRef
+from processor.devtools import synth
+from processor.pipeline.kinds import IdKind
+from processor.pipeline.outcome import SourceRef
 from tests.unit.test_pipeline_properties import json_values  # junk of every JSON type
 
 EXAMPLES = int(os.environ.get("PSEUDOSTREAM_FUZZ_EXAMPLES", "150"))

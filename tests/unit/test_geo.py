@@ -1,4 +1,4 @@
-"""Coordinate checks, address truncation and GPS lookups of processor.geo."""
+"""Coordinate checks, address truncation and GPS lookups of processor.pipeline.geo."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from processor.errors import LocationDataError
-from processor.geo import GeoLocator, build_locator, check_coordinates, gps, truncate
-from processor.location import Locator, Place
+from processor.pipeline.geo import GeoLocator, build_locator, check_coordinates, gps, truncate
+from processor.pipeline.location import Locator, Place
 
 
 @pytest.fixture(scope="module")

@@ -13,10 +13,10 @@ from mmdb_writer import MMDBWriter
 from netaddr import IPSet
 
 from processor.errors import LocationDataError
-from processor.geo import build_locator
-from processor.geo.ip import shipped_xdb_paths
-from processor.geo.xdb_maker import write_xdb
-from processor.location import Locator, Place
+from processor.pipeline.geo import build_locator
+from processor.pipeline.geo.ip import shipped_xdb_paths
+from processor.pipeline.geo.xdb_maker import write_xdb
+from processor.pipeline.location import Locator, Place
 
 CHENGDU = Place("CN", "510000", "510100", "成都市")
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from processor.geo import build_locator
-from processor.location import Locator
+from processor.pipeline.geo import build_locator
+from processor.pipeline.location import Locator
 
 DATA = Path(__file__).parent.parent / "data" / "geo"
 PREFECTURE_TARGET = 0.85

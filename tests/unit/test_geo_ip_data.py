@@ -13,7 +13,7 @@ from types import ModuleType
 
 import pytest
 
-from processor.geo.ip import SHIPPED_IP_DATA, shipped_xdb_paths
+from processor.pipeline.geo.ip import SHIPPED_IP_DATA, shipped_xdb_paths
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "build_ip_data.py"
 

@@ -14,12 +14,12 @@ import pytest
 
 from keys import Domain, Keyring
 from processor.cli.transform_cmd import run_transform, summary
-from processor.consent import MemoryConsentState
-from processor.kinds import IdKind
-from processor.outcome import Route, SourceRef
-from processor.pipeline import Pipeline
-from processor.pseudonym import Pseudonymizer
-from processor.scan import LeakScanner
+from processor.ops.scan import LeakScanner
+from processor.pipeline.consent import MemoryConsentState
+from processor.pipeline.kinds import IdKind
+from processor.pipeline.outcome import Route, SourceRef
+from processor.pipeline.process import Pipeline
+from processor.pipeline.pseudonym import Pseudonymizer
 from tests.unit.test_pipeline import EVENT, FakeLocator, by_route, consent_record
 
 KEYRING = Keyring.generate()

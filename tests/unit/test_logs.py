@@ -7,7 +7,7 @@ import logging
 
 import orjson
 
-from processor.logs import configure
+from processor.ops.logs import configure
 
 
 def test_one_json_object_per_line_with_extras_and_exceptions() -> None:

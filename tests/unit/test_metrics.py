@@ -13,7 +13,7 @@ from rich.console import Console
 
 from processor.cli import main
 from processor.cli.top_cmd import parse_metrics, quantile, render
-from processor.metrics import (
+from processor.ops.metrics import (
     BulkHistogram,
     KeyAge,
     PartitionOffsets,

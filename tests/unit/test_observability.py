@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
-from processor.metrics import KeyAge, PartitionOffsets, WorkerMetrics
+from processor.ops.metrics import KeyAge, PartitionOffsets, WorkerMetrics
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from processor.benchmark.pii import CLEAN_PREFIX, Labelled, evaluate, load_corpus, totals
-from processor.detectors import find_identifiers
+from processor.devtools.benchmark.pii import CLEAN_PREFIX, Labelled, evaluate, load_corpus, totals
+from processor.pipeline.detectors import find_identifiers
 
 CORPUS = Path(__file__).parents[1] / "data" / "pii" / "corpus.jsonl"
 

@@ -13,14 +13,14 @@ import orjson
 import pytest
 
 from keys import Domain, Keyring
-from processor.consent import MemoryConsentState
 from processor.errors import PolicyError
-from processor.location import IPAddress, Place
-from processor.outcome import Outcome, Route, SourceRef
-from processor.pipeline import Pipeline
-from processor.policy import compile_policy
-from processor.quarantine import Sealer, request_bytes, sealable_bytes
-from processor.replay import replay_one
+from processor.kafka.replay import replay_one
+from processor.pipeline.consent import MemoryConsentState
+from processor.pipeline.location import IPAddress, Place
+from processor.pipeline.outcome import Outcome, Route, SourceRef
+from processor.pipeline.policy import compile_policy
+from processor.pipeline.process import Pipeline
+from processor.pipeline.quarantine import Sealer, request_bytes, sealable_bytes
 from schemas import load_contract, to_json_schema
 
 SRC = SourceRef("raw.behaviour", 0, 42)
@@ -703,7 +703,7 @@ def test_when_transform_fails_unexpectedly_then_record_is_quarantined(
     def boom(*_: Any) -> None:
         raise ZeroDivisionError
 
-    monkeypatch.setattr("processor.project.scrub_text", boom)
+    monkeypatch.setattr("processor.pipeline.project.scrub_text", boom)
     outcome = Pipeline(keyring).process(raw(), SRC)
     assert outcome.quarantined == "internal_error"
     assert outcome.records[0].json()["stage"] == "pseudonymize"

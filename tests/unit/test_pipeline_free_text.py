@@ -12,9 +12,9 @@ from click.testing import CliRunner
 from keys import Keyring, MasterKey, generate_master_key, save_keyring
 from processor.cli import main
 from processor.errors import ConfigError
-from processor.outcome import Route, SourceRef
-from processor.pipeline import Pipeline
-from processor.settings import Settings
+from processor.kafka.settings import Settings
+from processor.pipeline.outcome import Route, SourceRef
+from processor.pipeline.process import Pipeline
 
 SRC = SourceRef("raw.behaviour", 0, 0)
 CONSENT = {

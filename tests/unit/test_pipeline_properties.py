@@ -15,14 +15,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from keys import Domain, Keyring
-from processor import synth
-from processor.canonical import canonicalize
 from processor.cli.transform_cmd import run_transform
-from processor.kinds import IdKind
-from processor.outcome import Route, SourceRef
-from processor.pipeline import Pipeline
-from processor.pseudonym import Pseudonymizer, _HmacSha256
-from processor.scan import LeakScanner
+from processor.devtools import synth
+from processor.ops.scan import LeakScanner
+from processor.pipeline.canonical import canonicalize
+from processor.pipeline.kinds import IdKind
+from processor.pipeline.outcome import Route, SourceRef
+from processor.pipeline.process import Pipeline
+from processor.pipeline.pseudonym import Pseudonymizer, _HmacSha256
 
 KEYRING = Keyring.generate()
 SRC = SourceRef("raw.behaviour", 0, 1)

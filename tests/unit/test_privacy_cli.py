@@ -12,9 +12,9 @@ import orjson
 import pytest
 from click.testing import CliRunner
 
-from processor.audit import append_audit
 from processor.cli import main
 from processor.errors import ConfigError
+from processor.ops.audit import append_audit
 
 USER = "u10293847"
 DEVICE = {
@@ -252,7 +252,7 @@ def test_key_rotation_appends_an_audit_line_without_key_material(
 
 
 def test_the_effective_policy_for_the_start_up_audit_names_fields_by_action() -> None:
-    from processor.policy import compile_policy
+    from processor.pipeline.policy import compile_policy
 
     summary = compile_policy().summary()
     orjson.dumps(summary)  # an audit line holds it as JSON

@@ -11,12 +11,12 @@ import pytest
 from click.testing import CliRunner, Result
 
 from keys import Domain, Keyring, MasterKey, RotationSchedule, load_keyring, save_keyring
-from processor.adstats import check_schedule_fits_windows
 from processor.cli import main
-from processor.consent import MemoryConsentState
 from processor.errors import ConfigError, KeyringFormatError
-from processor.outcome import Route, SourceRef
-from processor.pipeline import Pipeline
+from processor.kafka.adstats import check_schedule_fits_windows
+from processor.pipeline.consent import MemoryConsentState
+from processor.pipeline.outcome import Route, SourceRef
+from processor.pipeline.process import Pipeline
 from tests.unit.test_keys import MASTER_B64, assert_no_material
 from tests.unit.test_pipeline import FakeLocator, by_route, consent_record, raw
 

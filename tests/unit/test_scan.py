@@ -14,11 +14,11 @@ import orjson
 import pytest
 
 from keys import Keyring
-from processor import synth
 from processor.cli.transform_cmd import run_transform
-from processor.kinds import IdKind
-from processor.pipeline import Pipeline
-from processor.scan import Finding, LeakScanner, mask
+from processor.devtools import synth
+from processor.ops.scan import Finding, LeakScanner, mask
+from processor.pipeline.kinds import IdKind
+from processor.pipeline.process import Pipeline
 from schemas import Role, load_roles
 
 _RAW_EVENT = {

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from processor.scan import LeakScanner
+from processor.ops.scan import LeakScanner
 
 
 @pytest.mark.parametrize(

@@ -10,10 +10,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from processor.benchmark.pii import ADVERSARIAL, repeated, scrub_seconds
-from processor.detectors import find_identifiers
-from processor.scrub import scrub_text, truncate_text
-from processor.textview import detection_view
+from processor.devtools.benchmark.pii import ADVERSARIAL, repeated, scrub_seconds
+from processor.pipeline.detectors import find_identifiers
+from processor.pipeline.scrub import scrub_text, truncate_text
+from processor.pipeline.textview import detection_view
 from tests.data.pii.make_corpus import SEPARATORS
 
 

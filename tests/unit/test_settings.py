@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from processor.errors import ConfigError
-from processor.settings import Secret, Settings
+from processor.kafka.settings import Secret, Settings
 
 
 def _env(**values: str) -> dict[str, str]:

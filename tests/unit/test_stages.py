@@ -9,13 +9,13 @@ from typing import Any
 import pytest
 
 from keys import Domain, Keyring
-from processor.consent import Account, AgeBand, Consent
 from processor.errors import PolicyError, RecordError
-from processor.kinds import IdKind
-from processor.policy import compile_policy
-from processor.project import cell_string, compile_projector
-from processor.pseudonym import Pseudonymizer
-from processor.validate import Validator
+from processor.pipeline.consent import Account, AgeBand, Consent
+from processor.pipeline.kinds import IdKind
+from processor.pipeline.policy import compile_policy
+from processor.pipeline.project import cell_string, compile_projector
+from processor.pipeline.pseudonym import Pseudonymizer
+from processor.pipeline.validate import Validator
 from schemas import load_contract
 
 DEFAULT_POLICY = Path(__file__).parents[2] / "schemas" / "policy.default.1.json"

@@ -1,11 +1,11 @@
-"""The progress watch (processor/stall.py): a partition behind its end that stops moving is
+"""The progress watch (processor/ops/stall.py): a partition behind its end that stops moving is
 reported once after ``ready_after`` and ends the worker after ``exit_after``."""
 
 from __future__ import annotations
 
 import pytest
 
-from processor.stall import ProgressWatch, Watched
+from processor.ops.stall import ProgressWatch, Watched
 
 
 def test_when_a_partition_is_behind_and_does_not_move_then_it_stalls_after_ready_after() -> None:

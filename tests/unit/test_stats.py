@@ -1,4 +1,4 @@
-"""The pure ad-statistics aggregation (processor.stats): windows, k-folding, state, records."""
+"""The pure ad-statistics aggregation (processor.pipeline.stats): windows, k-folding, state, records."""
 
 from __future__ import annotations
 
@@ -13,12 +13,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from keys import Keyring
-from processor import synth
-from processor.consent import MemoryConsentState
-from processor.outcome import Route, SourceRef
-from processor.pipeline import Pipeline
-from processor.scan import LeakScanner
-from processor.stats import StatsAggregator, StatsConfig, cell_of
+from processor.devtools import synth
+from processor.ops.scan import LeakScanner
+from processor.pipeline.consent import MemoryConsentState
+from processor.pipeline.outcome import Route, SourceRef
+from processor.pipeline.process import Pipeline
+from processor.pipeline.stats import StatsAggregator, StatsConfig, cell_of
 from schemas import load_contract, to_json_schema
 
 WINDOW = 60_000
@@ -437,7 +437,7 @@ def test_the_hot_path_reads_and_writes_the_dict_inside_faust_memory_store() -> N
     the dict)."""
     import faust
 
-    from processor.adstats import store_dict
+    from processor.kafka.adstats import store_dict
 
     store = faust.App("store-dict-test", store="memory://").Table("t", partitions=1).data
     plain = store_dict(store)

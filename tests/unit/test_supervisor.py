@@ -15,8 +15,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from processor.errors import ConfigError
-from processor.settings import Settings
-from processor.supervisor import (
+from processor.kafka.settings import Settings
+from processor.kafka.supervisor import (
     CHILD_ENV,
     Backoff,
     GiveUp,
@@ -112,7 +112,7 @@ def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
 def test_merged_metrics_label_every_sample_with_its_process_and_parse_back() -> None:
     from prometheus_client import CollectorRegistry, generate_latest
 
-    from processor.supervisor import _Families
+    from processor.kafka.supervisor import _Families
 
     registry = CollectorRegistry(auto_describe=False)
     registry.register(
@@ -263,8 +263,8 @@ def test_worker_processes_die_with_the_supervisor(tmp_path: Path) -> None:
 
     script = (
         "import asyncio, sys\n"
-        "from processor.settings import Settings\n"
-        "from processor.supervisor import Supervisor\n"
+        "from processor.kafka.settings import Settings\n"
+        "from processor.kafka.supervisor import Supervisor\n"
         f"s = Settings.from_mapping({{'data_dir': {str(tmp_path / 'data')!r},"
         f" 'stats_file': {str(tmp_path / 'stats.json')!r}, 'partitions': '2'}})\n"
         f"asyncio.run(Supervisor(s, 2, command=('-c', {_STAND_IN!r})).run())\n"

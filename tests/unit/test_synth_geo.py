@@ -7,8 +7,8 @@ import ipaddress
 
 import orjson
 
-from processor import synth
-from processor.geo import build_locator
+from processor.devtools import synth
+from processor.pipeline.geo import build_locator
 
 
 def test_synthetic_addresses_give_the_city_of_the_events_coordinates() -> None:

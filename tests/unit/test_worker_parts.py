@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from processor.worker import Counters, ack_all, count_delivery_failure, delivery_failures
+from processor.kafka.worker import Counters, ack_all, count_delivery_failure, delivery_failures
 
 
 def test_cpu_split_is_none_before_any_acknowledged_input() -> None:

@@ -17,7 +17,7 @@ import random
 from datetime import date, timedelta
 from pathlib import Path
 
-from processor.canonical import luhn_valid
+from processor.pipeline.canonical import luhn_valid
 
 OUT = Path(__file__).with_name("corpus.jsonl")
 rng = random.Random(20261201)

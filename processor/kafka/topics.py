@@ -1,0 +1,186 @@
+"""Topic creation and broker addresses (every deployment).
+
+Topic creation uses the kafka-python 3.x admin client: Tansu auto-creates an unknown topic
+with 4 partitions, so every topic the worker touches (inputs, outputs and the consent
+table's changelog) is created up front with the configured partition count, the consent
+topic and the changelog compacted.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, cast
+
+from processor.errors import ConfigError, PseudostreamError
+
+
+class BrokerError(PseudostreamError):
+    """The embedded broker could not be started, or a broker did not answer."""
+
+
+BROKER_SCHEMES = ("kafka", "aiokafka")  # faust's drivers for aiokafka; a bare host:port too
+
+
+def bootstrap_servers(url: str) -> list[str]:
+    """``kafka://h1:9092;h2:9092`` or ``h1:9092,h2:9092`` -> ``["h1:9092", "h2:9092"]``.
+
+    Every entry must be ``[scheme://]host:port`` with a scheme faust can drive, a host and
+    a port 1..65535 (an IPv6 host in brackets): a setting that cannot work is refused here,
+    at start-up, instead of as a connection error minutes later."""
+    servers = []
+    for raw in url.replace(";", ",").split(","):
+        server = raw.strip()
+        if not server:
+            continue
+        scheme, sep, rest = server.partition("://")
+        if sep:
+            if scheme.lower() not in BROKER_SCHEMES:
+                raise ConfigError(
+                    f"broker: scheme {scheme + '://'!r} in {url!r} is not one of"
+                    f" {', '.join(s + '://' for s in BROKER_SCHEMES)}"
+                )
+            server = rest
+        servers.append(_host_port(server, url))
+    if not servers:
+        raise ConfigError(f"broker: no host:port in {url!r}")
+    return servers
+
+
+def _host_port(server: str, url: str) -> str:
+    """``host:port`` checked: a host without ``/``, ``@``, spaces, and a port 1..65535."""
+    host, sep, port = server.rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        bare_host = host[1:-1]  # IPv6 literal
+        bad_host = not bare_host or any(c not in "0123456789abcdefABCDEF:." for c in bare_host)
+    else:
+        bad_host = not host or any(c in "/@[]:?#" or c.isspace() for c in host)
+    if not sep or bad_host:
+        raise ConfigError(f"broker: {server!r} in {url!r} is not host:port")
+    if not (port.isascii() and port.isdigit()) or not 1 <= int(port) <= 65535:
+        raise ConfigError(f"broker: port {port!r} in {url!r} is not a number 1..65535")
+    return server
+
+
+def wait_until_answering(servers: list[str], timeout: float = 20.0) -> None:
+    """Block until a Kafka request (metadata) succeeds, or raise :class:`BrokerError`."""
+    from kafka.admin import KafkaAdminClient
+
+    deadline = time.monotonic() + timeout
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        host, _, port = servers[0].rpartition(":")
+        try:
+            with socket.create_connection((host, int(port)), timeout=0.5):
+                pass
+            admin = KafkaAdminClient(bootstrap_servers=servers, request_timeout_ms=3000)
+            try:
+                admin.list_topics()
+            finally:
+                admin.close()
+            return
+        except Exception as exc:  # any failure means "not yet"; we retry until the deadline
+            last = exc
+            time.sleep(0.05)
+    raise BrokerError(
+        f"broker at {','.join(servers)} did not answer within {timeout:.0f}s "
+        f"({type(last).__name__ if last else 'timeout'})"
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class TopicSpec:
+    name: str
+    partitions: int
+    compacted: bool = False
+    configs: tuple[tuple[str, str], ...] = ()  # topic configs at creation (retention.ms ...)
+
+
+def create_topics(
+    servers: list[str],
+    topics: Iterable[TopicSpec],
+    *,
+    replication_factor: int = 1,
+    timeout: float = 15.0,
+    client_options: Mapping[str, Any] | None = None,
+    max_message_bytes: int | None = None,
+) -> list[str]:
+    """Create the topics that do not exist yet; return the names created.
+
+    ``max_message_bytes`` becomes each created topic's ``max.message.bytes``: the largest
+    record the worker produces must fit it (a broker's default is about 1 MB).
+
+    An existing topic with another partition count is an error (faust and the consent
+    table's co-partitioning need the configured count, and Tansu cannot add partitions).
+    ``client_options`` go to the admin client (``Settings.kafka_python_options()``: SASL/TLS).
+    """
+    from kafka.admin import KafkaAdminClient
+
+    wanted = {spec.name: spec for spec in topics}
+    admin = KafkaAdminClient(
+        bootstrap_servers=servers,
+        request_timeout_ms=int(timeout * 1000),
+        **(client_options or {}),  # SASL/TLS: Settings.kafka_python_options()
+    )
+    try:
+        existing = _partition_counts(admin, list(wanted))
+        for name, count in existing.items():
+            if count != wanted[name].partitions:
+                raise ConfigError(
+                    f"topic {name!r} exists with {count} partitions, but the configuration says "
+                    f"{wanted[name].partitions}: fix the partitions setting or recreate the topic"
+                )
+        missing = {
+            name: {
+                "num_partitions": spec.partitions,
+                "replication_factor": replication_factor,
+                "configs": {
+                    **({"cleanup.policy": "compact"} if spec.compacted else {}),
+                    **dict(spec.configs),
+                },
+            }
+            for name, spec in wanted.items()
+            if name not in existing
+        }
+        if max_message_bytes is not None:
+            for options in missing.values():
+                cast("dict[str, str]", options["configs"])["max.message.bytes"] = str(
+                    max_message_bytes
+                )
+        if missing:
+            admin.create_topics(missing, timeout_ms=int(timeout * 1000), raise_errors=False)
+            deadline = time.monotonic() + timeout
+            while True:
+                counts = _partition_counts(admin, list(missing))
+                if all(counts.get(name) == wanted[name].partitions for name in missing):
+                    break
+                if time.monotonic() > deadline:
+                    raise BrokerError(
+                        f"topics not ready after {timeout:.0f}s: "
+                        f"{sorted(set(missing) - set(counts))}"
+                    )
+                time.sleep(0.05)
+        return sorted(missing)
+    finally:
+        admin.close()
+
+
+def _partition_counts(admin: Any, names: list[str]) -> dict[str, int]:
+    present = set(admin.list_topics())
+    asked = [name for name in names if name in present]
+    if not asked:
+        return {}
+    counts: dict[str, int] = {}
+    for topic in admin.describe_topics(asked):
+        if topic.get("error_code", 0) == 0 and topic.get("partitions"):
+            counts[topic["name"]] = len(topic["partitions"])
+    return counts
+
+
+def topic_specs(names: Mapping[str, tuple[int, bool]]) -> list[TopicSpec]:
+    """``{name: (partitions, compacted)}`` -> specs (a small convenience for callers)."""
+    return [
+        TopicSpec(name, partitions, compacted) for name, (partitions, compacted) in names.items()
+    ]

@@ -1,0 +1,566 @@
+"""The pure pipeline: raw bytes (+ consent state) -> routed records or one quarantine record.
+
+decode -> validate -> consent -> pseudonymize -> coarsen -> project -> route, with no Kafka
+import: the faust worker and the `transform` command feed the same ``Pipeline.process``.
+Fail closed: unknown fields are dropped, a missing key or any unexpected error quarantines
+the record, and nothing reaches a clean route without its plan's pseudonyms.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable
+from functools import lru_cache
+from typing import Any
+
+import orjson
+
+from keys import Domain, Key, Keyring
+from processor.errors import RecordError
+from processor.pipeline.binding import (
+    DEFAULT_TOPIC_SCHEMAS,
+    TRUSTED_SOURCE,
+    TopicSchemas,
+    admitted_schemas,
+    parse_topic_schemas,
+)
+from processor.pipeline.canonical import canonicalize, is_limit_ad_tracking, parse_ip
+from processor.pipeline.consent import (
+    Account,
+    AgeBand,
+    Consent,
+    ConsentState,
+    MemoryConsentState,
+    next_consent,
+)
+from processor.pipeline.devices import (
+    DEFAULT_MAX_DEVICES,
+    DEFAULT_RETENTION_MS,
+    DeviceLink,
+    DeviceState,
+    LinkHasher,
+    MemoryDeviceState,
+    merge_links,
+)
+from processor.pipeline.geo import check_coordinates, truncate
+from processor.pipeline.kinds import IdKind
+from processor.pipeline.location import Locator, NullLocator
+from processor.pipeline.outcome import Outcome, Route, Routed, SourceRef
+from processor.pipeline.policy import Action, Policy, RoutePlan, compile_policy
+from processor.pipeline.project import cell_string, compile_projector
+from processor.pipeline.pseudonym import DEFAULT_CACHE_SIZE, Pseudonymizer
+from processor.pipeline.quarantine import DEFAULT_MAX_KEY_BYTES, Sealer, sealable_bytes
+from processor.pipeline.scrub import DEFAULT_MAX_TEXT_CHARS, truncate_text
+from processor.pipeline.validate import Validator, content_checks
+from schemas import load_contract, load_roles
+
+DEFAULT_MAX_RECORD_BYTES = 1_048_576
+_CONSENT_SCHEMA = "consent/1"
+_EVENT_SCHEMAS = ("behaviour/1", "device/1")
+_ERASURE_SCHEMA = "erasure/2"
+_ERASURE_ROUTES = {
+    Domain.RECOMMENDATION: Route.ERASURE_RECOMMENDATION,
+    Domain.AD_ANALYTICS: Route.ERASURE_AD_ANALYTICS,
+}
+_BOM = b"\xef\xbb\xbf"
+_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+_OUT_STAT_KEYS = {route: f"out:{route}" for route in Route}
+_DEFAULT_BINDING = parse_topic_schemas(DEFAULT_TOPIC_SCHEMAS)
+_NOTHING: frozenset[str] = frozenset()
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+NAMED_DOMAINS = (Domain.RECOMMENDATION, Domain.AD_ANALYTICS)  # the domains of pseudonyms
+
+
+def keys_naming(keyring: Keyring, domain: Domain, now_ms: int) -> list[Key]:
+    """The keys under which a person is named (erasure notices, subject lookups): those
+    accepted at ``now_ms`` (in force first; the previous period's during an overlap), then
+    every other key still in the ring: downstream may hold data made under any of them."""
+    keys = {k.key_id: k for k in keyring.accepted(domain, now_ms)}
+    keys.update((k.key_id, k) for k in keyring.keys_for(domain) if k.key_id not in keys)
+    return list(keys.values())
+
+
+class _RouteRuntime:
+    """A route plan bound to its pseudonymizer, with one compiled projector per variant."""
+
+    __slots__ = ("plan", "projectors", "pseudonymizer")
+
+    def __init__(self, plan: RoutePlan, pseudonymizer: Pseudonymizer, policy_version: str) -> None:
+        self.plan = plan
+        self.pseudonymizer = pseudonymizer
+        headers = (
+            ("schema", plan.schema.encode()),
+            ("policy", policy_version.encode()),
+            ("key-ids", pseudonymizer.key_id.encode()),
+        )
+        self.projectors = {
+            name: compile_projector(
+                plan,
+                name,
+                blocks,
+                pseudonymizer=pseudonymizer,
+                policy_version=policy_version,
+                headers=headers,
+            )
+            for name, blocks in plan.variants().items()
+        }
+
+
+class Pipeline:
+    """Turns one raw record into its outcome. Not thread-safe; one per worker task."""
+
+    next_key_change_ms: int  # wall clock (ms) of the next scheduled key change; 0: check now
+
+    def __init__(
+        self,
+        keyring: Keyring,
+        *,
+        consent: ConsentState | None = None,
+        locator: Locator | None = None,
+        policy: Policy | None = None,
+        max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
+        max_text_chars: int = DEFAULT_MAX_TEXT_CHARS,
+        cache_size: int = DEFAULT_CACHE_SIZE,
+        clock: Callable[[], int] = _now_ms,
+        topic_schemas: TopicSchemas | None = None,
+        max_key_bytes: int = DEFAULT_MAX_KEY_BYTES,
+        devices: DeviceState | None = None,
+        device_link_retention_ms: int = DEFAULT_RETENTION_MS,
+        max_devices_per_user: int = DEFAULT_MAX_DEVICES,
+    ) -> None:
+        self.policy = policy or compile_policy()
+        self.consent: ConsentState = consent if consent is not None else MemoryConsentState()
+        self.devices: DeviceState = devices if devices is not None else MemoryDeviceState()
+        self._link_retention_ms = device_link_retention_ms
+        self._max_devices = max_devices_per_user
+        # a link already stored is written again only when half its retention has passed
+        self._recent_links: dict[tuple[str, IdKind, Any], int] = {}
+        self.locator: Locator = locator or NullLocator()
+        self.max_record_bytes = max_record_bytes
+        self.max_key_bytes = max_key_bytes
+        self.max_text_chars = max_text_chars
+        # Free-text fields as (block or None, name, stat key): cut to max_text_chars before
+        # scrubbing, so the scrubber's cost per event is bounded.
+        self._free_text = tuple(
+            (block or None, name, "text_truncated:" + path)
+            for path, role in load_roles().items()
+            if role.role == "free_text"
+            for block, _, name in [path.rpartition(".")]
+        )
+        self.stats: Counter[str] = Counter()
+        self._clock = clock
+        self._cache_size = cache_size
+        self.use_keyring(keyring)
+        now = clock()
+        self._keys_in_force = {d: keyring.in_force(d, now) for d in self.policy.domains}
+        self.pseudonymizers = {
+            d: Pseudonymizer(key, cache_size) for d, key in self._keys_in_force.items()
+        }
+        self._routes = tuple(
+            _RouteRuntime(plan, self.pseudonymizers[plan.domain], self.policy.version)
+            for plan in self.policy.routes
+        )
+        self._erasure_pseudonymizers: dict[Domain, list[Pseudonymizer]] = {}
+        self.follow_schedule(now)
+        self._coarsen = any(plan.coarsen for plan in self.policy.routes)
+        roles = load_roles()
+        self._validators = {
+            s: Validator(load_contract(s), content_checks(load_contract(s), roles))
+            for s in (*_EVENT_SCHEMAS, _CONSENT_SCHEMA)
+        }
+        self._admitted = admitted_schemas(
+            topic_schemas if topic_schemas is not None else _DEFAULT_BINDING, self._validators
+        )
+        # Names the projectors read that a contract lacks (a device report has no payload):
+        # the validator never checked them, so they are dropped before projection.
+        read = {
+            name if block is None else block
+            for plan in self.policy.routes
+            for blocks in plan.variants().values()
+            for block, ops in blocks
+            for name in ([op[0] for op in ops] if block is None else [block])
+        }
+        self._foreign = {
+            s: tuple(sorted(read - set(load_contract(s).fields))) for s in _EVENT_SCHEMAS
+        }
+        self._user_key = lru_cache(maxsize=cache_size)(self._canonical_user)
+        # Identifier fields whose pseudonym may appear in an output: the device ones are
+        # linked to the user; all but the actor's user_id are checked against the erased.
+        pseudonymized = {
+            (block, op[0], op[2])
+            for plan in self.policy.routes
+            for block, ops in plan.full
+            for op in ops
+            if op[1] is Action.PSEUDONYM and op[2] is not None
+        }
+        # (event ids are a client's tag per event, never a person's: not linked, not erased)
+        self._checked = tuple(
+            sorted(
+                (
+                    f
+                    for f in pseudonymized
+                    if f[:2] != (None, "user_id") and f[2] is not IdKind.EVENT_ID
+                ),
+                key=lambda f: (f[0] or "", f[1]),
+            )
+        )
+        self._device_fields = tuple(
+            (name, kind) for block, name, kind in self._checked if block == "device"
+        )
+        self._place_of_prefix = lru_cache(maxsize=cache_size)(self._place_of_ip)
+        self._place_of_other_ip = lru_cache(maxsize=cache_size)(self._place_of_ip)
+        self._erasure_headers = (
+            ("schema", _ERASURE_SCHEMA.encode()),
+            ("policy", self.policy.version.encode()),
+        )
+        self._stage = "decode"
+
+    # -- keys ------------------------------------------------------------------------------
+
+    def follow_schedule(self, now_ms: int) -> list[str]:
+        """Bring the keys in line with the keyring's rotation schedule at ``now_ms`` (wall
+        clock at processing, so a replay of old events never brings an old key back);
+        returns the new key ids. Cheap when nothing is due: callers may call it per batch."""
+        if now_ms < self.next_key_change_ms:
+            return []
+        keyring = self._keyring
+        changed = []
+        for domain, current in list(self._keys_in_force.items()):
+            key = keyring.in_force(domain, now_ms)
+            if key != current:  # material too: a keyring replaced with `keys init --force`
+                self.use_key(key)
+                changed.append(key.key_id)
+        # Erasure notices and device links name identifiers under every key that may have
+        # made data downstream (keys_naming). Uncached: erasures and new links are rare.
+        self._recent_links.clear()  # links then gain the pseudonyms under new keys
+        self._erasure_pseudonymizers = {
+            domain: [Pseudonymizer(k, cache_size=0) for k in keys_naming(keyring, domain, now_ms)]
+            for domain in NAMED_DOMAINS
+        }
+        schedule = keyring.schedule
+        self.next_key_change_ms = (
+            schedule.next_change_ms(now_ms) if schedule is not None else 2**63 - 1
+        )
+        return changed
+
+    def use_keyring(self, keyring: Keyring) -> None:
+        """Serve ``keyring`` from now on (at construction, and for a reloaded file): the
+        quarantine key at once, the pseudonym keys at the next :meth:`follow_schedule`, which
+        swaps those that changed."""
+        self._keyring = keyring
+        self._link_id = LinkHasher(keyring, self._cache_size)
+        self._sealer = Sealer(
+            keyring,
+            self.policy.version,
+            max_sealed_bytes=sealable_bytes(self.max_record_bytes),
+            max_key_bytes=self.max_key_bytes,
+        )
+        self.next_key_change_ms = 0
+
+    def key_in_force(self, domain: Domain) -> Key:
+        """The key ``domain``'s pseudonyms are made with now (the metrics show its age)."""
+        return self._keys_in_force[domain]
+
+    def use_key(self, key: Key) -> None:
+        """Make ``key`` its domain's pseudonym key: a fresh pseudonymizer (its caches hold
+        the old key's pseudonyms) and recompiled projectors for that domain's routes. The
+        statistics counter and the consent state are kept."""
+        pseudonymizer = Pseudonymizer(key, self._cache_size)
+        self._keys_in_force[key.domain] = key
+        self.pseudonymizers[key.domain] = pseudonymizer
+        self._routes = tuple(
+            _RouteRuntime(r.plan, pseudonymizer, self.policy.version)
+            if r.plan.domain == key.domain
+            else r
+            for r in self._routes
+        )
+
+    # -- entry point ---------------------------------------------------------------------
+
+    def process(self, raw: bytes, source: SourceRef, key: bytes | None = None) -> Outcome:
+        """Exactly one outcome per input: records, a quarantine record, or a suppression.
+
+        ``source.topic`` is the logical input topic the record was read from: it decides
+        which schemas the record may have (``topic_schemas``, see processor.pipeline.binding)."""
+        self._stage = "decode"
+        try:
+            outcome = self._process(raw, source.topic)
+        except RecordError as exc:
+            return self._quarantine(exc, source, key, raw)
+        except Exception as exc:
+            error = RecordError("internal_error", self._stage, type(exc).__name__)
+            return self._quarantine(error, source, key, raw)
+        stats = self.stats
+        stat_keys = _OUT_STAT_KEYS
+        for record in outcome.records:
+            stats[stat_keys[record.route]] += 1
+        if outcome.suppressed:
+            stats["suppressed:" + outcome.suppressed] += 1
+        return outcome
+
+    def _quarantine(
+        self, error: RecordError, source: SourceRef, key: bytes | None, raw: bytes
+    ) -> Outcome:
+        self.stats["quarantined:" + error.code] += 1
+        record = self._sealer.record(error, source, key, raw, self._clock())
+        return Outcome([record], quarantined=error.code)
+
+    def _process(self, raw: bytes, topic: str) -> Outcome:
+        event = self._decode(raw)
+        self._stage = "validate"
+        schema = event.get("schema")
+        if type(schema) is not str or (validator := self._validators.get(schema)) is None:
+            raise RecordError(
+                "unknown_schema",
+                "validate",
+                f"'schema' must be one of {', '.join(self._validators)}",
+            )
+        # The topic, not the record, says what a record may be (an app writing consent/1
+        # to raw.behaviour must not change anyone's consent).
+        if topic != TRUSTED_SOURCE and schema not in self._admitted.get(topic, _NOTHING):
+            raise RecordError(
+                "schema_not_allowed_on_topic", "validate", f"{schema} is not admitted on {topic}"
+            )
+        for dropped in validator(event):
+            self.stats["dropped_field:" + dropped] += 1
+        if schema == _CONSENT_SCHEMA:
+            self._stage = "consent"
+            return self._apply_consent(event)
+        for name in self._foreign[schema]:
+            if event.pop(name, None) is not None:
+                self.stats["dropped_field:" + name + ":not_in_contract"] += 1
+        return self._route_event(event, schema)
+
+    def _decode(self, raw: bytes) -> dict[str, Any]:
+        if len(raw) > self.max_record_bytes:
+            raise RecordError(
+                "too_large", "decode", f"{len(raw)} bytes, limit {self.max_record_bytes}"
+            )
+        if raw.startswith(_BOM):
+            raw = raw[len(_BOM) :]
+        try:
+            event = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError as utf_exc:
+                hint = "UTF-16 byte-order mark; " if raw[:2] in _UTF16_BOMS else ""
+                raise RecordError(
+                    "bad_encoding", "decode", f"{hint}invalid UTF-8 at byte {utf_exc.start}"
+                ) from exc
+            if b"\x00" in raw:  # JSON in UTF-8 never holds a NUL byte; ASCII in UTF-16 does
+                raise RecordError(
+                    "bad_encoding", "decode", "NUL bytes: UTF-16 or UTF-32 text, not UTF-8"
+                ) from exc
+            code = "empty" if not raw.strip() else "bad_json"
+            raise RecordError(
+                code, "decode", f"at char {exc.pos}" if code == "bad_json" else ""
+            ) from exc
+        if type(event) is not dict:
+            raise RecordError("not_object", "decode", f"top level is a JSON {type(event).__name__}")
+        return event
+
+    # -- consent ---------------------------------------------------------------------------
+
+    @staticmethod
+    def _canonical_user(raw: str | int) -> str | None:
+        return canonicalize(IdKind.USER_ID, raw)
+
+    def _apply_consent(self, event: dict[str, Any]) -> Outcome:
+        """The consent topic's order is the order of the user's changes (the account
+        service's), so every record applies as it comes, whatever its ``event_time``; only
+        ``deleted`` is final. The erasure notices go out when the account becomes deleted."""
+        user = self._user_key(event["user_id"])
+        if user is None:
+            raise RecordError("bad_value", "consent", "user_id is a placeholder")
+        new = Consent(
+            personalized_recommendation=event.get("personalized_recommendation") is True,
+            personalized_ads=event.get("personalized_ads") is True,
+            precise_location=event.get("precise_location") is True,
+            age_band=AgeBand(event.get("age_band") or AgeBand.UNKNOWN),
+            account=Account(event.get("account") or Account.ACTIVE),
+            event_time=event["event_time"],
+            guardian_consent=event.get("guardian_consent") is True,
+        )
+        previous = self.consent.get(user)
+        state = next_consent(previous, new)
+        if state is None:
+            return Outcome([], suppressed="consent_after_deletion")
+        self.consent.put(user, state)
+        if state.account is Account.DELETED:
+            return Outcome(self._erase(user, state))
+        return Outcome([], suppressed="consent_update")
+
+    def _erase(self, user: str, consent: Consent) -> list[Routed]:
+        """One erasure notice per audience (domain): the user's pseudonyms and those of the
+        devices linked to them, under every key still in the ring; then the user and the
+        devices are erased for good (no later output carries their pseudonyms)."""
+        now = self._clock()
+        links = [
+            link
+            for link in self.devices.links(user)
+            if now - link.seen_ms < self._link_retention_ms
+        ]
+        records = []
+        for domain, pseudonymizers in self._erasure_pseudonymizers.items():
+            user_pseudonyms = [p.of_canonical(IdKind.USER_ID, user) for p in pseudonymizers]
+            devices = list(
+                dict.fromkeys(p for link in links for p in link.pseudonyms.get(domain.value, ()))
+            )
+            key_ids = [p.key_id for p in pseudonymizers]
+            body = {
+                "schema": _ERASURE_SCHEMA,
+                "policy": self.policy.version,
+                "domain": domain.value,
+                "account": consent.account.value,
+                "event_time": consent.event_time,
+                "key_ids": key_ids,
+                "user": user_pseudonyms,
+                "devices": devices,
+            }
+            headers = (*self._erasure_headers, ("key-ids", ",".join(key_ids).encode()))
+            records.append(
+                Routed(_ERASURE_ROUTES[domain], user_pseudonyms[0], orjson.dumps(body), headers)
+            )
+        user_link = self._link_id(IdKind.USER_ID, user)
+        erased = [link.device for link in links]
+        self.devices.erase([*erased, user_link] if user_link else erased, now)
+        self.devices.set_links(user, [])
+        self.stats["erased_devices"] += len(erased)
+        return records
+
+    # -- events ----------------------------------------------------------------------------
+
+    def _route_event(self, event: dict[str, Any], schema: str) -> Outcome:
+        self._stage = "consent"
+        raw_user = event.get("user_id")
+        user = self._user_key(raw_user) if raw_user is not None else None
+        consent = self.consent.get(user) if user is not None else None
+        if consent is None:
+            consent = self.policy.without_consent
+        elif consent.erased:
+            return Outcome([], None, "account_deleted", event["event_time"])
+        elif (routed_as := consent.for_routing()) is None:
+            return Outcome([], None, "child_without_guardian_consent", event["event_time"])
+        else:
+            consent = routed_as
+        if self.devices.has_erased():
+            self._drop_erased(event)
+        if user is not None and self._device_fields:
+            self._link_devices(user, event)
+        device = event.get("device")
+        limit_ad_tracking = device is not None and is_limit_ad_tracking(device.get("oaid"))
+        self._truncate_texts(event)
+        self._stage = "coarsen"
+        location = self._locate(event, consent) if self._coarsen else None
+        self._stage = "pseudonymize"
+        records = []
+        for runtime in self._routes:
+            variant = runtime.plan.variant_for(consent, limit_ad_tracking)
+            if variant is not None:
+                records.append(runtime.projectors[variant](event, schema, location))
+        return Outcome(records, None, None, event["event_time"])
+
+    def _drop_erased(self, event: dict[str, Any]) -> None:
+        """Identifiers named in an erasure notice leave the event before projection: a
+        deleted user's device keeps sending, but never again under its old pseudonyms."""
+        is_erased = self.devices.is_erased
+        for block, name, kind in self._checked:
+            holder = event if block is None else event.get(block)
+            if not holder or (raw := holder.get(name)) is None:
+                continue
+            link_id = self._link_id(kind, cell_string(raw) if kind is IdKind.CELL else raw)
+            if link_id is not None and is_erased(link_id):
+                if block is not None:  # a copy: the input's own dicts stay as they came
+                    holder = event[block] = dict(holder)
+                del holder[name]
+                self.stats["erased_identifier_dropped:" + name] += 1
+
+    def _link_devices(self, user: str, event: dict[str, Any]) -> None:
+        """Remember, under keyed hashes, the device identifiers seen with ``user`` and their
+        pseudonyms under every key in the ring (for the erasure notices). A link stored
+        recently is not written again (at most once per half retention)."""
+        device = event.get("device")
+        if not device:
+            return
+        now = self._clock()
+        recent = self._recent_links
+        refresh = self._link_retention_ms // 2
+        new = []
+        for name, kind in self._device_fields:
+            raw = device.get(name)
+            if raw is None or now - recent.get((user, kind, raw), -refresh) < refresh:
+                continue
+            if len(recent) >= self._cache_size:
+                recent.clear()
+            recent[(user, kind, raw)] = now
+            link_id = self._link_id(kind, raw)
+            canonical = canonicalize(kind, raw)
+            if link_id is None or canonical is None or self.devices.is_erased(link_id):
+                continue
+            pseudonyms = {
+                domain.value: [p.of_canonical(kind, canonical) for p in pseudonymizers]
+                for domain, pseudonymizers in self._erasure_pseudonymizers.items()
+            }
+            new.append(DeviceLink(link_id, now, pseudonyms))
+        if new:
+            links = merge_links(
+                self.devices.links(user), new, now, self._link_retention_ms, self._max_devices
+            )
+            self.devices.set_links(user, links)
+
+    def _truncate_texts(self, event: dict[str, Any]) -> None:
+        limit = self.max_text_chars
+        for block, name, stat in self._free_text:
+            holder = event.get(block) if block is not None else event
+            if holder:
+                text = holder.get(name)
+                if type(text) is str and len(text) > limit:
+                    holder[name] = truncate_text(text, limit)
+                    self.stats[stat] += 1
+
+    def _ip_place(self, ip: str) -> tuple[dict[str, Any] | None, bool]:
+        """(coarse place, unusable?) for an address, cached by its /24 for plain IPv4 text
+        (a user's address changes within its /24 far more often than the /24 does)."""
+        head, dot, last = ip.rpartition(".")
+        if dot and ":" not in ip and last.isdigit() and len(last) <= 3 and int(last) <= 255:
+            return self._place_of_prefix(head + ".0")
+        return self._place_of_other_ip(ip)
+
+    def _place_of_ip(self, ip: str) -> tuple[dict[str, Any] | None, bool]:
+        address = parse_ip(ip)
+        if address is None:
+            return None, True
+        place = self.locator.from_ip(truncate(address))
+        return (place.to_json("ip") if place is not None else None), False
+
+    def _locate(self, event: dict[str, Any], consent: Consent) -> dict[str, Any] | None:
+        if consent.precise_location:
+            loc = event.get("location")
+            if loc:
+                lat, lon = loc.get("lat"), loc.get("lon")
+                if lat is not None and lon is not None:
+                    checked = check_coordinates(lat, lon)
+                    if isinstance(checked, str):
+                        self.stats["location_invalid:" + checked] += 1
+                    elif (gps_place := self.locator.from_gps(*checked)) is not None:
+                        self.stats["location:gps"] += 1
+                        return gps_place.to_json("gps")
+        network = event.get("network")
+        ip = network.get("ip") if network else None
+        if ip:
+            place, problem = self._ip_place(ip)
+            if problem:
+                self.stats["location_invalid:ip"] += 1
+                return None
+            if place is not None:
+                self.stats["location:ip"] += 1
+                return place
+        self.stats["location:none"] += 1
+        return None
