@@ -8,6 +8,7 @@ import asyncio
 import os
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import orjson
@@ -180,10 +181,15 @@ Path(env["PSEUDOSTREAM_STATS_FILE"]).write_text(json.dumps({"in": 5, "counts": {
 act = os.environ["ACT"]
 if act == "crash":
     sys.exit(3)
+stalled_once = Path(env["PSEUDOSTREAM_DATA_DIR"]).joinpath("stalled")
+if act == "stall-once" and not stalled_once.exists():
+    stalled_once.touch()
+    sys.exit(70)  # the worker's exit on a stall
 if act == "ignore-term":
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
 else:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+Path(env["PSEUDOSTREAM_DATA_DIR"]).joinpath("up").touch()  # its SIGTERM handling is set
 time.sleep(60)
 """
 
@@ -198,15 +204,28 @@ def _supervisor(tmp_path: Path, count: int, **settings: str) -> Supervisor:
     )
 
 
-def _run(supervisor: Supervisor, signal_after: float | None = None) -> int:
-    async def main() -> int:
-        if signal_after is not None:
-            asyncio.get_running_loop().call_later(
-                signal_after, os.kill, os.getpid(), signal.SIGTERM
-            )
-        return await supervisor.run()
+def _up(supervisor: Supervisor) -> bool:
+    return all((child.data_dir / "up").exists() for child in supervisor.children)
 
-    return asyncio.run(asyncio.wait_for(main(), 30))
+
+def _run(supervisor: Supervisor, signal_when: Callable[[], bool] | None = None) -> int:
+    """Run the supervisor; SIGTERM to this process (its handler) once ``signal_when``."""
+
+    async def signal_then() -> None:
+        assert signal_when is not None
+        while not signal_when():
+            await asyncio.sleep(0.05)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    async def main() -> int:
+        if signal_when is not None:
+            task = asyncio.create_task(signal_then())
+        code = await supervisor.run()
+        if signal_when is not None:
+            await task
+        return code
+
+    return asyncio.run(asyncio.wait_for(main(), 60))
 
 
 def test_a_process_that_keeps_crashing_makes_the_supervisor_give_up_with_its_code(
@@ -229,7 +248,7 @@ def test_sigterm_stops_every_process_and_exits_0_when_they_stop_cleanly(
 ) -> None:
     monkeypatch.setenv("ACT", "run")
     supervisor = _supervisor(tmp_path, 2, partitions="2")
-    assert _run(supervisor, signal_after=1.5) == 0
+    assert _run(supervisor, lambda: _up(supervisor)) == 0
     assert [child.last_code for child in supervisor.children] == [0, 0]
     assert [child.restarts for child in supervisor.children] == [0, 0]
     envs = [
@@ -244,12 +263,24 @@ def test_sigterm_stops_every_process_and_exits_0_when_they_stop_cleanly(
     assert orjson.loads((tmp_path / "stats.json").read_bytes())["in"] == 10
 
 
+def test_a_process_that_exits_on_a_stall_is_restarted_and_the_others_keep_running(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("ACT", "stall-once")
+    supervisor = _supervisor(tmp_path, 2, partitions="2")
+    assert _run(supervisor, lambda: _up(supervisor)) == 0
+    assert [child.restarts for child in supervisor.children] == [1, 1]
+    assert "exited with code 70; restarting it" in caplog.text
+    # both runs of each process counted: the stalled one and the one stopped by SIGTERM
+    assert orjson.loads((tmp_path / "stats.json").read_bytes())["in"] == 20
+
+
 def test_a_process_that_ignores_sigterm_is_killed_after_shutdown_timeout_and_exit_is_1(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     monkeypatch.setenv("ACT", "ignore-term")
     supervisor = _supervisor(tmp_path, 2, partitions="2", shutdown_timeout="0.5")
-    assert _run(supervisor, signal_after=1.5) == 1
+    assert _run(supervisor, lambda: _up(supervisor)) == 1
     assert [child.last_code for child in supervisor.children] == [-signal.SIGKILL] * 2
     assert "did not stop within" in caplog.text
 
