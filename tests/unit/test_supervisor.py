@@ -99,7 +99,22 @@ pseudostream_batch_seconds_bucket{le="0.1"} 1.0
 pseudostream_batch_seconds_bucket{le="+Inf"} 2.0
 pseudostream_batch_seconds_count 2.0
 pseudostream_batch_seconds_sum 0.7
+# HELP pseudostream_consumer_lag Records of the partition not yet committed
+# TYPE pseudostream_consumer_lag gauge
+pseudostream_consumer_lag{partition="%d",topic="raw.behaviour"} 3.0
 """
+
+
+def _merged(*children: tuple[int, int, int]) -> str:
+    """What a supervisor serves for children (events in, ready, lagging partition)."""
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from processor.kafka.supervisor import _Families
+
+    registry = CollectorRegistry(auto_describe=False)
+    texts = {str(i): _CHILD_METRICS % child for i, child in enumerate(children)}
+    registry.register(_Families(merge_metrics(texts)))
+    return generate_latest(registry).decode()
 
 
 def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -111,21 +126,32 @@ def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
 
 
 def test_merged_metrics_label_every_sample_with_its_process_and_parse_back() -> None:
-    from prometheus_client import CollectorRegistry, generate_latest
-
-    from processor.kafka.supervisor import _Families
-
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(
-        _Families(merge_metrics({"0": _CHILD_METRICS % (10, 1), "1": _CHILD_METRICS % (7, 0)}))
-    )
-    samples = _samples(generate_latest(registry).decode())
+    samples = _samples(_merged((10, 1, 0), (7, 0, 1)))
     events = ("pseudostream_events_in_total", (("process", "0"), ("topic", "raw.behaviour")))
     assert samples[events] == 10
     assert samples[("pseudostream_ready", (("process", "1"),))] == 0
     bucket = ("pseudostream_batch_seconds_bucket", (("le", "+Inf"), ("process", "1")))
     assert samples[bucket] == 2
     assert all(dict(labels).get("process") in ("0", "1") for _, labels in samples)
+
+
+def test_top_sums_a_supervisors_processes_and_shows_a_row_for_each() -> None:
+    from rich.console import Console
+
+    from processor.cli.top_cmd import parse_metrics, render
+
+    snap = parse_metrics(_merged((10, 1, 0), (7, 0, 1)))
+    assert snap.events_in == {"raw.behaviour": 17}
+    assert snap.ready == 0  # one process is not ready
+    assert snap.lag == {"raw.behaviour/0": 3, "raw.behaviour/1": 3}
+    assert dict(snap.latency["batch_seconds"])[float("inf")] == 4
+    assert {name: (row.ready, row.events_in) for name, row in snap.workers.items()} == {
+        "process 0": (True, 10),
+        "process 1": (False, 7),
+    }
+    console = Console(width=120, record=True)
+    console.print(render(snap, None, "http://127.0.0.1:1/metrics"))
+    assert "1 of 2 workers" in console.export_text()
 
 
 def test_combined_stats_sum_running_processes_and_earlier_runs() -> None:
@@ -160,6 +186,18 @@ def test_a_bad_process_count_is_refused_naming_the_setting(value: str, says: str
     with pytest.raises(ConfigError, match=says) as caught:
         Settings.from_mapping({"processes": value})
     assert str(caught.value).startswith("processes:")
+
+
+@pytest.mark.parametrize("value", ["9", "zero"])
+def test_worker_with_a_bad_process_count_is_one_line_exit_2(value: str) -> None:
+    from click.testing import CliRunner
+
+    from processor.cli import main
+
+    result = CliRunner().invoke(main, ["worker", "--processes", value])
+    assert result.exit_code == 2
+    assert result.output.startswith("pseudostream: error: processes:")
+    assert len(result.output.splitlines()) == 1
 
 
 def test_a_worker_process_logs_its_index(monkeypatch: pytest.MonkeyPatch) -> None:
