@@ -208,7 +208,7 @@ class Settings:
     and the group gives the partitions to a live member; 0 = never exit."""
     processes: str = "1"
     """Worker processes on this machine: a number, or ``auto`` (the CPUs this process may
-    run on, at most ``partitions``). More than 1 starts a supervisor that runs them as
+    run on, within its cgroup CPU quota, at most ``partitions``). More than 1 starts a supervisor that runs them as
     members of one consumer group and serves their health and metrics together
     (docs/worker.md, "Several processes")."""
     shutdown_timeout: float = 30.0

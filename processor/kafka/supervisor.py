@@ -31,6 +31,7 @@ import asyncio
 import contextlib
 import ctypes
 import logging
+import math
 import os
 import signal
 import socket
@@ -62,13 +63,24 @@ _SCRAPE_TIMEOUT = 2.0
 _STATS_EVERY = 0.1  # a reader's count lags a worker's by this more
 
 
-def usable_cpus() -> int:
-    """The CPUs this process may run on (its affinity mask, which a container's cpuset
-    limits), else the machine's count."""
+CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
+
+
+def usable_cpus(cpu_max: Path = CGROUP_CPU_MAX) -> int:
+    """The CPUs this process may run on: its affinity mask (which a container's cpuset
+    limits), else the machine's count; at most its cgroup v2 CPU quota, rounded up (a
+    container's ``--cpus``, a Kubernetes CPU limit)."""
     try:
-        return len(os.sched_getaffinity(0))
+        cpus = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):  # not Linux
-        return os.cpu_count() or 1
+        cpus = os.cpu_count() or 1
+    try:
+        quota, period = cpu_max.read_text().split()[:2]
+        if quota != "max":
+            cpus = min(cpus, max(1, math.ceil(int(quota) / int(period))))
+    except (OSError, ValueError):  # no cgroup v2 here, or no quota
+        pass
+    return cpus
 
 
 def log_fields() -> dict[str, Any]:

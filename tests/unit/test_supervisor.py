@@ -200,6 +200,20 @@ def test_worker_with_a_bad_process_count_is_one_line_exit_2(value: str) -> None:
     assert len(result.output.splitlines()) == 1
 
 
+def test_usable_cpus_honour_a_cgroup_cpu_quota(tmp_path: Path) -> None:
+    from processor.kafka.supervisor import usable_cpus
+
+    affinity = len(os.sched_getaffinity(0))
+    cpu_max = tmp_path / "cpu.max"
+    assert usable_cpus(tmp_path / "absent") == affinity
+    cpu_max.write_text("max 100000\n")
+    assert usable_cpus(cpu_max) == affinity
+    cpu_max.write_text("50000 100000\n")  # half a CPU: one process
+    assert usable_cpus(cpu_max) == 1
+    cpu_max.write_text(f"{(affinity + 3) * 100000} 100000\n")  # more than it may run on
+    assert usable_cpus(cpu_max) == affinity
+
+
 def test_a_worker_process_logs_its_index(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(CHILD_ENV, "3")
     assert log_fields() == {"process": 3}
