@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import gc
+import inspect
 import linecache
 import traceback
 from typing import Any
@@ -39,6 +40,7 @@ def test_generated_functions_of_one_label_get_file_names_of_their_own() -> None:
     names = (first.__code__.co_filename, second.__code__.co_filename)
     assert names[0] != names[1]
     assert [linecache.getline(name, 2) for name in names] == ["    return x + 1\n"] * 2
+    assert inspect.getsource(second) == source_of(second)  # what pdb's `ll` shows
 
 
 def test_when_a_generated_function_is_collected_then_its_source_leaves_linecache() -> None:
