@@ -306,6 +306,7 @@ class Supervisor:
         return env
 
     async def _start(self, child: Child) -> None:
+        self.policy.started(child.index, self.clock())  # also when the start fails
         child.data_dir.mkdir(parents=True, exist_ok=True)
         if child.stats_file is not None:
             child.stats_file.unlink(missing_ok=True)
@@ -316,7 +317,6 @@ class Supervisor:
             start_new_session=True,  # a terminal's Ctrl-C reaches the supervisor only
             preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
         )
-        self.policy.started(child.index, self.clock())
         child.state = "running"
         log.info("process %d started (pid %d)", child.index, child.proc.pid)
 
@@ -326,22 +326,34 @@ class Supervisor:
             add_stats(self.retired, _read_json(child.stats_file))
             child.stats_file.unlink(missing_ok=True)
 
+    async def _run_once(self, child: Child) -> int | None:
+        """One run of the process: its exit code, or None when it was stopped (or stopped
+        by itself while the others were being stopped)."""
+        try:
+            await self._start(child)
+        except OSError as exc:  # no such interpreter, no more processes, a read-only disk
+            log.error("process %d could not be started: %s", child.index, exc)
+            return 1
+        assert child.proc is not None  # noqa: S101 - just started
+        exited = asyncio.ensure_future(child.proc.wait())
+        stopping = asyncio.ensure_future(self._stopping.wait())
+        await asyncio.wait({exited, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        if not exited.done():
+            await self._stop(child, exited)
+            return None
+        code = child.last_code = exited.result()
+        if self._stopping.is_set():  # exited as the others were told to stop
+            child.clean = code == 0
+            return None
+        return code
+
     async def _keep(self, child: Child) -> None:
         """Start the process, and again after each exit, until stopping (then stop it) or
         giving up."""
         while not self._stopping.is_set():
-            await self._start(child)
-            assert child.proc is not None  # noqa: S101 - just started
-            exited = asyncio.ensure_future(child.proc.wait())
-            stopping = asyncio.ensure_future(self._stopping.wait())
-            await asyncio.wait({exited, stopping}, return_when=asyncio.FIRST_COMPLETED)
-            stopping.cancel()
-            if not exited.done():
-                await self._stop(child, exited)
-                return
-            code = child.last_code = exited.result()
-            if self._stopping.is_set():  # exited as the others were told to stop
-                child.clean = code == 0
+            code = await self._run_once(child)
+            if code is None:
                 return
             self._retire(child)
             decision = self.policy.exited(child.index, self.clock())

@@ -295,6 +295,16 @@ def test_a_process_that_keeps_crashing_makes_the_supervisor_give_up_with_its_cod
     assert stats["in"] % 5 == 0
 
 
+def test_a_process_that_cannot_be_started_makes_the_supervisor_give_up(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    supervisor = _supervisor(tmp_path, 2, partitions="2")
+    supervisor.command = [str(tmp_path / "no-such-interpreter")]
+    assert _run(supervisor) == 1
+    assert "could not be started" in caplog.text
+    assert "giving up" in caplog.text
+
+
 def test_sigterm_stops_every_process_and_exits_0_when_they_stop_cleanly(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
