@@ -61,8 +61,6 @@ WORKER_COMMAND = ("-m", "processor", "worker")
 _PR_SET_PDEATHSIG = 1
 _SCRAPE_TIMEOUT = 2.0
 _STATS_EVERY = 0.1  # a reader's count lags a worker's by this more
-
-
 CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
 
 
