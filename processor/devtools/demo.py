@@ -28,6 +28,7 @@ import orjson
 
 from processor.devtools import synth
 from processor.devtools.broker import EmbeddedBroker
+from processor.kafka.read import read_topic
 from processor.kafka.settings import Settings
 from processor.pipeline.outcome import Route
 
@@ -136,31 +137,6 @@ def produce_placed(
     """Like :func:`produce`, returning each record's (partition, offset), in input order
     (a None value is a tombstone)."""
     return asyncio.run(_produce(broker, records))
-
-
-def read_topic(
-    broker: str, topic: str, *, limit: int | None = None, timeout: float = 5.0
-) -> list[Any]:
-    """Every record of ``topic`` (kafka-python consumer, from the beginning, no group)."""
-    from kafka import KafkaConsumer
-
-    consumer = KafkaConsumer(
-        topic,
-        bootstrap_servers=broker,
-        group_id=None,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        consumer_timeout_ms=int(timeout * 1000),
-    )
-    records: list[Any] = []
-    try:
-        for record in consumer:
-            records.append(record)
-            if limit is not None and len(records) >= limit:
-                break
-    finally:
-        consumer.close()
-    return records
 
 
 @dataclass
@@ -373,7 +349,9 @@ def _sample(
     identifiers and a coarsened location; counts the (source, city) of the records read."""
     topic = settings.output_topics[Route.RECOMMENDATION]
     located = fallback = None
-    for record in read_topic(broker, topic, limit=2000, timeout=3.0):
+    for record in read_topic(broker, topic, limit=2000):
+        if record.value is None:
+            continue
         with contextlib.suppress(orjson.JSONDecodeError):
             value = orjson.loads(record.value)
             location = value.get("location")

@@ -28,10 +28,10 @@ from processor.devtools.demo import (
     WORKER_COMMAND,
     WorkerProcess,
     produce_placed,
-    read_topic,
     start_worker,
 )
 from processor.devtools.synth import CONSENT
+from processor.kafka.read import Record, read_topic
 from processor.kafka.settings import Settings
 from processor.kafka.worker import prepare_topics
 from processor.ops.scan import Finding, LeakScanner
@@ -106,8 +106,10 @@ class Stack:
             lambda: f"processed {self.processed()} of {n}; logs in {self.workdir}",
         )
 
-    def output(self, route: Route, timeout: float = 2.0) -> list[Any]:
-        return read_topic(self.broker.address, self.settings.output_topics[route], timeout=timeout)
+    def output(self, route: Route, timeout: float = 2.0) -> list[Record]:
+        """The route's topic read to its end (nothing new for ``timeout`` seconds)."""
+        topic = self.settings.output_topics[route]
+        return list(read_topic(self.broker.address, topic, idle=timeout))
 
     def output_lines(self) -> list[bytes]:
         """Every record of every output topic and of the consent changelog as one JSON line
@@ -126,7 +128,7 @@ class Stack:
                     )
                 )
         changelog = self.settings.changelog_topic
-        for record in read_topic(self.broker.address, changelog, timeout=1.0):
+        for record in read_topic(self.broker.address, changelog, idle=1.0):
             lines.append(
                 orjson.dumps({"key": orjson.loads(record.key), "value": orjson.loads(record.value)})
             )

@@ -9,7 +9,8 @@ import pytest
 from click.testing import CliRunner
 
 from processor.cli import main
-from processor.devtools.demo import produce, read_topic
+from processor.devtools.demo import produce
+from processor.kafka.read import read_topic
 from processor.kafka.replay import RUN_HEADER, Replayer
 from processor.pipeline.outcome import Route, SourceRef
 from processor.pipeline.process import Pipeline
@@ -78,7 +79,7 @@ def test_replay_routes_fixed_records_again_and_requarantines_bad_ones(stack: Sta
     assert orjson.loads(again.value)["error"] == "bad_json"
     assert dict(again.headers)[RUN_HEADER] == report.run_id.encode()
     consent_topic = settings.input_topics["consent"]
-    consent = read_topic(stack.broker.address, consent_topic, timeout=1.0)
+    consent = read_topic(stack.broker.address, consent_topic, idle=1.0)
     assert sorted(orjson.loads(r.value)["user_id"] for r in consent) == ["u1", "u2"]  # handed back
 
     # a second run continues after the committed offsets: only the re-quarantined record
