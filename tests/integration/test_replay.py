@@ -11,7 +11,8 @@ from click.testing import CliRunner
 from processor.cli import main
 from processor.devtools.demo import produce
 from processor.kafka.read import read_topic
-from processor.kafka.replay import RUN_HEADER, Replayer
+from processor.kafka.replay import Replayer
+from processor.ops.replay import RUN_HEADER
 from processor.pipeline.outcome import Route, SourceRef
 from processor.pipeline.process import Pipeline
 from tests.integration.conftest import Stack, by_item, consent_json, event_json
