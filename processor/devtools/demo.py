@@ -28,6 +28,7 @@ import orjson
 
 from processor.devtools import synth
 from processor.devtools.broker import EmbeddedBroker
+from processor.devtools.keyring import make_keyring
 from processor.kafka.read import read_topic
 from processor.kafka.settings import Settings
 from processor.pipeline.outcome import Route
@@ -221,18 +222,6 @@ def run_demo(
     return 0 if accounted >= report.fed else 1
 
 
-def _make_keyring(workdir: Path) -> tuple[Path, Path]:
-    from keys import Keyring, MasterKey, generate_master_key, save_keyring
-
-    master_file = workdir / "master.key"
-    keyring_file = workdir / "keyring.sealed"
-    master_text = generate_master_key()
-    master_file.write_text(master_text)
-    master_file.chmod(0o600)
-    save_keyring(keyring_file, Keyring.generate(), MasterKey.from_base64(master_text, "demo"))
-    return keyring_file, master_file
-
-
 def _run(
     console: Any,
     workdir: Path,
@@ -247,7 +236,7 @@ def _run(
     from processor.kafka.worker import prepare_topics
 
     started = time.monotonic()
-    keyring_file, master_file = _make_keyring(workdir)
+    keyring_file, master_file = make_keyring(workdir)
     console.print(
         f"[bold]pseudostream demo[/bold]: {events:,} synthetic events, {users:,} users, "
         f"{partitions} partitions, {workers} worker(s)"

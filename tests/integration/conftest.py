@@ -22,7 +22,7 @@ import orjson
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from keys import Keyring, MasterKey, generate_master_key, load_keyring_from, save_keyring
+from keys import Keyring, load_keyring_from
 from processor.devtools.broker import EmbeddedBroker
 from processor.devtools.demo import (
     WORKER_COMMAND,
@@ -30,6 +30,7 @@ from processor.devtools.demo import (
     produce_placed,
     start_worker,
 )
+from processor.devtools.keyring import make_keyring
 from processor.devtools.synth import CONSENT
 from processor.kafka.read import Record, read_topic
 from processor.kafka.settings import Settings
@@ -52,14 +53,7 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]
 
 @pytest.fixture(scope="session")
 def keyring_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    directory = tmp_path_factory.mktemp("keys")
-    master_text = generate_master_key()
-    master = directory / "master.key"
-    master.write_text(master_text)
-    master.chmod(0o600)  # a secret file others can read gives a warning
-    keyring = directory / "keyring.sealed"
-    save_keyring(keyring, Keyring.generate(), MasterKey.from_base64(master_text, "test"))
-    return keyring, master
+    return make_keyring(tmp_path_factory.mktemp("keys"))
 
 
 @dataclass

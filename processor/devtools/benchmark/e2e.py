@@ -46,6 +46,7 @@ from processor.devtools.benchmark import machine
 from processor.devtools.benchmark.loops import OUTPUT_ROUTES
 from processor.devtools.broker import EmbeddedBroker
 from processor.devtools.demo import WorkerProcess, produce, start_worker
+from processor.devtools.keyring import make_keyring
 from processor.errors import PseudostreamError
 from processor.kafka.topics import TopicSpec, create_topics
 
@@ -152,8 +153,6 @@ class Bed:
 @contextlib.contextmanager
 def bench_bed(plan: Plan) -> Iterator[Bed]:
     """A fresh broker (stopped at the end, also on errors) and a keyring for the worker."""
-    from processor.devtools.demo import _make_keyring
-
     with contextlib.ExitStack() as stack:
         workdir = plan.workdir
         if workdir is None:
@@ -161,7 +160,7 @@ def bench_bed(plan: Plan) -> Iterator[Bed]:
                 stack.enter_context(tempfile.TemporaryDirectory(prefix="pseudostream-bench-"))
             )
         workdir.mkdir(parents=True, exist_ok=True)
-        keyring_file, master_file = _make_keyring(workdir)
+        keyring_file, master_file = make_keyring(workdir)
         broker = EmbeddedBroker(log_file=workdir / "tansu.log").start()
         stack.callback(broker.stop)
         yield Bed(
