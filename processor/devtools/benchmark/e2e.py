@@ -368,7 +368,7 @@ def run_once(
     return result
 
 
-def _round_line(round_no: int, rounds: int, kind: str, run: Mapping[str, Any]) -> str:
+def round_line(round_no: int, rounds: int, kind: str, run: Mapping[str, Any]) -> str:
     line = (
         f"round {round_no}/{rounds} {kind:<18} {run['events_per_second']:>8,} events/s  "
         f"client {run['client_cpu_us_per_event']} µs/event, broker {run['broker_cpu_us_per_event']} µs/event"
@@ -611,7 +611,7 @@ def run_e2e(
                 )
                 run["round"] = round_no
                 runs.append(run)
-                say(_round_line(round_no, plan.rounds, kind, run))
+                say(round_line(round_no, plan.rounds, kind, run))
         medians = summarize(runs)
         result: dict[str, Any] = {"benchmark": "e2e", **_header(plan, records, bed)}
         result["runs"] = runs
