@@ -10,7 +10,6 @@ events/s, and a clean record next to its raw input. Everything it started is sto
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import signal
@@ -29,6 +28,7 @@ import orjson
 from processor.devtools import synth
 from processor.devtools.broker import EmbeddedBroker
 from processor.devtools.keyring import make_keyring
+from processor.kafka.produce import produce
 from processor.kafka.read import read_topic
 from processor.kafka.settings import Settings
 from processor.pipeline.outcome import Route
@@ -103,41 +103,6 @@ def start_worker(
             start_new_session=True,  # Ctrl-C reaches the demo only; it stops the child itself
         )
     return WorkerProcess(index, proc, stats_file, log_file)
-
-
-async def _produce(
-    broker: str, records: Iterable[tuple[str, bytes | None, bytes | None]]
-) -> list[tuple[int, int]]:
-    from aiokafka import AIOKafkaProducer
-
-    producer = AIOKafkaProducer(
-        bootstrap_servers=broker,
-        linger_ms=5,
-        acks="all",
-        max_batch_size=1 << 20,
-        max_request_size=16 << 20,  # the drills feed records over the 1 MiB record limit
-    )
-    await producer.start()
-    try:
-        futures = []
-        for topic, key, value in records:
-            futures.append(await producer.send(topic, value, key=key))
-        return [(m.partition, m.offset) for m in await asyncio.gather(*futures)]
-    finally:
-        await producer.stop()
-
-
-def produce(broker: str, records: Iterable[tuple[str, bytes | None, bytes]]) -> int:
-    """Produce (topic, key, value) records with aiokafka; returns the count acknowledged."""
-    return len(produce_placed(broker, records))
-
-
-def produce_placed(
-    broker: str, records: Iterable[tuple[str, bytes | None, bytes | None]]
-) -> list[tuple[int, int]]:
-    """Like :func:`produce`, returning each record's (partition, offset), in input order
-    (a None value is a tombstone)."""
-    return asyncio.run(_produce(broker, records))
 
 
 @dataclass

@@ -27,11 +27,11 @@ from processor.devtools.broker import EmbeddedBroker
 from processor.devtools.demo import (
     WORKER_COMMAND,
     WorkerProcess,
-    produce_placed,
     start_worker,
 )
 from processor.devtools.keyring import make_keyring
 from processor.devtools.synth import CONSENT
+from processor.kafka.produce import produce_placed
 from processor.kafka.read import Record, read_topic
 from processor.kafka.settings import Settings
 from processor.kafka.worker import prepare_topics

@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from processor.cli import main
-from processor.devtools.demo import produce
+from processor.kafka.produce import produce
 from processor.kafka.read import read_topic
 from processor.kafka.replay import Replayer
 from processor.ops.replay import RUN_HEADER

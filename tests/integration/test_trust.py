@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from processor.cli import main
 from processor.devtools import synth
 from processor.devtools.broker import free_port
-from processor.devtools.demo import produce
+from processor.kafka.produce import produce
 from processor.kafka.read import read_topic
 from processor.pipeline.outcome import Route, SourceRef
 from processor.pipeline.process import Pipeline

@@ -19,8 +19,9 @@ from pathlib import Path
 
 from processor.devtools import synth
 from processor.devtools.broker import EmbeddedBroker
-from processor.devtools.demo import produce, start_worker
+from processor.devtools.demo import start_worker
 from processor.devtools.keyring import make_keyring
+from processor.kafka.produce import produce
 from processor.kafka.settings import Settings
 from processor.kafka.worker import prepare_topics
 

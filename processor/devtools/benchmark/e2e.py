@@ -45,9 +45,10 @@ from processor.devtools import synth
 from processor.devtools.benchmark import machine
 from processor.devtools.benchmark.loops import OUTPUT_ROUTES
 from processor.devtools.broker import EmbeddedBroker
-from processor.devtools.demo import WorkerProcess, produce, start_worker
+from processor.devtools.demo import WorkerProcess, start_worker
 from processor.devtools.keyring import make_keyring
 from processor.errors import PseudostreamError
+from processor.kafka.produce import produce
 from processor.kafka.topics import TopicSpec, create_topics
 
 CONTENDERS = ("passthrough", "quix", "worker")
