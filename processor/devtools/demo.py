@@ -28,9 +28,9 @@ import orjson
 from processor.devtools import synth
 from processor.devtools.broker import EmbeddedBroker
 from processor.devtools.keyring import make_keyring
-from processor.kafka.produce import produce
 from processor.kafka.read import read_topic
 from processor.kafka.settings import Settings
+from processor.kafka.write import produce
 from processor.pipeline.outcome import Route
 
 _WAIT_SECONDS = 90.0

@@ -31,10 +31,10 @@ from processor.devtools.demo import (
 )
 from processor.devtools.keyring import make_keyring
 from processor.devtools.synth import CONSENT
-from processor.kafka.produce import produce_placed
 from processor.kafka.read import Record, read_topic
 from processor.kafka.settings import Settings
 from processor.kafka.worker import prepare_topics
+from processor.kafka.write import produce_placed
 from processor.ops.scan import Finding, LeakScanner
 from processor.pipeline.consent import MemoryConsentState
 from processor.pipeline.outcome import Route, SourceRef

@@ -8,9 +8,9 @@ import uuid
 import pytest
 
 from processor.devtools.broker import EmbeddedBroker, free_port
-from processor.kafka.produce import produce_placed
 from processor.kafka.read import TopicNotFoundError, read_topic
 from processor.kafka.topics import BrokerError, TopicSpec, create_topics
+from processor.kafka.write import produce_placed
 
 
 def new_topic(broker: EmbeddedBroker, partitions: int = 3) -> str:

@@ -9,9 +9,9 @@ import pytest
 from click.testing import CliRunner
 
 from processor.cli import main
-from processor.kafka.produce import produce
 from processor.kafka.read import read_topic
 from processor.kafka.replay import Replayer
+from processor.kafka.write import produce
 from processor.ops.replay import RUN_HEADER
 from processor.pipeline.outcome import Route, SourceRef
 from processor.pipeline.process import Pipeline

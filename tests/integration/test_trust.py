@@ -12,8 +12,8 @@ from click.testing import CliRunner
 from processor.cli import main
 from processor.devtools import synth
 from processor.devtools.broker import free_port
-from processor.kafka.produce import produce
 from processor.kafka.read import read_topic
+from processor.kafka.write import produce
 from processor.pipeline.outcome import Route, SourceRef
 from processor.pipeline.process import Pipeline
 from processor.pipeline.quarantine import Sealer, request_bytes

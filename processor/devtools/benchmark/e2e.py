@@ -48,8 +48,8 @@ from processor.devtools.broker import EmbeddedBroker
 from processor.devtools.demo import WorkerProcess, start_worker
 from processor.devtools.keyring import make_keyring
 from processor.errors import PseudostreamError
-from processor.kafka.produce import produce
 from processor.kafka.topics import TopicSpec, create_topics
+from processor.kafka.write import produce
 
 CONTENDERS = ("passthrough", "quix", "worker")
 BROKER_FLOOR = "broker-one-hop"  # the latency runs' reference: no contender, one broker hop
