@@ -1,4 +1,4 @@
-"""The package layout holds: imports go down the table, never up (README.md, "Layout").
+"""The package layout holds: imports go down the table, never up (docs/design.md, "Packages").
 
 Bottom to top: ``processor/errors.py`` (the shared leaf), ``pipeline/`` (pure stages),
 ``ops/``, ``kafka/`` (the only code, with ``devtools/``, that imports a Kafka client),
