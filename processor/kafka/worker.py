@@ -51,13 +51,13 @@ from processor.kafka.adstats import (
 )
 from processor.kafka.devicelinks import DeviceLinkTable, start_reader
 from processor.kafka.settings import Settings
+from processor.kafka.web import install_pages
 from processor.ops.audit import append_audit
 from processor.ops.canary import LeakCanary
 from processor.ops.metrics import (
     KeyAge,
     PartitionOffsets,
     WorkerMetrics,
-    install_pages,
     partition_end,
 )
 from processor.ops.stall import ProgressWatch, Watched

@@ -1,4 +1,4 @@
-"""Prometheus metrics of the worker, and its ``/metrics``, ``/health`` and ``/ready`` pages.
+"""Prometheus metrics of the worker (its pages are :mod:`processor.kafka.web`).
 
 Counted per batch in the batch handler, never per event where it can be helped. Labels are
 topic names, reason codes, domains, key ids and partition numbers: never a value taken from
@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import bisect
 import math
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 from prometheus_client import (
     CollectorRegistry,
@@ -378,37 +378,12 @@ class WorkerMetrics:
         return generate_latest(self.registry)
 
 
-def install_pages(
-    app: Any, metrics: WorkerMetrics, readiness: Callable[[], Mapping[str, bool]]
-) -> None:
-    """``/metrics`` (Prometheus text), ``/health`` (the process and its event loop answer)
-    and ``/ready`` (200 only when every readiness check passes, else 503) on faust's web
-    server."""
-    from faust import web
-
-    async def metrics_page(self: web.View, request: web.Request) -> web.Response:
-        return self.bytes(metrics.exposition(), content_type=CONTENT_TYPE)
-
-    async def health_page(self: web.View, request: web.Request) -> web.Response:
-        return self.json({"status": "ok"})
-
-    async def ready_page(self: web.View, request: web.Request) -> web.Response:
-        checks = dict(readiness())
-        ready = all(checks.values())
-        return self.json({"ready": ready, "checks": checks}, status=200 if ready else 503)
-
-    app.page("/metrics", name="pseudostream-metrics")(metrics_page)
-    app.page("/health", name="pseudostream-health")(health_page)
-    app.page("/ready", name="pseudostream-ready")(ready_page)
-
-
 __all__ = [
     "BulkHistogram",
     "KeyAge",
     "PartitionOffsets",
     "WorkerMetrics",
     "WorkerView",
-    "install_pages",
     "partition_end",
     "partition_lag",
 ]

@@ -45,9 +45,11 @@ from processor.devtools import synth
 from processor.devtools.benchmark import machine
 from processor.devtools.benchmark.loops import OUTPUT_ROUTES
 from processor.devtools.broker import EmbeddedBroker
-from processor.devtools.demo import WorkerProcess, produce, start_worker
+from processor.devtools.demo import WorkerProcess, start_worker
+from processor.devtools.keyring import make_keyring
 from processor.errors import PseudostreamError
 from processor.kafka.topics import TopicSpec, create_topics
+from processor.kafka.write import produce
 
 CONTENDERS = ("passthrough", "quix", "worker")
 BROKER_FLOOR = "broker-one-hop"  # the latency runs' reference: no contender, one broker hop
@@ -152,8 +154,6 @@ class Bed:
 @contextlib.contextmanager
 def bench_bed(plan: Plan) -> Iterator[Bed]:
     """A fresh broker (stopped at the end, also on errors) and a keyring for the worker."""
-    from processor.devtools.demo import _make_keyring
-
     with contextlib.ExitStack() as stack:
         workdir = plan.workdir
         if workdir is None:
@@ -161,7 +161,7 @@ def bench_bed(plan: Plan) -> Iterator[Bed]:
                 stack.enter_context(tempfile.TemporaryDirectory(prefix="pseudostream-bench-"))
             )
         workdir.mkdir(parents=True, exist_ok=True)
-        keyring_file, master_file = _make_keyring(workdir)
+        keyring_file, master_file = make_keyring(workdir)
         broker = EmbeddedBroker(log_file=workdir / "tansu.log").start()
         stack.callback(broker.stop)
         yield Bed(
@@ -376,7 +376,7 @@ def run_once(
     return result
 
 
-def _round_line(round_no: int, rounds: int, kind: str, run: Mapping[str, Any]) -> str:
+def round_line(round_no: int, rounds: int, kind: str, run: Mapping[str, Any]) -> str:
     line = (
         f"round {round_no}/{rounds} {kind:<18} {run['events_per_second']:>8,} events/s  "
         f"client {run['client_cpu_us_per_event']} µs/event, broker {run['broker_cpu_us_per_event']} µs/event"
@@ -619,7 +619,7 @@ def run_e2e(
                 )
                 run["round"] = round_no
                 runs.append(run)
-                say(_round_line(round_no, plan.rounds, kind, run))
+                say(round_line(round_no, plan.rounds, kind, run))
         medians = summarize(runs)
         result: dict[str, Any] = {"benchmark": "e2e", **_header(plan, records, bed)}
         result["runs"] = runs
