@@ -21,7 +21,7 @@ from processor.devtools import synth
 from processor.devtools.broker import EmbeddedBroker
 from processor.devtools.demo import produce, start_worker
 from processor.kafka.settings import Settings
-from processor.kafka.worker import prepare_topics
+from processor.kafka.topics import prepare_topics
 
 
 def run_once(

@@ -20,7 +20,7 @@ def worker(config_file: Path | None, show_settings: bool) -> None:
     Consumes raw.behaviour, raw.device and consent; produces clean.recommendation,
     clean.ad-analytics, erasure.recommendation, erasure.ad-analytics and quarantine. See docs/worker.md for every setting.
     """
-    from processor.kafka import worker as worker_module
+    from processor.kafka import startup
     from processor.kafka.settings import Settings
 
     settings = Settings.load(config_file=config_file)
@@ -28,8 +28,8 @@ def worker(config_file: Path | None, show_settings: bool) -> None:
         for name, value in settings.public().items():
             click.echo(f"{name} = {value}")
         return
-    worker_module.setup_logging(settings.log_level)
-    raise SystemExit(worker_module.run(settings))
+    startup.setup_logging(settings.log_level)
+    raise SystemExit(startup.run(settings))
 
 
 @main.command()

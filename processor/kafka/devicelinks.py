@@ -20,8 +20,9 @@ from typing import Any
 
 import orjson
 
-from processor.kafka.adstats import ChangelogEntry, apply_to_store, changelog_table, store_dict
+from processor.kafka.produce import ChangelogEntry
 from processor.kafka.settings import Settings
+from processor.kafka.tables import apply_to_store, changelog_table, memory_store, store_dict
 from processor.pipeline.devices import DeviceLink
 
 _EMPTY_FETCHES_AT_END = 3  # Tansu's end offsets can be a batch short: read until quiet
@@ -53,8 +54,8 @@ class DeviceLinkTable:
             app, "devices", settings.devices_changelog_topic, settings.partitions
         )
         self._settings = settings
-        self._store = self.table.data
-        self._dict = store_dict(self.table.data)
+        self._store = memory_store(self.table)
+        self._dict = store_dict(self._store)
         self._key_of = key_of
         self._erased: set[str] = set()
         self._erased_topic = settings.erased_topic

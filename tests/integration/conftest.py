@@ -33,7 +33,7 @@ from processor.devtools.demo import (
 )
 from processor.devtools.synth import CONSENT
 from processor.kafka.settings import Settings
-from processor.kafka.worker import prepare_topics
+from processor.kafka.topics import prepare_topics
 from processor.ops.scan import Finding, LeakScanner
 from processor.pipeline.consent import MemoryConsentState
 from processor.pipeline.outcome import Route, SourceRef

@@ -56,16 +56,15 @@ def leaky_policy() -> Policy:
 
 
 def main() -> int:
+    from processor.kafka.keywatch import load_keyring
     from processor.kafka.settings import Settings
-    from processor.kafka.worker import StreamWorker, load_keyring, setup_logging
-    from processor.pipeline.process import Pipeline
+    from processor.kafka.startup import setup_logging
+    from processor.kafka.worker import StreamWorker
 
     settings = Settings.load()
     setup_logging(settings.log_level)
-    keyring = load_keyring(settings)
-    pipeline = Pipeline(keyring, policy=leaky_policy(), max_record_bytes=settings.max_record_bytes)
-    worker = StreamWorker(settings, keyring, pipeline=pipeline)
-    worker.topics_present = True  # the test's stack created them
+    worker = StreamWorker(settings, load_keyring(settings), policy=leaky_policy())
+    worker.view.topics_present = True  # the test's stack created them
     return worker.run()
 
 
