@@ -143,7 +143,7 @@ class Checkpoint:
         except Exception as exc:
             self._failed(exc)
 
-    def hold(self, submitted: Submitted) -> Submitted | None:
+    def hold(self, submitted: Submitted | None) -> Submitted | None:
         """Make ``submitted`` the batch in flight; returns the one before it (to settle)."""
         previous, self.in_flight = self.in_flight, submitted
         return previous

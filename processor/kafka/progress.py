@@ -24,6 +24,18 @@ if TYPE_CHECKING:
 log = logging.getLogger("pseudostream.worker")
 
 EXIT_STALLED = 70
+# test seam (tests/integration/test_drills.py): "topic:partition" whose fetched records the
+# worker drops unhandled, the way the fetch loop once did after a rebalance
+TEST_STALL_ENV = "PSEUDOSTREAM_TEST_STALL_PARTITION"
+
+
+def stall_seam_partition(value: str | None) -> tuple[str, int] | None:
+    """The test seam's ``topic:partition`` (:data:`TEST_STALL_ENV`), or None."""
+    if not value:
+        return None
+    topic, _, partition = value.rpartition(":")
+    log.warning("test seam %s: dropping the records of %s unhandled", TEST_STALL_ENV, value)
+    return topic, int(partition)
 
 
 class StallWatch:

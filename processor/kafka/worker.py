@@ -24,6 +24,7 @@ import logging
 import os
 import time
 from collections import Counter
+from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any, NoReturn, cast
 
 from processor.kafka.adstats import AdStatsTable, check_schedule_fits_windows
@@ -34,8 +35,8 @@ from processor.kafka.clock import SYSTEM_CLOCK, Clock
 from processor.kafka.devicelinks import DeviceLinkTable
 from processor.kafka.keywatch import KeyringWatcher
 from processor.kafka.metricsview import MetricsView
-from processor.kafka.produce import Producer
-from processor.kafka.progress import StallWatch
+from processor.kafka.produce import ChangelogEntry, Producer, Send
+from processor.kafka.progress import TEST_STALL_ENV, StallWatch, stall_seam_partition
 from processor.kafka.recovery import catch_up_after_recovery, in_recovery
 from processor.kafka.settings import Settings
 from processor.kafka.statsfile import (
@@ -64,9 +65,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("pseudostream.worker")
 
 EXIT_DELIVERY_FAILED = 75
-# test seam (tests/integration/test_drills.py): "topic:partition" whose fetched records the
-# worker drops unhandled, the way the fetch loop once did after a rebalance
-TEST_STALL_ENV = "PSEUDOSTREAM_TEST_STALL_PARTITION"
 
 
 class StreamWorker:
@@ -142,7 +140,7 @@ class StreamWorker:
             self.app, s, self.view, self.metrics, clock, self._exit_now, self.fast_path
         )
         self.app.timer(1.0, name="pseudostream.progress")(self.stalls.check)
-        self._test_stall = _test_stall_partition(os.environ.get(TEST_STALL_ENV))
+        self._test_stall = stall_seam_partition(os.environ.get(TEST_STALL_ENV))
         self.keyring_watch = KeyringWatcher(s, self._use_keyring, self._check_keyring)
         if s.keyring is not None and s.keyring_reload_interval > 0:
             self.app.timer(s.keyring_reload_interval, name="pseudostream.keyring_reload")(
@@ -218,7 +216,7 @@ class StreamWorker:
             # not acked, so never committed; forget them so a shutdown does not wait for them
             self.checkpoint.forget(current)
             raise
-        previous = self.checkpoint.hold(submitted) if submitted is not None else None
+        previous = self.checkpoint.hold(submitted)
         if previous is not None:
             await self._settle_and_ack(previous)
 
@@ -265,8 +263,7 @@ class StreamWorker:
         done = self.batches.run(messages)
         t1 = self.clock.monotonic()
         cpu1 = time.thread_time()
-        futures, topics_out = await self.checkpoint.submit(done.sends, done.changelog)
-        counters.counts.update({"out:" + topic: n for topic, n in topics_out.items()})
+        futures, topics_out = await self._submit(done.sends, done.changelog)
         counters.cpu["pipeline"] += cpu1 - cpu0
         counters.cpu["produce"] += time.thread_time() - cpu1
         counters.seconds["pipeline"] += t1 - now
@@ -282,6 +279,13 @@ class StreamWorker:
             done.event_times,
             now,
         )
+
+    async def _submit(
+        self, sends: list[Send], changelog: list[ChangelogEntry]
+    ) -> tuple[list[Awaitable[Any]], Counter[str]]:
+        futures, topics_out = await self.checkpoint.submit(sends, changelog)
+        self.counters.counts.update({"out:" + topic: n for topic, n in topics_out.items()})
+        return futures, topics_out
 
     async def settle_batch(self, submitted: Submitted) -> None:
         """Await the batch's deliveries (a failure ends the process), then count it."""
@@ -316,7 +320,7 @@ class StreamWorker:
             return  # stopping: the producer may be gone, and a failed delivery exits 75
         sends, changelog = self.ad_stats.flush(*self.view.partitions_read())
         if sends or changelog:
-            futures, _ = await self.checkpoint.submit(sends, changelog)
+            futures, _ = await self._submit(sends, changelog)
             await self.checkpoint.settle(futures)
             self._stats_dirty = True
 
@@ -383,12 +387,3 @@ class StreamWorker:
         except SystemExit as exc:
             return int(exc.code or 0) if not isinstance(exc.code, str) else 1
         return 0
-
-
-def _test_stall_partition(value: str | None) -> tuple[str, int] | None:
-    """The test seam's ``topic:partition`` (:data:`TEST_STALL_ENV`), or None."""
-    if not value:
-        return None
-    topic, _, partition = value.rpartition(":")
-    log.warning("test seam %s: dropping the records of %s unhandled", TEST_STALL_ENV, value)
-    return topic, int(partition)
