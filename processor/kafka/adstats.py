@@ -24,7 +24,7 @@ import orjson
 from keys import RotationSchedule
 from processor.errors import ConfigError
 from processor.kafka.clock import SYSTEM_CLOCK, Clock
-from processor.kafka.produce import ChangelogEntry, Send
+from processor.kafka.produce import ChangelogEntry
 from processor.kafka.settings import Settings
 from processor.kafka.tables import (
     apply_to_store,
@@ -33,6 +33,7 @@ from processor.kafka.tables import (
     memory_store,
     store_dict,
 )
+from processor.pipeline.outcome import Send
 from processor.pipeline.stats import SCHEMA, Change, StatsAggregator
 
 _HEADERS = (("schema", SCHEMA.encode()),)

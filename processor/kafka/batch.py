@@ -11,8 +11,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from processor.kafka.produce import ChangelogEntry, Send
-from processor.pipeline.outcome import Route, SourceRef
+from processor.kafka.produce import ChangelogEntry
+from processor.pipeline.outcome import Route, Send, SourceRef, sends_of
 
 if TYPE_CHECKING:
     from faust.types import TP, Message
@@ -31,10 +31,8 @@ class Processed:
     messages: list[Message]  # in the order processed
     sends: list[Send]
     changelog: list[ChangelogEntry]
+    # the worker's counts of the batch (processor.kafka.statsfile.Counters has the keys)
     tallies: Counter[str]
-    quarantined: Counter[str] = field(default_factory=Counter)
-    suppressed: Counter[str] = field(default_factory=Counter)
-    pseudonyms: Counter[str] = field(default_factory=Counter)
     event_times: list[int] = field(default_factory=list)  # valid events' own times, ms
 
 
@@ -68,11 +66,11 @@ class BatchRunner:
         self.keys_changed()
 
     def keys_changed(self) -> None:
-        """The metrics count pseudonyms by the ``"<key id>:`` prefix of each route's key."""
+        """Pseudonyms are counted by the ``"<key id>:`` prefix of each route's key."""
         pipeline = self.pipeline
         self._pseudonym_prefix = {
             plan.route: (
-                str(plan.domain),
+                f"pseudonyms:{plan.domain}",
                 f'"{pipeline.pseudonymizers[plan.domain].key_id}:'.encode(),
             )
             for plan in pipeline.policy.routes
@@ -92,11 +90,9 @@ class BatchRunner:
         devices = self._devices
         sends: list[Send] = []
         out_topics = self._out_topics
-        routed = quarantined = suppressed = 0
-        done = Processed(ordered, sends, consent.pending, Counter())
-        reasons_q = done.quarantined
-        reasons_s = done.suppressed
-        pseudonyms = done.pseudonyms
+        # every kind present, also at 0 (the stats file shows all three)
+        tallies: Counter[str] = Counter(dict.fromkeys(("routed", "quarantined", "suppressed"), 0))
+        done = Processed(ordered, sends, consent.pending, tallies)
         event_times = done.event_times
         prefixes = self._pseudonym_prefix
         last_seen = self._last_seen
@@ -123,24 +119,19 @@ class BatchRunner:
                     outcome.records,
                     SourceRef(topic, message.partition, message.offset),
                 )
+            sends += sends_of(outcome.records, out_topics)
             for record in outcome.records:
-                key = record.key.encode() if record.key is not None else None
-                sends.append((out_topics[record.route], key, record.value, record.headers or None))
                 if record.route is ad_route:
                     ad_records.append((message.partition, topic, record.value))
                 domain_prefix = prefixes.get(record.route)
                 if domain_prefix is not None:
-                    pseudonyms[domain_prefix[0]] += record.value.count(domain_prefix[1])
+                    tallies[domain_prefix[0]] += record.value.count(domain_prefix[1])
             if outcome.event_time is not None:
                 event_times.append(outcome.event_time)
-            if outcome.quarantined:
-                quarantined += 1
-                reasons_q[outcome.quarantined] += 1
-            elif outcome.suppressed:
-                suppressed += 1
-                reasons_s[outcome.suppressed] += 1
-            else:
-                routed += 1
+            kind = outcome.counted_as
+            tallies[kind] += 1
+            if kind != "routed":  # and by reason
+                tallies[f"{kind}:{outcome.quarantined or outcome.suppressed}"] += 1
         if devices.pending:  # links and erased identifiers ride with the batch too
             consent.pending += devices.pending
             devices.pending.clear()
@@ -150,13 +141,7 @@ class BatchRunner:
             stats_sends, stats_changelog = self._ad_stats.flush(*self._partitions_read())
             sends += stats_sends
             consent.pending += stats_changelog
-        done.tallies.update(
-            {
-                "in": len(ordered),
-                "routed": routed,
-                "quarantined": quarantined,
-                "suppressed": suppressed,
-                "batches": 1,
-            }
-        )
+        tallies.update({"in": len(ordered), "batches": 1})
+        for topic, n in Counter(m.topic for m in ordered).items():
+            tallies["in:" + topic] = n
         return done

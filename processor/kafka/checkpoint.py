@@ -26,10 +26,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn, cast
 
-from processor.kafka.produce import ChangelogEntry, Producer, Send
+from processor.kafka.produce import ChangelogEntry, Producer
+from processor.pipeline.outcome import Send
 
 if TYPE_CHECKING:
     from faust.transport.drivers.aiokafka import Consumer
@@ -42,12 +43,8 @@ class Submitted(NamedTuple):
     """A batch whose outputs were handed to the producer, not yet acknowledged."""
 
     messages: Sequence[Message]
-    topics_out: Mapping[str, int]  # records handed to the producer, by topic
     futures: list[Awaitable[Any]]
-    tallies: Counter[str]
-    quarantined: Mapping[str, int]
-    suppressed: Mapping[str, int]
-    pseudonyms: Mapping[str, int]
+    tallies: Counter[str]  # what to count once delivered (processor.kafka.statsfile.Counters)
     event_times: list[int]  # of the valid events, ms, for the latency metric
     started: float
 

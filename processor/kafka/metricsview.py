@@ -41,6 +41,9 @@ class MetricsView:
     def pipeline_stats(self) -> Mapping[str, int]:
         return self._worker.pipeline.stats
 
+    def counts(self) -> Mapping[str, int]:
+        return self._worker.counters.counts
+
     def key_ages(self) -> list[KeyAge]:
         from keys import Domain
 

@@ -25,12 +25,12 @@ from collections.abc import Awaitable, Iterable
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
+from processor.pipeline.outcome import Headers, Send
+
 if TYPE_CHECKING:
     from aiokafka import AIOKafkaProducer
     from aiokafka.producer.message_accumulator import BatchBuilder
 
-Headers = tuple[tuple[str, bytes], ...] | None
-Send = tuple[str, bytes | None, bytes, Headers]  # topic, key, value, headers
 ChangelogEntry = tuple[str, bytes, bytes | None, int | None]  # value None: tombstone
 
 
@@ -60,7 +60,12 @@ class BatchWriter:
         self._builders: dict[tuple[str, int], list[BatchBuilder]] = {}
 
     def append(
-        self, topic: str, partition: int, key: bytes | None, value: bytes | None, headers: Headers
+        self,
+        topic: str,
+        partition: int,
+        key: bytes | None,
+        value: bytes | None,
+        headers: Headers | None,
     ) -> None:
         listed = list(headers) if headers else []
         builders = self._builders.get((topic, partition))

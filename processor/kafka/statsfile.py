@@ -18,7 +18,14 @@ DELIVERY_FAILURES_FILE = "delivery-failures"
 
 
 class Counters:
-    """What the worker did, in the stats file and the log; the pipeline's own counts are
+    """What the worker did: the one count of acknowledged batches, which the stats file,
+    the log and the Prometheus metrics (:func:`processor.ops.metrics.counted`) all read.
+
+    ``counts``: ``in`` (input records; ``in:<topic>`` by source topic), ``routed``,
+    ``quarantined`` and ``suppressed`` (``in`` is their sum; the latter two also by reason,
+    ``quarantined:<reason>``), ``out:<topic>`` (output records delivered),
+    ``pseudonyms:<domain>`` (pseudonyms in them), ``batches``. The pipeline's own counts
+    (dropped fields, locations, ... as it processed them) are
     :attr:`processor.pipeline.process.Pipeline.stats`, which the snapshot includes."""
 
     PHASES = ("pipeline", "produce", "settle")

@@ -35,7 +35,7 @@ from processor.kafka.clock import SYSTEM_CLOCK, Clock
 from processor.kafka.devicelinks import DeviceLinkTable
 from processor.kafka.keywatch import KeyringWatcher
 from processor.kafka.metricsview import MetricsView
-from processor.kafka.produce import ChangelogEntry, Producer, Send
+from processor.kafka.produce import ChangelogEntry, Producer
 from processor.kafka.progress import TEST_STALL_ENV, StallWatch, stall_seam_partition
 from processor.kafka.recovery import catch_up_after_recovery, in_recovery
 from processor.kafka.settings import Settings
@@ -51,6 +51,7 @@ from processor.kafka.versions import choose_fast_path
 from processor.ops.audit import append_audit
 from processor.ops.canary import LeakCanary
 from processor.ops.metrics import WorkerMetrics, install_pages
+from processor.pipeline.outcome import Send
 from processor.pipeline.quarantine import request_bytes
 
 if TYPE_CHECKING:
@@ -263,29 +264,20 @@ class StreamWorker:
         done = self.batches.run(messages)
         t1 = self.clock.monotonic()
         cpu1 = time.thread_time()
-        futures, topics_out = await self._submit(done.sends, done.changelog)
+        futures, sent = await self._submit(done.sends, done.changelog)
+        done.tallies.update(sent)
         counters.cpu["pipeline"] += cpu1 - cpu0
         counters.cpu["produce"] += time.thread_time() - cpu1
         counters.seconds["pipeline"] += t1 - now
         counters.seconds["deliver"] += self.clock.monotonic() - t1
-        return Submitted(
-            done.messages,
-            topics_out,
-            futures,
-            done.tallies,
-            done.quarantined,
-            done.suppressed,
-            done.pseudonyms,
-            done.event_times,
-            now,
-        )
+        return Submitted(done.messages, futures, done.tallies, done.event_times, now)
 
     async def _submit(
         self, sends: list[Send], changelog: list[ChangelogEntry]
     ) -> tuple[list[Awaitable[Any]], Counter[str]]:
+        """Hand records to the producer; returns the futures and ``out:<topic>`` counts."""
         futures, topics_out = await self.checkpoint.submit(sends, changelog)
-        self.counters.counts.update({"out:" + topic: n for topic, n in topics_out.items()})
-        return futures, topics_out
+        return futures, Counter({"out:" + topic: n for topic, n in topics_out.items()})
 
     async def settle_batch(self, submitted: Submitted) -> None:
         """Await the batch's deliveries (a failure ends the process), then count it."""
@@ -295,16 +287,12 @@ class StreamWorker:
         await self.checkpoint.settle(submitted.futures)
         t2 = self.clock.monotonic()
         counters.seconds["deliver"] += t2 - t1
-        counters.counts.update(submitted.tallies)  # "in" counts acknowledged input
+        # one count, after the deliveries: the stats file and /metrics both read it
+        counters.counts.update(submitted.tallies)
         counters.last_event = t2
         self._stats_dirty = True
         messages = submitted.messages
         self.metrics.record_batch(
-            topics_in=Counter(m.topic for m in messages),
-            topics_out=submitted.topics_out,
-            quarantined=submitted.quarantined,
-            suppressed=submitted.suppressed,
-            pseudonyms=submitted.pseudonyms,
             seconds=t2 - submitted.started,
             acked=self.clock.wall_ms() / 1000,
             event_times_ms=submitted.event_times,
@@ -320,8 +308,9 @@ class StreamWorker:
             return  # stopping: the producer may be gone, and a failed delivery exits 75
         sends, changelog = self.ad_stats.flush(*self.view.partitions_read())
         if sends or changelog:
-            futures, _ = await self._submit(sends, changelog)
+            futures, sent = await self._submit(sends, changelog)
             await self.checkpoint.settle(futures)
+            self.counters.counts.update(sent)
             self._stats_dirty = True
 
     # -- failures ----------------------------------------------------------------------
