@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -35,6 +35,9 @@ from processor.kafka.tables import (
 )
 from processor.pipeline.outcome import Send
 from processor.pipeline.stats import SCHEMA, Change, StatsAggregator
+
+if TYPE_CHECKING:
+    from faust.types import AppT
 
 _HEADERS = (("schema", SCHEMA.encode()),)
 
@@ -59,7 +62,7 @@ def check_schedule_fits_windows(schedule: RotationSchedule | None, window_s: flo
 class AdStatsTable:
     """The table, the aggregator over its store, and the per-shard activity clock."""
 
-    def __init__(self, app: Any, settings: Settings, clock: Clock = SYSTEM_CLOCK) -> None:
+    def __init__(self, app: AppT, settings: Settings, clock: Clock = SYSTEM_CLOCK) -> None:
         self._clock = clock
         self.topic = settings.ad_stats_topic
         self.topics = tuple(settings.input_topics.values())  # the shard's input streams

@@ -18,10 +18,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 if TYPE_CHECKING:
+    from aiokafka import AIOKafkaConsumer
     from faust.types import TP, AppT, Message
+    from faust.types.transports import TransportT
+    from mode import Service, ServiceT
 
 log = logging.getLogger("pseudostream.worker")
 
@@ -53,15 +56,17 @@ def make_app_class(
 
     class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         def _create_worker_consumer(
-            self, transport: Any
-        ) -> Any:  # private: faust's only hook on the aiokafka consumer it makes
+            self, transport: faust_aiokafka.Transport
+        ) -> AIOKafkaConsumer:  # private: faust's only hook on the aiokafka consumer it makes
             consumer = super()._create_worker_consumer(transport)  # private: as above
             # faust passes a fixed fetch_max_wait_ms=1500; aiokafka reads it at start()
             consumer._fetch_max_wait_ms = fetch_max_wait_ms  # noqa: SLF001 - aiokafka's constructor argument, which faust does not let us set
             return consumer
 
     class BatchConsumer(faust_aiokafka.Consumer):
-        def _new_consumer_thread(self) -> Any:  # private: faust's factory for the thread above
+        def _new_consumer_thread(
+            self,
+        ) -> ConsumerThread:  # private: faust's factory for the thread above
             return ConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
         async def wait_empty(self) -> None:
@@ -163,13 +168,13 @@ def make_app_class(
             return batch, True
 
         async def _drain_messages(
-            self, fetcher: Any
+            self, fetcher: ServiceT
         ) -> None:  # private: faust's fetch loop, replaced
             """faust's fetch loop (``Consumer._drain_messages``), by partition chunk
             (:meth:`_drain_chunk`) instead of by message, handing the source topics' records
             to ``handler`` in batches."""
             consumer_should_stop = self._stopped.is_set  # private: as faust's loop (mode's Service)
-            fetcher_should_stop = fetcher._stopped.is_set  # noqa: SLF001 - as faust's loop
+            fetcher_should_stop = cast("Service", fetcher)._stopped.is_set  # noqa: SLF001 - as faust's loop
             try:
                 while not (consumer_should_stop() or fetcher_should_stop()):
                     batch: list[Message] = []
@@ -201,7 +206,7 @@ def make_app_class(
         Consumer = BatchConsumer
 
     class BatchApp(App):
-        def _new_transport(self) -> Any:  # private: faust's factory for the transport above
+        def _new_transport(self) -> TransportT:  # private: faust's factory for the transport above
             return BatchTransport(self.conf.broker_consumer, self)
 
     return BatchApp

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -24,6 +24,9 @@ from processor.kafka.produce import ChangelogEntry
 from processor.kafka.settings import Settings
 from processor.kafka.tables import apply_to_store, changelog_table, memory_store, store_dict
 from processor.pipeline.devices import DeviceLink
+
+if TYPE_CHECKING:
+    from faust.types import AppT
 
 _EMPTY_FETCHES_AT_END = 3  # Tansu's end offsets can be a batch short: read until quiet
 
@@ -49,7 +52,7 @@ async def start_reader(settings: Settings) -> Any:
 class DeviceLinkTable:
     """:class:`processor.pipeline.devices.DeviceState` for the worker."""
 
-    def __init__(self, app: Any, settings: Settings, key_of: Callable[[str], str]) -> None:
+    def __init__(self, app: AppT, settings: Settings, key_of: Callable[[str], str]) -> None:
         self.table = changelog_table(
             app, "devices", settings.devices_changelog_topic, settings.partitions
         )

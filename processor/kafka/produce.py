@@ -23,13 +23,15 @@ import random
 from collections import Counter
 from collections.abc import Awaitable, Iterable
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from processor.pipeline.outcome import Headers, Send
 
 if TYPE_CHECKING:
     from aiokafka import AIOKafkaProducer
     from aiokafka.producer.message_accumulator import BatchBuilder
+    from faust.transport.drivers.aiokafka import Producer as FaustProducer
+    from faust.types import ProducerT
 
 ChangelogEntry = tuple[str, bytes, bytes | None, int | None]  # value None: tombstone
 
@@ -101,8 +103,9 @@ class BatchWriter:
 class Producer:
     """Hands a batch's records to faust's aiokafka producer."""
 
-    def __init__(self, producer: Any, max_request_bytes: int) -> None:
-        self._faust_producer = producer  # faust's Producer service; its aiokafka one starts later
+    def __init__(self, producer: ProducerT, max_request_bytes: int) -> None:
+        # faust's aiokafka driver's Producer service; its aiokafka producer starts later
+        self._faust_producer = cast("FaustProducer", producer)
         self._max_request_bytes = max_request_bytes
 
     def _aiokafka(self) -> AIOKafkaProducer:

@@ -8,7 +8,7 @@ import contextlib
 import os
 import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,7 @@ class Counters:
 
     PHASES = ("pipeline", "produce", "settle")
 
-    def __init__(self, monotonic: Any = time.monotonic) -> None:
+    def __init__(self, monotonic: Callable[[], float] = time.monotonic) -> None:
         self.counts: Counter[str] = Counter()
         self.seconds: dict[str, float] = {"pipeline": 0.0, "deliver": 0.0}
         # CPU of the event loop's thread per phase (``time.thread_time``): a profile without

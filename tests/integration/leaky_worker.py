@@ -4,7 +4,7 @@ The policy is the default one with ``device.imei`` kept raw in ``clean.recommend
 so in its message key, which the route takes from the IMEI among others): the policy change
 an operator might make by mistake. ``compile_policy`` refuses that document at start-up, so
 no production worker can run it; this module builds the plan the check would have refused
-and hands it to ``StreamWorker`` through its ``pipeline`` argument, which only tests use.
+and hands it to ``StreamWorker`` through its ``policy`` argument, which only tests use.
 
 Run with the usual ``PSEUDOSTREAM_*`` settings: ``python -m tests.integration.leaky_worker``.
 """
