@@ -55,18 +55,16 @@ def make_app_class(
     from faust.transport.drivers import aiokafka as faust_aiokafka
 
     class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
-        def _create_worker_consumer(
-            self, transport: faust_aiokafka.Transport
-        ) -> AIOKafkaConsumer:  # private: faust's only hook on the aiokafka consumer it makes
-            consumer = super()._create_worker_consumer(transport)  # private: as above
+        # private: faust's only hook on the aiokafka consumer it makes
+        def _create_worker_consumer(self, transport: faust_aiokafka.Transport) -> AIOKafkaConsumer:
+            consumer = super()._create_worker_consumer(transport)
             # faust passes a fixed fetch_max_wait_ms=1500; aiokafka reads it at start()
             consumer._fetch_max_wait_ms = fetch_max_wait_ms  # noqa: SLF001 - aiokafka's constructor argument, which faust does not let us set
             return consumer
 
     class BatchConsumer(faust_aiokafka.Consumer):
-        def _new_consumer_thread(
-            self,
-        ) -> ConsumerThread:  # private: faust's factory for the thread above
+        # private: faust's factory for the thread above
+        def _new_consumer_thread(self) -> ConsumerThread:
             return ConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
         async def wait_empty(self) -> None:
@@ -82,9 +80,8 @@ def make_app_class(
             records already follow (a generation read before it cut every chunk of the first
             fetch after a rebalance to its first record, and changelog recovery then waited
             for the dropped rest forever)."""
-            records, active = await self._wait_next_records(
-                timeout
-            )  # private: getmany's wait, without its per-message generator
+            # private: getmany's wait, without its per-message generator
+            records, active = await self._wait_next_records(timeout)
             generation: int = self.app.consumer_generation_id
             if records is None or self.should_stop:
                 return generation, []
@@ -125,9 +122,8 @@ def make_app_class(
             of the fetch is left unread: the rebalance that changed it sought every partition
             still assigned back to its committed (sources) or recovery (changelogs) offset,
             so nothing left here is lost."""
-            read_offsets = (
-                self._read_offset
-            )  # private: faust's fetch position, which a rebalance resets
+            # private: faust's fetch position, which a rebalance resets
+            read_offsets = self._read_offset
             r_offset = read_offsets[tp]
             set_read_offset = read_offsets.__setitem__
             to_message = self._to_message  # private: faust's record -> Message, as getmany
@@ -151,9 +147,8 @@ def make_app_class(
                     if offset < r_offset:
                         continue  # already read (faust drops these too)
                     if r_offset and offset - r_offset > 1 and gaps_count:
-                        await self._add_gap(
-                            tp, r_offset + 1, offset
-                        )  # private: compacted gaps, as faust's loop
+                        # private: compacted gaps, as faust's loop
+                        await self._add_gap(tp, r_offset + 1, offset)
                         if self._moved_on(generation):
                             return batch, False
                 r_offset = offset
@@ -167,13 +162,13 @@ def make_app_class(
                         return batch, False
             return batch, True
 
-        async def _drain_messages(
-            self, fetcher: ServiceT
-        ) -> None:  # private: faust's fetch loop, replaced
+        # private: faust's fetch loop, replaced
+        async def _drain_messages(self, fetcher: ServiceT) -> None:
             """faust's fetch loop (``Consumer._drain_messages``), by partition chunk
             (:meth:`_drain_chunk`) instead of by message, handing the source topics' records
             to ``handler`` in batches."""
-            consumer_should_stop = self._stopped.is_set  # private: as faust's loop (mode's Service)
+            # private: as faust's loop (mode's Service)
+            consumer_should_stop = self._stopped.is_set
             fetcher_should_stop = cast("Service", fetcher)._stopped.is_set  # noqa: SLF001 - as faust's loop
             try:
                 while not (consumer_should_stop() or fetcher_should_stop()):
