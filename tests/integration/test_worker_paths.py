@@ -29,8 +29,7 @@ def test_faust_plain_path_gives_every_input_its_expected_outcome(stack: Stack) -
     stack.wait_processed(consent_n)
     fed += stack.feed_placed(records[consent_n:])
     account = stack.wait_accounted(expected_outcomes(stack.keyring, fed), 90)
-    account.assert_exact()
-    assert account.duplicates == 0
+    account.assert_exact()  # duplicates are allowed (at-least-once: a producer retry, a rebalance)
     stack.wait_processed(len(fed))
     assert worker.stats()["counts"]["batches"] >= 1
     assert any(b"plain faust path" in line for line in stack.log_lines())
