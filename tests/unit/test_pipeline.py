@@ -706,7 +706,8 @@ def test_when_transform_fails_unexpectedly_then_record_is_quarantined(
     monkeypatch.setattr("processor.pipeline.project.scrub_text", boom)
     outcome = Pipeline(keyring).process(raw(), SRC)
     assert outcome.quarantined == "internal_error"
-    assert outcome.records[0].json()["stage"] == "pseudonymize"
+    # the generated projection called boom, no stage's helper (tests/unit/test_internal_errors.py)
+    assert outcome.records[0].json()["stage"] == "project"
 
 
 def test_when_original_was_sealed_cut_short_then_replay_reports_it_and_does_not_process_it(
