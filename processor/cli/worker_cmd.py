@@ -26,7 +26,7 @@ def worker(config_file: Path | None, processes: str | None, show_settings: bool)
     Consumes raw.behaviour, raw.device and consent; produces clean.recommendation,
     clean.ad-analytics, erasure.recommendation, erasure.ad-analytics and quarantine. See docs/worker.md for every setting.
     """
-    from processor.kafka import supervisor
+    from processor.kafka import startup, supervisor
     from processor.kafka.settings import Settings
     from processor.ops.logs import configure
 
@@ -39,10 +39,8 @@ def worker(config_file: Path | None, processes: str | None, show_settings: bool)
     if count > 1:
         configure(settings.log_level, fields={"process": supervisor.SUPERVISOR})
         raise SystemExit(supervisor.supervise(settings, count, config_file))
-    from processor.kafka import worker as worker_module
-
     configure(settings.log_level, fields=supervisor.log_fields())
-    raise SystemExit(worker_module.run(settings))
+    raise SystemExit(startup.run(settings))
 
 
 @main.command()

@@ -198,7 +198,7 @@ def _run(
     seed: int,
     workers: int,
 ) -> Report:
-    from processor.kafka.worker import prepare_topics
+    from processor.kafka.topics import prepare_topics
 
     started = time.monotonic()
     keyring_file, master_file = make_keyring(workdir)
@@ -285,7 +285,7 @@ def _run(
 def _event_names(settings: Settings) -> Callable[[str], str | None]:
     """event_id -> its pseudonym in the recommendation records (what the sample matches)."""
     from keys import Domain
-    from processor.kafka.worker import load_keyring
+    from processor.kafka.keywatch import load_keyring
     from processor.pipeline.kinds import IdKind
     from processor.pipeline.pseudonym import Pseudonymizer
 

@@ -167,7 +167,12 @@ class Settings:
     ``geo_ip2region_db`` of that IP version is configured; ``false``: only the operator's files."""
     fast_path: bool = True
     """Hand whole fetches to the batch handler, bypassing faust's per-message stream path
-    (see docs/worker.md); ``false`` uses a faust agent with ``stream.take_events``."""
+    (see docs/worker.md); ``false`` uses a faust agent with ``stream.take_events``. The fast
+    path runs only on the faust-streaming and aiokafka versions it was tested with; on
+    others the worker logs a warning and takes the plain path (same outputs, slower)."""
+    policy: Path | None = None
+    """Policy file (JSON, as ``transform --policy``); default: the shipped default policy.
+    Checked and compiled at start-up; the worker logs and audits its version."""
     leak_canary_fraction: float = 0.001
     """Fraction of the input records whose outputs the worker scans with the leak scanner's
     detectors (the live leak canary, ``pseudostream_leak_findings_total``); 0 turns it off."""
@@ -199,6 +204,9 @@ class Settings:
     """Consumer group session timeout in seconds (Tansu: 6-10 s; a join waits half of it)."""
     commit_interval: float = 1.0
     """Seconds between offset commits of acknowledged (fully produced) input."""
+    broker_commit_every: int = 10_000
+    """Also commit as soon as this many input records were acknowledged since the last
+    commit (faust's ``broker_commit_every``)."""
     stall_ready_seconds: float = 30.0
     """An assigned input partition (or a table recovery) that has records to read but has
     not moved for this long is stalled: ``/ready`` fails and ``pseudostream_stalled_partitions``
@@ -349,7 +357,13 @@ class Settings:
         return settings
 
     def validate(self) -> None:
-        for name in ("partitions", "output_partitions", "replication_factor", "batch_size"):
+        for name in (
+            "partitions",
+            "output_partitions",
+            "replication_factor",
+            "batch_size",
+            "broker_commit_every",
+        ):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name}: must be at least 1, got {getattr(self, name)}")
         for name in ("batch_within", "session_timeout", "commit_interval", "shutdown_timeout"):

@@ -565,7 +565,8 @@ class _Families(Collector):
 def supervise(settings: Settings, count: int, config_file: Path | None = None) -> int:
     """``pseudostream worker`` with ``count`` > 1 processes: check the keyring (a bad one is
     refused here, once, exit 2), create the topics, then supervise until stopped."""
-    from processor.kafka.worker import load_keyring, prepare_topics
+    from processor.kafka.keywatch import load_keyring
+    from processor.kafka.topics import prepare_topics
 
     load_keyring(settings)
     if settings.create_topics:

@@ -25,7 +25,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from keys import Keyring, load_keyring_from
-from processor.devtools.broker import EmbeddedBroker
+from processor.devtools.broker import EmbeddedBroker, free_port
 from processor.devtools.demo import (
     WORKER_COMMAND,
     WorkerProcess,
@@ -35,7 +35,7 @@ from processor.devtools.keyring import make_keyring
 from processor.devtools.synth import CONSENT
 from processor.kafka.read import Record, read_topic
 from processor.kafka.settings import Settings
-from processor.kafka.worker import prepare_topics
+from processor.kafka.topics import prepare_topics
 from processor.kafka.write import produce_placed
 from processor.ops.scan import Finding, LeakScanner
 from processor.pipeline.consent import MemoryConsentState
@@ -81,6 +81,20 @@ class Stack:
         proc = start_worker(len(self.workers), self.workdir, {**self.env, **overrides}, command)
         self.workers.append(proc)
         return proc
+
+    def start_ready_worker(self, **overrides: str) -> WorkerProcess:
+        """A worker with a web port of its own, returned once its ``/ready`` answers 200:
+        the group gave it partitions (a rebalance onto it is over) and it recovered its
+        tables. Waiting on that instead of a fixed time."""
+        port = free_port()
+        worker = self.start_worker(web_port=str(port), **overrides)
+        url = f"http://127.0.0.1:{port}/ready"
+        wait_for(
+            lambda: http_get(url)[0] == 200,
+            60,
+            lambda: f"worker {worker.index} not ready: {http_get(url)}; {self.workdir}",
+        )
+        return worker
 
     def feed(self, records: Iterable[tuple[str, bytes | None, bytes]]) -> int:
         return len(self.feed_placed(records))

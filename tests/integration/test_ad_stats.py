@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from processor.cli import main
 from processor.devtools import synth
 from processor.kafka.read import read_topic
-from processor.kafka.worker import load_locator
+from processor.kafka.startup import load_locator
 from processor.ops.scan import LeakScanner
 from processor.pipeline.consent import MemoryConsentState
 from processor.pipeline.outcome import Route, SourceRef

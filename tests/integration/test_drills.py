@@ -424,7 +424,7 @@ def test_drill_a_stalled_partition_makes_the_worker_unready_then_exit(stack: Sta
     ``stall_ready_seconds`` /ready fails and the stall is counted; after
     ``stall_exit_seconds`` the worker exits 70 for its supervisor to restart it."""
     from processor.devtools.broker import free_port
-    from processor.kafka.worker import EXIT_STALLED, TEST_STALL_ENV
+    from processor.kafka.progress import EXIT_STALLED, TEST_STALL_ENV
 
     port = free_port()
     base = f"http://127.0.0.1:{port}"

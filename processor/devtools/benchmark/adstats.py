@@ -22,7 +22,7 @@ from processor.devtools.broker import EmbeddedBroker
 from processor.devtools.demo import start_worker
 from processor.devtools.keyring import make_keyring
 from processor.kafka.settings import Settings
-from processor.kafka.worker import prepare_topics
+from processor.kafka.topics import prepare_topics
 from processor.kafka.write import produce
 
 
