@@ -38,6 +38,7 @@ def _register() -> None:
         bench_cmd,
         config_cmd,
         keys_cmd,
+        policy_cmd,
         quarantine_cmd,
         scan_cmd,
         schemas_cmd,

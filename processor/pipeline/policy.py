@@ -86,14 +86,16 @@ class Policy:
         return tuple(dict.fromkeys(r.domain for r in self.routes))
 
     def summary(self) -> dict[str, Any]:
-        """What the policy does, for the audit log and ``--show-policy``: per route its
-        domain, conditions and output fields by action (no value, no key)."""
+        """What the policy does, for the audit log and ``pseudostream policy show --json``:
+        per route its output schema, domain, conditions, message key fields, the consent flag
+        that selects the ``reduced`` variant, and each variant's output fields by action (no
+        value, no key)."""
 
         def fields(blocks: tuple[BlockPlan, ...]) -> dict[str, list[str]]:
             by_action: dict[str, list[str]] = {}
             for block, ops in blocks:
                 for name, action, _, band in ops:
-                    path = name if block is None else f"{block}.{name}"
+                    path = field_path(block, name)
                     label = f"{path} as {band[0]}" if band else path
                     by_action.setdefault(action.name.lower(), []).append(label)
             return by_action
@@ -105,10 +107,13 @@ class Policy:
             },
             "routes": {
                 str(plan.route): {
+                    "schema": plan.schema,
                     "domain": str(plan.domain),
                     "requires": list(plan.requires),
                     "age_band_not": sorted(plan.age_band_not),
                     "coarsen_location": plan.coarsen,
+                    "key_from": [field_path(*f) for f in plan.key_from],
+                    "reduced_when_off": plan.reduced_by,
                     "variants": {name: fields(b) for name, b in plan.variants().items()},
                 }
                 for plan in self.routes
@@ -119,6 +124,11 @@ class Policy:
 def _split(path: str) -> tuple[str | None, str]:
     block, _, name = path.rpartition(".")
     return (block or None, name)
+
+
+def field_path(block: str | None, name: str) -> str:
+    """The dotted path of a field of a block plan (the reverse of the policy's ``_split``)."""
+    return name if block is None else f"{block}.{name}"
 
 
 def _plan(
@@ -172,25 +182,33 @@ def _band(raw: Any, where: str) -> Band:
     return (name, tuple(edges), tuple(labels))
 
 
+def _object(raw: Any, where: str) -> dict[str, Any]:
+    """``raw`` if it is a JSON object; an operator's file gets a clear error, not a crash."""
+    if not isinstance(raw, dict):
+        raise PolicyError(f"{where} must be a JSON object")
+    return raw
+
+
 def _paths(raw: Any, where: str, fields: dict[str, Any]) -> list[str]:
-    if not isinstance(raw, list) or any(p not in fields for p in raw):
+    if not isinstance(raw, list) or any(type(p) is not str or p not in fields for p in raw):
         raise PolicyError(f"{where}: must list field paths of this route")
     return list(raw)
 
 
-def _route(name: str, raw: dict[str, Any], roles: dict[str, Role], version: str) -> RoutePlan:
+def _route(name: str, raw: Any, roles: dict[str, Role], version: str) -> RoutePlan:
     where = f"policy {version}, route {name}"
+    raw = _object(raw, where)
     try:
         route = Route(name)
         domain = Domain(raw["domain"])
-        fields: dict[str, Any] = raw["fields"]
+        fields = _object(raw["fields"], f"{where}: fields")
     except (KeyError, ValueError) as exc:
         raise PolicyError(f"{where}: unknown route, domain, or no fields ({exc})") from exc
     if fields.get("location", "coarsen") != "coarsen":
         raise PolicyError(f"{where}: location can only be 'coarsen' or left out")
     reduced = reduced_by = lat_plan = None
     if "when_not_personalized" in raw:
-        spec = raw["when_not_personalized"]
+        spec = _object(raw["when_not_personalized"], f"{where}: when_not_personalized")
         reduced_by = spec.get("consent")
         if reduced_by not in _CONSENT_FLAGS:
             raise PolicyError(
@@ -198,28 +216,37 @@ def _route(name: str, raw: dict[str, Any], roles: dict[str, Role], version: str)
             )
         reduced = _plan(fields, roles, where, set(_paths(spec.get("drop"), where, fields)))
     if "when_limit_ad_tracking" in raw:
-        drop = _paths(raw["when_limit_ad_tracking"].get("drop"), where, fields)
+        spec = _object(raw["when_limit_ad_tracking"], f"{where}: when_limit_ad_tracking")
+        drop = _paths(spec.get("drop"), where, fields)
         lat_plan = _plan(fields, roles, where, set(drop))
-    requires = raw.get("requires", {})
-    flags = tuple(requires.get("consent", ()))
-    if any(f not in _CONSENT_FLAGS for f in flags):
-        raise PolicyError(f"{where}: requires.consent must name flags among {_CONSENT_FLAGS}")
+    requires = _object(raw.get("requires", {}), f"{where}: requires")
+    flags = requires.get("consent", [])
+    if not isinstance(flags, list) or any(f not in _CONSENT_FLAGS for f in flags):
+        raise PolicyError(
+            f"{where}: requires.consent must name flags among {_CONSENT_FLAGS}, as a list"
+        )
+    bands = requires.get("age_band_not", [])
     try:
-        age_band_not = frozenset(AgeBand(b) for b in requires.get("age_band_not", ()))
+        if not isinstance(bands, list):
+            raise ValueError("must be a list of age bands")
+        age_band_not = frozenset(AgeBand(b) for b in bands)
     except ValueError as exc:
         raise PolicyError(f"{where}: requires.age_band_not: {exc}") from exc
+    schema = raw.get("schema", f"clean.{name}/1")
+    if not isinstance(schema, str):
+        raise PolicyError(f"{where}: schema must be a string")
     key_from = _paths(raw.get("key_from", []), where, fields)
     if any(roles[p].role != "identifier" for p in key_from):
         raise PolicyError(f"{where}: key_from may only name pseudonymized identifier fields")
     return RoutePlan(
         route=route,
-        schema=str(raw.get("schema", f"clean.{name}/1")),
+        schema=schema,
         domain=domain,
         full=_plan(fields, roles, where, set()),
         reduced=reduced,
         reduced_by=reduced_by,
         limit_ad_tracking=lat_plan,
-        requires=flags,
+        requires=tuple(flags),
         age_band_not=age_band_not,
         coarsen="location" in fields,
         key_from=tuple(_split(p) for p in key_from),
@@ -232,12 +259,16 @@ def compile_policy(path: Path | None = None) -> Policy:
     roles = load_roles()
     try:
         version = str(raw["policy"])
-        routes_raw: dict[str, Any] = raw["routes"]
-        defaults = raw["without_consent_record"]
+        routes_raw = _object(raw["routes"], "policy: routes")
+        defaults = _object(raw["without_consent_record"], "policy: without_consent_record")
+        # a flag must be a JSON boolean: the string "false" must not turn a consent on
+        flags = {flag: defaults[flag] for flag in _CONSENT_FLAGS}
+        if any(type(value) is not bool for value in flags.values()):
+            raise PolicyError(
+                f"policy: without_consent_record: {_CONSENT_FLAGS} must be true or false"
+            )
         without = Consent(
-            personalized_recommendation=bool(defaults["personalized_recommendation"]),
-            personalized_ads=bool(defaults["personalized_ads"]),
-            precise_location=bool(defaults["precise_location"]),
+            **flags,
             age_band=AgeBand(defaults["age_band"]),
             account=Account(defaults["account"]),
             event_time=0,

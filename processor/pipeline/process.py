@@ -1,9 +1,11 @@
 """The pure pipeline: raw bytes (+ consent state) -> routed records or one quarantine record.
 
-decode -> validate -> consent -> pseudonymize -> coarsen -> project -> route, with no Kafka
-import: the faust worker and the `transform` command feed the same ``Pipeline.process``.
-Fail closed: unknown fields are dropped, a missing key or any unexpected error quarantines
-the record, and nothing reaches a clean route without its plan's pseudonyms.
+decode -> validate -> consent -> devices -> scrub (cut free text) -> coarsen -> project
+(pseudonymize, scrub, band, encode) -> route, with no Kafka import: the faust worker and the
+`transform` command feed the same ``Pipeline.process``. Fail closed: unknown fields are
+dropped, a missing key or any unexpected error quarantines the record (an unexpected one as
+``internal_error`` of the stage it hit, see processor.pipeline.failure), and nothing reaches a
+clean route without its plan's pseudonyms.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from processor.pipeline.binding import (
     parse_topic_schemas,
 )
 from processor.pipeline.canonical import canonicalize, is_limit_ad_tracking, parse_ip
+from processor.pipeline.codegen import source_of
 from processor.pipeline.consent import (
     Account,
     AgeBand,
@@ -43,13 +46,14 @@ from processor.pipeline.devices import (
     MemoryDeviceState,
     merge_links,
 )
+from processor.pipeline.failure import Logged, internal_error
 from processor.pipeline.geo import check_coordinates, truncate
 from processor.pipeline.kinds import IdKind
 from processor.pipeline.location import Locator, NullLocator
 from processor.pipeline.outcome import Outcome, Route, Routed, SourceRef
 from processor.pipeline.policy import Action, Policy, RoutePlan, compile_policy
 from processor.pipeline.project import Projector, cell_string, compile_projector
-from processor.pipeline.pseudonym import DEFAULT_CACHE_SIZE, Pseudonymizer, canonical_form
+from processor.pipeline.pseudonym import DEFAULT_CACHE_SIZE, Pseudonymizer
 from processor.pipeline.quarantine import DEFAULT_MAX_KEY_BYTES, Sealer, sealable_bytes
 from processor.pipeline.scrub import DEFAULT_MAX_TEXT_CHARS, truncate_text
 from processor.pipeline.validate import Validator, content_checks
@@ -259,7 +263,10 @@ class Pipeline:
             ("schema", _ERASURE_SCHEMA.encode()),
             ("policy", self.policy.version.encode()),
         )
+        # the stage being run, for the quarantine record of an unexpected exception: a
+        # plain store per stage, negligible on the hot path (docs/benchmarks.md)
         self._stage = "decode"
+        self._failures_logged: Logged = set()
 
     # -- keys ------------------------------------------------------------------------------
 
@@ -331,6 +338,17 @@ class Pipeline:
         )
         self._routing.clear()  # it holds the replaced projectors
 
+    def generated_code(self) -> list[tuple[str, str]]:
+        """(what it is, Python source) of every function generated for this pipeline: the
+        checks of each input contract, then each route variant's projection."""
+        code = [(f"validate {schema}", v.source) for schema, v in self._validators.items()]
+        code += [
+            (f"project route {r.plan.route} variant {variant} ({r.plan.schema})", source_of(f))
+            for r in self._routes
+            for variant, f in r.projectors.items()
+        ]
+        return code
+
     # -- entry point ---------------------------------------------------------------------
 
     def process(self, raw: bytes, source: SourceRef, key: bytes | None = None) -> Outcome:
@@ -344,7 +362,7 @@ class Pipeline:
         except RecordError as exc:
             return self._quarantine(exc, source, key, raw)
         except Exception as exc:
-            error = RecordError("internal_error", self._stage, type(exc).__name__)
+            error = internal_error(exc, self._stage, self._failures_logged)
             return self._quarantine(error, source, key, raw)
         stats = self.stats
         stat_keys = _OUT_STAT_KEYS
@@ -507,6 +525,7 @@ class Pipeline:
         routing = self._routing.get(key) or self._routing_of(consent, key)
         if isinstance(routing, str):
             return _new(Outcome, ([], None, routing, event["event_time"]))
+        self._stage = "devices"
         if self.devices.has_erased():
             self._drop_erased(event)
         if user is not None and self._device_fields:
@@ -516,10 +535,11 @@ class Pipeline:
             device = event.get("device")
             if device is not None and is_limit_ad_tracking(device.get("oaid")):
                 projectors = routing.if_limit_ad_tracking
+        self._stage = "scrub"
         self._truncate_texts(event)
         self._stage = "coarsen"
         location = self._locate(event, routing.precise_location) if self._coarsen else None
-        self._stage = "pseudonymize"
+        self._stage = "project"
         records = []
         for project in projectors:  # (a comprehension is one more frame in Python 3.11)
             records.append(project(event, schema, location))
@@ -634,7 +654,7 @@ class Pipeline:
                 continue
             recent[(user, kind, raw)] = now
             link_id = self._link_id(kind, raw)
-            canonical = canonical_form(kind, raw)
+            canonical = canonicalize(kind, raw)
             if link_id is None or canonical is None or self.devices.is_erased(link_id):
                 continue
             pseudonyms = {

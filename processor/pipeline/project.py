@@ -21,9 +21,8 @@ from processor.pipeline.policy import Action, BlockPlan, Op, RoutePlan
 from processor.pipeline.pseudonym import Pseudonymizer
 from processor.pipeline.scrub import scrub_text
 
-# Short texts repeat: the most common live-stream comments ("666", "主播加油") and searches
-# come from many people. Each projection keeps the scrubbed forms of the short texts it saw
-# last: at most SCRUB_CACHE_SIZE texts of at most SHORT_TEXT_CHARS characters (about 1 MB).
+# A projection keeps the scrubbed forms of the short texts it saw last: at most
+# SCRUB_CACHE_SIZE texts of at most SHORT_TEXT_CHARS characters (about 1 MB).
 SHORT_TEXT_CHARS = 64
 SCRUB_CACHE_SIZE = 4_096
 
@@ -60,7 +59,9 @@ def _emit_op(
         src("if type(v) is int:")  # the contract makes it an integer; a bool is none
         src(f"    {target}[{out_name!r}] = LABELS_{name}[bisect_right(EDGES_{name}, v)]")
     elif action is Action.SCRUB:
-        src(f"{target}[{name!r}] = scrub_short(v) if len(v) <= SHORT_TEXT else scrub(v)")
+        # short texts repeat (comments such as "666", popular searches): cached, and called
+        # with no frame of ours between (a failure is the scrubber's: processor.pipeline.failure)
+        src(f"{target}[{name!r}] = scrub(v) if len(v) > SHORT_TEXT else scrub_short(v)")
     elif kind is IdKind.EVENT_ID:
         # Pseudonymizer.event_id inline (a string: the contract says so); uncached, as
         # every event brings a new one
@@ -106,7 +107,6 @@ def compile_projector(
         "cell_string": cell_string,
         "dumps": orjson.dumps,
         "Routed": Routed,
-        "new": tuple.__new__,  # a NamedTuple without its Python-level constructor
         "ROUTE": plan.route,
         "SCHEMA": plan.schema,
         "POLICY": policy_version,
@@ -141,9 +141,7 @@ def compile_projector(
     if plan.coarsen:
         src("if location is not None:")
         src('    out["location"] = location')
-    src(
-        f"return new(Routed, (ROUTE, {' or '.join([*key_vars.values(), 'None'])}, dumps(out), HEADERS))"
-    )
+    src(f"return Routed(ROUTE, {' or '.join([*key_vars.values(), 'None'])}, dumps(out), HEADERS)")
     projector: Projector = compile_function(
         src, "project", namespace, f"project {plan.route} {variant}"
     )

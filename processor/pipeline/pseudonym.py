@@ -14,17 +14,12 @@ it is no pseudonym of any identifier) of the raw id: one per raw id, for dedupli
 from __future__ import annotations
 
 import hashlib
-from functools import lru_cache
 
 from keys import Key
 from processor.pipeline.canonical import canonicalize
 from processor.pipeline.kinds import IdKind
 
 DEFAULT_CACHE_SIZE = 65_536  # entries per identifier kind (two generations at most)
-# A new identifier is canonicalized for its link id and for each domain's pseudonym, all
-# within one event: the latest canonical forms serve them all (typed: 1 and True differ).
-CANONICAL_CACHE_SIZE = 4_096
-canonical_form = lru_cache(maxsize=CANONICAL_CACHE_SIZE, typed=True)(canonicalize)
 PLACEHOLDER = ""  # cached for values that are no identifier: falsy, never output
 
 
@@ -155,7 +150,7 @@ class Pseudonymizer:
         value = self._previous[kind].get(raw)
         if value is None:
             self.computed += 1
-            canonical = canonical_form(kind, raw)
+            canonical = canonicalize(kind, raw)
             value = PLACEHOLDER if canonical is None else self.of_canonical(kind, canonical)
         cache = self.caches[kind]
         if len(cache) >= self._limit:

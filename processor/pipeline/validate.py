@@ -19,7 +19,7 @@ from typing import Any
 
 from processor.errors import PolicyError, RecordError
 from processor.pipeline.canonical import ambiguous_ipv4
-from processor.pipeline.codegen import Source, compile_function
+from processor.pipeline.codegen import Source, compile_function, source_of
 from processor.pipeline.detect import identifier_in
 from schemas import Contract, FieldSpec, Role
 
@@ -323,3 +323,8 @@ class Validator:
     def function(self) -> Callable[[dict[str, Any]], tuple[str, ...]]:
         """The generated function itself, for a hot path that calls it without this wrapper."""
         return self._validate
+
+    @property
+    def source(self) -> str:
+        """The generated Python source of the checks (``pseudostream policy show --generated``)."""
+        return source_of(self._validate)

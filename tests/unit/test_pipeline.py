@@ -14,13 +14,15 @@ import pytest
 
 from keys import Domain, Keyring
 from processor.errors import PolicyError
-from processor.kafka.replay import replay_one
+from processor.ops.replay import replay_one
 from processor.pipeline.consent import MemoryConsentState
 from processor.pipeline.location import IPAddress, Place
 from processor.pipeline.outcome import Outcome, Route, SourceRef
 from processor.pipeline.policy import compile_policy
 from processor.pipeline.process import Pipeline
+from processor.pipeline.project import SHORT_TEXT_CHARS
 from processor.pipeline.quarantine import Sealer, request_bytes, sealable_bytes
+from processor.pipeline.scrub import scrub_text
 from schemas import load_contract, to_json_schema
 
 SRC = SourceRef("raw.behaviour", 0, 42)
@@ -742,7 +744,8 @@ def test_when_transform_fails_unexpectedly_then_record_is_quarantined(
     monkeypatch.setattr("processor.pipeline.project.scrub_text", boom)
     outcome = Pipeline(keyring).process(raw(), SRC)
     assert outcome.quarantined == "internal_error"
-    assert outcome.records[0].json()["stage"] == "pseudonymize"
+    # the generated projection called boom, no stage's helper (tests/unit/test_internal_errors.py)
+    assert outcome.records[0].json()["stage"] == "project"
 
 
 def test_when_original_was_sealed_cut_short_then_replay_reports_it_and_does_not_process_it(
@@ -754,3 +757,26 @@ def test_when_original_was_sealed_cut_short_then_replay_reports_it_and_does_not_
         Pipeline(keyring), Sealer(keyring, "default/1"), body
     )
     assert (status, source, raw_value, outcome) == ("truncated", SRC, None, None)
+
+
+@pytest.mark.parametrize(("length", "scrubbed"), [(SHORT_TEXT_CHARS, 1), (SHORT_TEXT_CHARS + 1, 3)])
+def test_a_repeated_short_text_is_scrubbed_once_and_a_longer_one_each_time(
+    keyring: Keyring, monkeypatch: pytest.MonkeyPatch, length: int, scrubbed: int
+) -> None:
+    seen: list[str] = []
+
+    def counting(text: str) -> str:
+        seen.append(text)
+        return scrub_text(text)
+
+    monkeypatch.setattr("processor.pipeline.project.scrub_text", counting)
+    pipeline = Pipeline(keyring)
+    text = ("call me 13812345678 " * 10)[:length]
+    outputs = {
+        by_route(pipeline.process(raw(payload={"text": text}), SRC))[Route.RECOMMENDATION][
+            "payload"
+        ]["text"]
+        for _ in range(3)
+    }
+    assert outputs == {scrub_text(text)}
+    assert len(seen) == scrubbed
