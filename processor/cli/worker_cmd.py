@@ -27,8 +27,8 @@ def worker(config_file: Path | None, processes: str | None, show_settings: bool)
     clean.ad-analytics, erasure.recommendation, erasure.ad-analytics and quarantine. See docs/worker.md for every setting.
     """
     from processor.kafka import startup, supervisor
-    from processor.kafka.settings import Settings
     from processor.ops.logs import configure
+    from processor.ops.settings import Settings
 
     settings = Settings.load(config_file=config_file, processes=processes)
     if show_settings:

@@ -49,8 +49,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 
-from processor.kafka.settings import Settings
 from processor.ops.metrics import CONTENT_TYPE, PREFIX
+from processor.ops.settings import Settings
 
 log = logging.getLogger("pseudostream.supervisor")
 

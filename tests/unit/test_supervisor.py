@@ -16,7 +16,6 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from processor.errors import ConfigError
-from processor.kafka.settings import Settings
 from processor.kafka.supervisor import (
     CHILD_ENV,
     Backoff,
@@ -28,6 +27,7 @@ from processor.kafka.supervisor import (
     log_fields,
     merge_metrics,
 )
+from processor.ops.settings import Settings
 
 FAST = Backoff(first=0.01, most=0.04, settled_after=30.0, give_up_after=3)
 
@@ -356,7 +356,7 @@ def test_worker_processes_die_with_the_supervisor(tmp_path: Path) -> None:
 
     script = (
         "import asyncio, sys\n"
-        "from processor.kafka.settings import Settings\n"
+        "from processor.ops.settings import Settings\n"
         "from processor.kafka.supervisor import Supervisor\n"
         f"s = Settings.from_mapping({{'data_dir': {str(tmp_path / 'data')!r},"
         f" 'stats_file': {str(tmp_path / 'stats.json')!r}, 'partitions': '2'}})\n"
