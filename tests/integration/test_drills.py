@@ -428,7 +428,7 @@ def test_drill_a_worker_restarted_while_fed_on_several_partitions_reads_every_re
     a user's consent and event and is SIGKILLed; a new one starts and is fed at once, while it
     joins the group and recovers its tables, on four partitions, two of which no worker has
     committed an offset on. Every input must be accounted for. It used to lose the records of
-    those two partitions in about 1 run of 4 under load (docs/drills.md)."""
+    those two partitions in 6 runs of 33 (docs/drills.md)."""
     user, other = "u880001", "u880002"
     first = stack.start_worker()
     fed = stack.feed_placed(
