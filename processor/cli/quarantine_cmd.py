@@ -61,9 +61,10 @@ def replay(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     from keys import Domain
+    from processor.kafka.keywatch import load_keyring
     from processor.kafka.replay import Replayer
     from processor.kafka.settings import Settings
-    from processor.kafka.worker import load_keyring, load_locator
+    from processor.kafka.startup import load_locator
     from processor.ops.audit import append_audit
     from processor.pipeline.process import Pipeline
 

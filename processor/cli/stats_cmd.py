@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-import time
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,6 +13,7 @@ import orjson
 
 from processor.cli import main
 from processor.cli.options import config_file_option
+from processor.kafka.read import TopicNotFoundError, read_topic
 from processor.kafka.settings import Settings
 
 
@@ -99,63 +99,24 @@ def render(windows: Sequence[tuple[int, list[dict[str, Any]]]], limit: int) -> A
 
 
 def read_stats(settings: Settings, topic: str, timeout: float) -> list[tuple[bytes | None, bytes]]:
-    """Every record of ``topic`` (kafka-python, no group); BrokerError with what to do."""
-    from kafka import KafkaConsumer, TopicPartition
-    from kafka.errors import KafkaError
-
-    from processor.kafka.topics import BrokerError, bootstrap_servers, wait_until_answering
-
-    servers = bootstrap_servers(settings.broker)
-    if not settings.uses_sasl and not settings.uses_ssl:
-        try:  # fail fast: kafka-python alone takes 30 s to give up on a dead address
-            wait_until_answering(servers, timeout)
-        except BrokerError as exc:
-            raise BrokerError(
-                f"{exc}: start it, or point the broker setting (--config, PSEUDOSTREAM_BROKER) at it"
-            ) from exc
+    """Every (key, value) record of ``topic``; BrokerError saying what to do."""
     try:
-        consumer = KafkaConsumer(
-            bootstrap_servers=servers,
-            group_id=None,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            allow_auto_create_topics=False,
-            request_timeout_ms=int(timeout * 1000) + 1000,
-            **settings.kafka_python_options(),
-        )
-    except KafkaError as exc:
-        raise BrokerError(
-            f"broker at {','.join(servers)} did not answer ({type(exc).__name__}): "
-            "start it, or point the broker setting (--config, PSEUDOSTREAM_BROKER) at it"
-        ) from exc
-    records: list[tuple[bytes | None, bytes]] = []
-    try:
-        deadline = time.monotonic() + timeout
-        partitions = consumer.partitions_for_topic(topic)
-        while not partitions and time.monotonic() < deadline:
-            time.sleep(0.1)
-            partitions = consumer.partitions_for_topic(topic)
-        if not partitions:
-            raise BrokerError(
-                f"topic {topic!r} not found: start a worker with ad_stats_enabled = true "
-                "(it creates the topic), or name the topic with --topic"
+        return [
+            (record.key, record.value)
+            for record in read_topic(
+                settings.broker,
+                topic,
+                client_options=settings.kafka_python_options(),
+                idle=0.9,
+                wait=timeout,
             )
-        consumer.assign([TopicPartition(topic, p) for p in sorted(partitions)])
-        consumer.seek_to_beginning()
-        empty = 0
-        while empty < 3:  # until three empty polls: Tansu's end offsets can be one batch short
-            polled = consumer.poll(timeout_ms=300, max_records=10_000)
-            if not any(polled.values()):
-                empty += 1
-                continue
-            empty = 0
-            for batch in polled.values():
-                records += [(r.key, r.value) for r in batch if r.value]
-    except KafkaError as exc:
-        raise BrokerError(f"reading {topic!r} failed ({type(exc).__name__}); try again") from exc
-    finally:
-        consumer.close()
-    return records
+            if record.value
+        ]
+    except TopicNotFoundError as exc:
+        raise TopicNotFoundError(
+            f"{exc}: start a worker with ad_stats_enabled = true "
+            "(it creates the topic), or name the topic with --topic"
+        ) from exc
 
 
 @main.command("stats")

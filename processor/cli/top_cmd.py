@@ -50,39 +50,69 @@ class WorkerRow:
 
 
 def parse_metrics(text: str, at: float = 0.0) -> Snapshot:
-    """Prometheus text -> the figures ``top`` needs."""
+    """Prometheus text -> the figures ``top`` needs. The ``/metrics`` of a supervisor
+    (``worker --processes N``) labels each process's samples with ``process``: counters
+    and histograms are summed over them, a partition's lag is the highest any reports,
+    ready means every process is, and each process gets a row."""
     from prometheus_client.parser import text_string_to_metric_families
 
     snap = Snapshot(at)
+    misses: dict[str, float] = {}
+    written: dict[str, float] = {}
+    ready: list[float] = []
+    latency: dict[str, dict[float, float]] = {}
+
+    def add(into: dict[str, float], key: str, value: float) -> None:
+        into[key] = into.get(key, 0.0) + value
+
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
             labels = sample.labels
             name = sample.name
+            process = labels.get("process")
             if name == P + "events_in_total":
-                snap.events_in[labels["topic"]] = sample.value
+                add(snap.events_in, labels["topic"], sample.value)
+                if process is not None:
+                    snap.workers.setdefault(f"process {process}", WorkerRow(up=True))
+                    snap.workers[f"process {process}"].events_in += sample.value
             elif name == P + "events_out_total":
-                snap.events_out[labels["topic"]] = sample.value
+                add(snap.events_out, labels["topic"], sample.value)
             elif name == P + "quarantined_total":
-                snap.quarantined[labels["reason"]] = sample.value
+                add(snap.quarantined, labels["reason"], sample.value)
             elif name == P + "consumer_lag":
-                snap.lag[f"{labels['topic']}/{labels['partition']}"] = sample.value
-            elif name.endswith("_bucket") and name.startswith(P) and "latency" in name:
-                bucket = float(labels["le"])  # "+Inf" parses as inf
-                snap.latency.setdefault(name[len(P) : -len("_bucket")], []).append(
-                    (bucket, sample.value)
-                )
-            elif name == P + "batch_seconds_bucket":
-                snap.latency.setdefault("batch_seconds", []).append(
-                    (float(labels["le"]), sample.value)
-                )
+                part = f"{labels['topic']}/{labels['partition']}"
+                snap.lag[part] = max(snap.lag.get(part, 0.0), sample.value)
+            elif (
+                name.endswith("_bucket")
+                and name.startswith(P)
+                and ("latency" in name or name == P + "batch_seconds_bucket")
+            ):
+                buckets = latency.setdefault(name[len(P) : -len("_bucket")], {})
+                bound = float(labels["le"])  # "+Inf" parses as inf
+                buckets[bound] = buckets.get(bound, 0.0) + sample.value
             elif name == P + "ready":
-                snap.ready = sample.value
+                ready.append(sample.value)
+                if process is not None:
+                    row = snap.workers.setdefault(f"process {process}", WorkerRow(up=True))
+                    row.ready = bool(sample.value)
+            elif name == P + "process_up":  # a supervisor's: also the processes not answering
+                snap.workers.setdefault(f"process {process}", WorkerRow()).up = bool(sample.value)
             elif name == P + "consent_table_entries":
-                snap.consent_entries = sample.value
-            elif name == P + "pseudonym_cache_hit_ratio":
-                snap.hit_ratio[labels["domain"]] = sample.value
+                snap.consent_entries = (snap.consent_entries or 0.0) + sample.value
+            elif name == P + "pseudonym_cache_misses_total":
+                add(misses, labels["domain"], sample.value)
+            elif name == P + "pseudonyms_written_total":
+                add(written, labels["domain"], sample.value)
             elif name == P + "leak_findings_total":
                 snap.leak_findings += sample.value
+    snap.ready = min(ready) if ready else None
+    snap.latency = {name: sorted(buckets.items()) for name, buckets in latency.items()}
+    # as the worker's own pseudonym_cache_hit_ratio, over every process
+    snap.hit_ratio = {
+        domain: min(1.0, max(0.0, 1.0 - misses.get(domain, 0.0) / n))
+        for domain, n in written.items()
+        if n
+    }
     return snap
 
 
@@ -234,10 +264,11 @@ class PrometheusGroup:
         )
         snap.leak_findings = sum(self.by("", "sum(pseudostream_leak_findings_total{S})").values())
         for field_name, expr in (
-            ("ready", "pseudostream_ready{S}"),
+            # by instance: a supervisor's target holds several processes (label ``process``)
+            ("ready", "min by (instance) (pseudostream_ready{S})"),
             ("events_in", "sum by (instance) (pseudostream_events_in_total{S})"),
-            ("cpu", "rate(process_cpu_seconds_total{S}[1m])"),
-            ("rss", "process_resident_memory_bytes{S}"),
+            ("cpu", "sum by (instance) (rate(process_cpu_seconds_total{S}[1m]))"),
+            ("rss", "sum by (instance) (process_resident_memory_bytes{S})"),
         ):
             for instance, value in self.by("instance", expr).items():
                 row = workers.setdefault(instance, WorkerRow())

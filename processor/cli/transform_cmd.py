@@ -98,12 +98,7 @@ def run_transform(pipeline: Pipeline, lines: BinaryIO, out: BinaryIO) -> Counter
                 + record.value
                 + b"}\n"
             )
-        if outcome.quarantined:
-            totals["quarantined"] += 1
-        elif outcome.suppressed:
-            totals["suppressed"] += 1
-        else:
-            totals["routed"] += 1
+        totals[outcome.counted_as] += 1
     return totals
 
 

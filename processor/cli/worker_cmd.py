@@ -13,23 +13,34 @@ from processor.cli.options import config_file_option
 
 @main.command()
 @config_file_option
+@click.option(
+    "--processes",
+    metavar="N|auto",
+    help="Worker processes in this group on this machine, under one supervisor (setting"
+    " 'processes'; auto = the usable CPUs, at most 'partitions') [default: 1].",
+)
 @click.option("--show-settings", is_flag=True, help="Print the effective settings and exit.")
-def worker(config_file: Path | None, show_settings: bool) -> None:
+def worker(config_file: Path | None, processes: str | None, show_settings: bool) -> None:
     """Run the stream worker against a Kafka cluster (settings: PSEUDOSTREAM_* or --config).
 
     Consumes raw.behaviour, raw.device and consent; produces clean.recommendation,
     clean.ad-analytics, erasure.recommendation, erasure.ad-analytics and quarantine. See docs/worker.md for every setting.
     """
-    from processor.kafka import worker as worker_module
+    from processor.kafka import startup, supervisor
     from processor.kafka.settings import Settings
+    from processor.ops.logs import configure
 
-    settings = Settings.load(config_file=config_file)
+    settings = Settings.load(config_file=config_file, processes=processes)
     if show_settings:
         for name, value in settings.public().items():
             click.echo(f"{name} = {value}")
         return
-    worker_module.setup_logging(settings.log_level)
-    raise SystemExit(worker_module.run(settings))
+    count = settings.process_count(supervisor.usable_cpus())
+    if count > 1:
+        configure(settings.log_level, fields={"process": supervisor.SUPERVISOR})
+        raise SystemExit(supervisor.supervise(settings, count, config_file))
+    configure(settings.log_level, fields=supervisor.log_fields())
+    raise SystemExit(startup.run(settings))
 
 
 @main.command()

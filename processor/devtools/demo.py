@@ -10,7 +10,6 @@ events/s, and a clean record next to its raw input. Everything it started is sto
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import signal
@@ -28,7 +27,10 @@ import orjson
 
 from processor.devtools import synth
 from processor.devtools.broker import EmbeddedBroker
+from processor.devtools.keyring import make_keyring
+from processor.kafka.read import read_topic
 from processor.kafka.settings import Settings
+from processor.kafka.write import produce
 from processor.pipeline.outcome import Route
 
 _WAIT_SECONDS = 90.0
@@ -101,66 +103,6 @@ def start_worker(
             start_new_session=True,  # Ctrl-C reaches the demo only; it stops the child itself
         )
     return WorkerProcess(index, proc, stats_file, log_file)
-
-
-async def _produce(
-    broker: str, records: Iterable[tuple[str, bytes | None, bytes | None]]
-) -> list[tuple[int, int]]:
-    from aiokafka import AIOKafkaProducer
-
-    producer = AIOKafkaProducer(
-        bootstrap_servers=broker,
-        linger_ms=5,
-        acks="all",
-        max_batch_size=1 << 20,
-        max_request_size=16 << 20,  # the drills feed records over the 1 MiB record limit
-    )
-    await producer.start()
-    try:
-        futures = []
-        for topic, key, value in records:
-            futures.append(await producer.send(topic, value, key=key))
-        return [(m.partition, m.offset) for m in await asyncio.gather(*futures)]
-    finally:
-        await producer.stop()
-
-
-def produce(broker: str, records: Iterable[tuple[str, bytes | None, bytes]]) -> int:
-    """Produce (topic, key, value) records with aiokafka; returns the count acknowledged."""
-    return len(produce_placed(broker, records))
-
-
-def produce_placed(
-    broker: str, records: Iterable[tuple[str, bytes | None, bytes | None]]
-) -> list[tuple[int, int]]:
-    """Like :func:`produce`, returning each record's (partition, offset), in input order
-    (a None value is a tombstone)."""
-    return asyncio.run(_produce(broker, records))
-
-
-def read_topic(
-    broker: str, topic: str, *, limit: int | None = None, timeout: float = 5.0
-) -> list[Any]:
-    """Every record of ``topic`` (kafka-python consumer, from the beginning, no group)."""
-    from kafka import KafkaConsumer
-
-    consumer = KafkaConsumer(
-        topic,
-        bootstrap_servers=broker,
-        group_id=None,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        consumer_timeout_ms=int(timeout * 1000),
-    )
-    records: list[Any] = []
-    try:
-        for record in consumer:
-            records.append(record)
-            if limit is not None and len(records) >= limit:
-                break
-    finally:
-        consumer.close()
-    return records
 
 
 @dataclass
@@ -245,18 +187,6 @@ def run_demo(
     return 0 if accounted >= report.fed else 1
 
 
-def _make_keyring(workdir: Path) -> tuple[Path, Path]:
-    from keys import Keyring, MasterKey, generate_master_key, save_keyring
-
-    master_file = workdir / "master.key"
-    keyring_file = workdir / "keyring.sealed"
-    master_text = generate_master_key()
-    master_file.write_text(master_text)
-    master_file.chmod(0o600)
-    save_keyring(keyring_file, Keyring.generate(), MasterKey.from_base64(master_text, "demo"))
-    return keyring_file, master_file
-
-
 def _run(
     console: Any,
     workdir: Path,
@@ -268,10 +198,10 @@ def _run(
     seed: int,
     workers: int,
 ) -> Report:
-    from processor.kafka.worker import prepare_topics
+    from processor.kafka.topics import prepare_topics
 
     started = time.monotonic()
-    keyring_file, master_file = _make_keyring(workdir)
+    keyring_file, master_file = make_keyring(workdir)
     console.print(
         f"[bold]pseudostream demo[/bold]: {events:,} synthetic events, {users:,} users, "
         f"{partitions} partitions, {workers} worker(s)"
@@ -355,7 +285,7 @@ def _run(
 def _event_names(settings: Settings) -> Callable[[str], str | None]:
     """event_id -> its pseudonym in the recommendation records (what the sample matches)."""
     from keys import Domain
-    from processor.kafka.worker import load_keyring
+    from processor.kafka.keywatch import load_keyring
     from processor.pipeline.kinds import IdKind
     from processor.pipeline.pseudonym import Pseudonymizer
 
@@ -373,7 +303,9 @@ def _sample(
     identifiers and a coarsened location; counts the (source, city) of the records read."""
     topic = settings.output_topics[Route.RECOMMENDATION]
     located = fallback = None
-    for record in read_topic(broker, topic, limit=2000, timeout=3.0):
+    for record in read_topic(broker, topic, limit=2000):
+        if record.value is None:
+            continue
         with contextlib.suppress(orjson.JSONDecodeError):
             value = orjson.loads(record.value)
             location = value.get("location")

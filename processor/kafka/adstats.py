@@ -8,68 +8,38 @@ state, fed from the ad-analytics records of each batch, with closed windows publ
   changelog. The windows are the pure module's (faust's windowed tables need a current
   event, which the fast path does not have).
 - **At-least-once**: the changelog entries and the closed-window records of a batch are
-  delivered with the batch's outputs, before its input is acked (``StreamWorker._deliver``).
+  delivered with the batch's outputs, before its input is acked (:class:`processor.kafka.checkpoint.Checkpoint`).
 - **Closing**: after each batch (the shard's event-time watermark) and on a 1 s timer for
   idle shards (wall clock), only for partitions this worker holds.
 """
 
 from __future__ import annotations
 
-import time
 from collections import Counter
-from collections.abc import Iterable, MutableMapping
-from typing import Any
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from keys import RotationSchedule
 from processor.errors import ConfigError
+from processor.kafka.clock import SYSTEM_CLOCK, Clock
+from processor.kafka.produce import ChangelogEntry
 from processor.kafka.settings import Settings
+from processor.kafka.tables import (
+    apply_to_store,
+    changelog_table,
+    key_partitions,
+    memory_store,
+    store_dict,
+)
+from processor.pipeline.outcome import Send
 from processor.pipeline.stats import SCHEMA, Change, StatsAggregator
 
-Headers = tuple[tuple[str, bytes], ...] | None
-Send = tuple[str, bytes | None, bytes, Headers]  # topic, key, value, headers
-ChangelogEntry = tuple[str, bytes, bytes | None, int | None]  # value None: tombstone
+if TYPE_CHECKING:
+    from faust.types import AppT
+
 _HEADERS = (("schema", SCHEMA.encode()),)
-
-
-def changelog_table(app: Any, name: str, changelog_topic: str, partitions: int) -> Any:
-    """A faust ``Table`` with a compacted changelog in faust's json codec, partitioned like
-    the inputs (the worker writes the changelog itself, see ``StreamWorker._deliver``)."""
-    return app.Table(
-        name,
-        partitions=partitions,
-        changelog_topic=app.topic(
-            changelog_topic,
-            partitions=partitions,
-            compacting=True,
-            deleting=False,
-            key_serializer="json",
-            value_serializer="json",
-        ),
-    )
-
-
-def store_dict(store: Any) -> MutableMapping[Any, Any]:
-    """The dict inside a faust memory store, for the hot path: the store's own ``get``,
-    ``in`` and item assignment are pure-Python mapping methods around it (a few % of the
-    worker's CPU). Partition bookkeeping (``_key_partition``) stays on the store."""
-    inner = getattr(store, "data", None)
-    return inner if isinstance(inner, dict) else store
-
-
-def apply_to_store(store: Any, key: Any, value: Any, partition: int) -> None:
-    """Write one changelog record into a faust memory store (value None deletes), telling
-    the store which partition owns the key so faust drops it when the partition moves."""
-    key_partition: dict[Any, int] | None = getattr(store, "_key_partition", None)
-    if value is None:
-        store.pop(key, None)
-        if key_partition is not None:
-            key_partition.pop(key, None)
-        return
-    store[key] = value
-    if key_partition is not None:
-        key_partition[key] = partition
 
 
 def check_schedule_fits_windows(schedule: RotationSchedule | None, window_s: float) -> None:
@@ -92,24 +62,25 @@ def check_schedule_fits_windows(schedule: RotationSchedule | None, window_s: flo
 class AdStatsTable:
     """The table, the aggregator over its store, and the per-shard activity clock."""
 
-    def __init__(self, app: Any, settings: Settings) -> None:
+    def __init__(self, app: AppT, settings: Settings, clock: Clock = SYSTEM_CLOCK) -> None:
+        self._clock = clock
         self.topic = settings.ad_stats_topic
         self.topics = tuple(settings.input_topics.values())  # the shard's input streams
         self.changelog_topic = settings.ad_stats_changelog_topic
         self.table = changelog_table(app, "ad-stats", self.changelog_topic, settings.partitions)
-        self._store = self.table.data
+        self._store = memory_store(self.table)
         self.aggregator = StatsAggregator(settings.ad_stats_config(), store_dict(self._store))
         # a shard is idle when it has seen no ad record for this long (wall clock)
         self._idle_after = max(1.0, settings.ad_stats_grace)
         self._last_activity: dict[int, float] = {}
         # a shard never seen counts as active since start or recovery: its backlog gets
         # ``_idle_after`` seconds to move the watermark before the wall clock closes windows
-        self._since = time.time()
+        self._since = clock.wall_ms() / 1000
         self.counts: Counter[str] = Counter()
 
     def add(self, records: Iterable[tuple[int, str, bytes]]) -> None:
         """Count a batch's ad-analytics records (partition, input topic, value bytes)."""
-        now = time.time()
+        now = self._clock.wall_ms() / 1000
         now_ms = int(now * 1000)
         add = self.aggregator.add
         counts = self.counts
@@ -127,7 +98,7 @@ class AdStatsTable:
         is read to its end on every topic (``caught_up``: (partition, topic)) and that saw
         no ad record lately is idle: a backlog of old events must move the watermark itself,
         not the wall clock."""
-        now = time.time()
+        now = self._clock.wall_ms() / 1000
         since = self._since
         last = self._last_activity
         lagging = {p for p in partitions for t in self.topics if (p, t) not in caught_up}
@@ -148,15 +119,14 @@ class AdStatsTable:
         """Changelog records (faust's json codec, so its recovery reads them back) to the
         shard's partition; also tells the store which partition owns the key, so faust
         drops it when the partition is revoked."""
-        key_partition: dict[Any, int] | None = getattr(self._store, "_key_partition", None)
+        owners = key_partitions(self._store)
         entries: list[ChangelogEntry] = []
         for key, value in changes:
             shard = int(key[1])
-            if key_partition is not None:
-                if value is None:
-                    key_partition.pop(key, None)
-                else:
-                    key_partition[key] = shard
+            if value is None:
+                owners.pop(key, None)
+            else:
+                owners[key] = shard
             entries.append(
                 (
                     self.changelog_topic,
@@ -174,17 +144,8 @@ class AdStatsTable:
     def recovered(self) -> None:
         """After recovery or a rebalance: re-index the windows the store now holds."""
         self.aggregator.rebuild()
-        self._since = time.time()
+        self._since = self._clock.wall_ms() / 1000
         self._last_activity.clear()
 
 
-__all__ = [
-    "AdStatsTable",
-    "ChangelogEntry",
-    "Headers",
-    "Send",
-    "apply_to_store",
-    "changelog_table",
-    "check_schedule_fits_windows",
-    "store_dict",
-]
+__all__ = ["AdStatsTable", "check_schedule_fits_windows"]

@@ -16,13 +16,17 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from processor.kafka.adstats import ChangelogEntry, apply_to_store, changelog_table, store_dict
+from processor.kafka.produce import ChangelogEntry
 from processor.kafka.settings import Settings
+from processor.kafka.tables import apply_to_store, changelog_table, memory_store, store_dict
 from processor.pipeline.devices import DeviceLink
+
+if TYPE_CHECKING:
+    from faust.types import AppT
 
 _EMPTY_FETCHES_AT_END = 3  # Tansu's end offsets can be a batch short: read until quiet
 
@@ -48,13 +52,13 @@ async def start_reader(settings: Settings) -> Any:
 class DeviceLinkTable:
     """:class:`processor.pipeline.devices.DeviceState` for the worker."""
 
-    def __init__(self, app: Any, settings: Settings, key_of: Callable[[str], str]) -> None:
+    def __init__(self, app: AppT, settings: Settings, key_of: Callable[[str], str]) -> None:
         self.table = changelog_table(
             app, "devices", settings.devices_changelog_topic, settings.partitions
         )
         self._settings = settings
-        self._store = self.table.data
-        self._dict = store_dict(self.table.data)
+        self._store = memory_store(self.table)
+        self._dict = store_dict(self._store)
         self._key_of = key_of
         self._erased: set[str] = set()
         self._erased_topic = settings.erased_topic

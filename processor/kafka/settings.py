@@ -167,7 +167,12 @@ class Settings:
     ``geo_ip2region_db`` of that IP version is configured; ``false``: only the operator's files."""
     fast_path: bool = True
     """Hand whole fetches to the batch handler, bypassing faust's per-message stream path
-    (see docs/worker.md); ``false`` uses a faust agent with ``stream.take_events``."""
+    (see docs/worker.md); ``false`` uses a faust agent with ``stream.take_events``. The fast
+    path runs only on the faust-streaming and aiokafka versions it was tested with; on
+    others the worker logs a warning and takes the plain path (same outputs, slower)."""
+    policy: Path | None = None
+    """Policy file (JSON, as ``transform --policy``); default: the shipped default policy.
+    Checked and compiled at start-up; the worker logs and audits its version."""
     leak_canary_fraction: float = 0.001
     """Fraction of the input records whose outputs the worker scans with the leak scanner's
     detectors (the live leak canary, ``pseudostream_leak_findings_total``); 0 turns it off."""
@@ -199,6 +204,9 @@ class Settings:
     """Consumer group session timeout in seconds (Tansu: 6-10 s; a join waits half of it)."""
     commit_interval: float = 1.0
     """Seconds between offset commits of acknowledged (fully produced) input."""
+    broker_commit_every: int = 10_000
+    """Also commit as soon as this many input records were acknowledged since the last
+    commit (faust's ``broker_commit_every``)."""
     stall_ready_seconds: float = 30.0
     """An assigned input partition (or a table recovery) that has records to read but has
     not moved for this long is stalled: ``/ready`` fails and ``pseudostream_stalled_partitions``
@@ -206,6 +214,14 @@ class Settings:
     stall_exit_seconds: float = 120.0
     """A stall this long ends the worker (exit code 70) so that its supervisor restarts it
     and the group gives the partitions to a live member; 0 = never exit."""
+    processes: str = "1"
+    """Worker processes on this machine: a number, or ``auto`` (the CPUs this process may
+    run on, within its cgroup CPU quota, at most ``partitions``). More than 1 starts a supervisor that runs them as
+    members of one consumer group and serves their health and metrics together
+    (docs/worker.md, "Several processes")."""
+    shutdown_timeout: float = 30.0
+    """With several processes: seconds the supervisor waits, after SIGTERM or SIGINT, for
+    its worker processes to stop gracefully before it kills them."""
     web_port: int = 0
     """faust's web server port (health, metrics); 0 disables it."""
     web_host: str = "127.0.0.1"
@@ -341,10 +357,16 @@ class Settings:
         return settings
 
     def validate(self) -> None:
-        for name in ("partitions", "output_partitions", "replication_factor", "batch_size"):
+        for name in (
+            "partitions",
+            "output_partitions",
+            "replication_factor",
+            "batch_size",
+            "broker_commit_every",
+        ):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name}: must be at least 1, got {getattr(self, name)}")
-        for name in ("batch_within", "session_timeout", "commit_interval"):
+        for name in ("batch_within", "session_timeout", "commit_interval", "shutdown_timeout"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name}: must be positive, got {getattr(self, name)}")
         if self.keyring_reload_interval < 0:
@@ -372,7 +394,7 @@ class Settings:
             raise ConfigError(
                 f"leak_canary_fraction: must be 0..1, got {self.leak_canary_fraction}"
             )
-        self._validate_stall()
+        self._validate_supervision()
         if self.stats_interval < 0:
             raise ConfigError(f"stats_interval: must be 0 or positive, got {self.stats_interval}")
         try:
@@ -430,6 +452,11 @@ class Settings:
         if len(set(names)) != len(names):
             raise ConfigError("topic_*: two settings name the same topic")
 
+    def _validate_supervision(self) -> None:
+        """What a supervisor relies on: the stall exit and the process count."""
+        self._validate_stall()
+        self._validate_processes()
+
     def _validate_stall(self) -> None:
         if self.stall_ready_seconds <= 0:
             raise ConfigError(
@@ -439,6 +466,20 @@ class Settings:
             raise ConfigError(
                 "stall_exit_seconds: must be 0 (never) or at least stall_ready_seconds"
                 f" ({self.stall_ready_seconds}), got {self.stall_exit_seconds}"
+            )
+
+    def _validate_processes(self) -> None:
+        value = self.processes.strip().lower()
+        if value == "auto":
+            return
+        if not value.isdigit() or int(value) < 1:
+            raise ConfigError(
+                f"processes: a number of at least 1 or 'auto', got {self.processes!r}"
+            )
+        if int(value) > self.partitions:
+            raise ConfigError(
+                f"processes: {value} is more than the {self.partitions} input partitions; the"
+                " processes beyond those would hold no partition and never be ready"
             )
 
     def _validate_security(self) -> None:
@@ -552,6 +593,14 @@ class Settings:
                 mechanism=self.sasl_mechanism,
             )
         }
+
+    def process_count(self, usable_cpus: int) -> int:
+        """How many worker processes to run: ``processes``, ``auto`` being ``usable_cpus``
+        capped at ``partitions`` (a member beyond the partitions would hold none)."""
+        value = self.processes.strip().lower()
+        if value == "auto":
+            return max(1, min(usable_cpus, self.partitions))
+        return int(value)
 
     def require_keyring(self) -> Path:
         if self.keyring is None:

@@ -12,9 +12,16 @@ import socket
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from processor.errors import ConfigError, PseudostreamError
+from processor.pipeline.outcome import Route
+from processor.pipeline.quarantine import request_bytes
+
+if TYPE_CHECKING:
+    from processor.kafka.settings import Settings
+
+CONSENT_SOURCE = "consent"  # the logical name of the consent input
 
 
 class BrokerError(PseudostreamError):
@@ -184,3 +191,73 @@ def topic_specs(names: Mapping[str, tuple[int, bool]]) -> list[TopicSpec]:
     return [
         TopicSpec(name, partitions, compacted) for name, (partitions, compacted) in names.items()
     ]
+
+
+def prepare_topics(settings: Settings) -> list[str]:
+    """Create the missing topics with the configured partition counts, cleanup policy and
+    retention (docs/privacy.md, "Retention"); returns those created. Existing topics keep
+    their configuration (change it with the cluster's tools)."""
+    s = settings
+
+    def deleted_after(days: float) -> tuple[tuple[str, str], ...]:
+        return (("cleanup.policy", "delete"), ("retention.ms", s.retention_ms(days)))
+
+    # state: the latest record per key is kept for good (a consent, a deletion, a link)
+    state = (("cleanup.policy", "compact"), ("retention.ms", "-1"))
+    out = s.output_topics
+    specs = [
+        TopicSpec(
+            s.input_topics["raw.behaviour"],
+            s.partitions,
+            configs=deleted_after(s.raw_retention_days),
+        ),
+        TopicSpec(
+            s.input_topics["raw.device"], s.partitions, configs=deleted_after(s.raw_retention_days)
+        ),
+        TopicSpec(s.input_topics[CONSENT_SOURCE], s.partitions, configs=state),
+        TopicSpec(s.changelog_topic, s.partitions, configs=state),
+        # a user's links are rewritten at least every half retention while seen: older
+        # segments hold only expired links
+        TopicSpec(
+            s.devices_changelog_topic,
+            s.partitions,
+            configs=(
+                ("cleanup.policy", "compact,delete"),
+                ("retention.ms", s.retention_ms(s.device_link_retention_days)),
+            ),
+        ),
+        TopicSpec(s.erased_topic, s.partitions, configs=state),
+        *(
+            TopicSpec(
+                out[route], s.output_partitions, configs=deleted_after(s.clean_retention_days)
+            )
+            for route in (Route.RECOMMENDATION, Route.AD_ANALYTICS)
+        ),
+        *(
+            TopicSpec(
+                out[route], s.output_partitions, configs=deleted_after(s.erasure_retention_days)
+            )
+            for route in (Route.ERASURE_RECOMMENDATION, Route.ERASURE_AD_ANALYTICS)
+        ),
+        TopicSpec(
+            out[Route.QUARANTINE],
+            s.output_partitions,
+            configs=deleted_after(s.quarantine_retention_days),
+        ),
+    ]
+    if s.ad_stats_enabled:
+        specs += [
+            TopicSpec(
+                s.ad_stats_topic,
+                s.output_partitions,
+                configs=deleted_after(s.ad_stats_retention_days),
+            ),
+            TopicSpec(s.ad_stats_changelog_topic, s.partitions, configs=state),
+        ]
+    return create_topics(
+        bootstrap_servers(s.broker),
+        specs,
+        replication_factor=s.replication_factor,
+        client_options=s.kafka_python_options(),
+        max_message_bytes=request_bytes(s.max_record_bytes),  # quarantine records fit
+    )

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from collections.abc import Mapping
 from typing import IO, Any
 
 import orjson
@@ -24,7 +25,12 @@ QUIET_LOGGERS = ("aiokafka", "kafka", "faust", "mode")
 
 
 class JsonFormatter(logging.Formatter):
-    """A ``logging.Formatter`` that renders a record as one JSON line."""
+    """A ``logging.Formatter`` that renders a record as one JSON line; ``fields`` are added
+    to every line (the supervisor's worker processes say which one wrote it)."""
+
+    def __init__(self, fields: Mapping[str, Any] | None = None) -> None:
+        super().__init__()
+        self.fields = dict(fields or {})
 
     def format(self, record: logging.LogRecord) -> str:
         created = record.created
@@ -34,6 +40,7 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),
+            **self.fields,
         }
         for key, value in record.__dict__.items():
             if key not in _STANDARD and not key.startswith("_") and key not in entry:
@@ -47,15 +54,17 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(entry, default=str).decode()
 
 
-def configure(level: str = "info", stream: IO[str] | None = None) -> logging.Handler:
+def configure(
+    level: str = "info", stream: IO[str] | None = None, fields: Mapping[str, Any] | None = None
+) -> logging.Handler:
     """Replace the root logger's handlers with one JSON handler on ``stream`` (stderr) at
-    ``level``; the client libraries' loggers at least WARNING; Python warnings logged too.
-    Returns the handler."""
+    ``level``, ``fields`` on every line; the client libraries' loggers at least WARNING;
+    Python warnings logged too. Returns the handler."""
     numeric = logging.getLevelName(level.upper())
     if not isinstance(numeric, int):
         raise ValueError(f"unknown log level {level!r}")
     handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
-    handler.setFormatter(JsonFormatter())
+    handler.setFormatter(JsonFormatter(fields))
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)

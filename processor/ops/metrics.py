@@ -1,4 +1,4 @@
-"""Prometheus metrics of the worker, and its ``/metrics``, ``/health`` and ``/ready`` pages.
+"""Prometheus metrics of the worker (its pages are :mod:`processor.kafka.web`).
 
 Counted per batch in the batch handler, never per event where it can be helped. Labels are
 topic names, reason codes, domains, key ids and partition numbers: never a value taken from
@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import bisect
 import math
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 from prometheus_client import (
     CollectorRegistry,
@@ -140,6 +140,50 @@ class WorkerView(Protocol):
     def partition_offsets(self) -> Iterable[PartitionOffsets]: ...
     def readiness(self) -> Mapping[str, bool]: ...
     def pipeline_stats(self) -> Mapping[str, int]: ...
+    def counts(self) -> Mapping[str, int]:
+        """The worker's counts of acknowledged batches (its stats file's): ``in:<topic>``,
+        ``out:<topic>``, ``quarantined:<reason>``, ``suppressed:<reason>``,
+        ``pseudonyms:<domain>``, ``batches`` (other keys are not read here)."""
+        ...
+
+
+# The counters read from ``WorkerView.counts``: metric name, help, label, count-key prefix.
+_COUNTED = (
+    ("events_in", "Input records processed, by source topic", "topic", "in:"),
+    (
+        "events_out",
+        "Output records delivered (acknowledged by the broker), by topic",
+        "topic",
+        "out:",
+    ),
+    ("quarantined", "Input records quarantined, by reason code", "reason", "quarantined:"),
+    (
+        "suppressed",
+        "Input records that produced nothing on purpose, by reason",
+        "reason",
+        "suppressed:",
+    ),
+    (
+        "pseudonyms_written",
+        "Pseudonyms in delivered clean records, per domain",
+        "domain",
+        "pseudonyms:",
+    ),
+)
+
+
+def counted(counts: Mapping[str, int]) -> Iterator[CounterMetricFamily]:
+    """The worker's acknowledged counts as Prometheus counters (one source: the worker's
+    :class:`processor.kafka.statsfile.Counters`, which the stats file shows too)."""
+    for name, documentation, label, prefix in _COUNTED:
+        family = CounterMetricFamily(f"{PREFIX}_{name}", documentation, labels=[label])
+        for key, n in sorted(counts.items()):
+            if key.startswith(prefix):
+                family.add_metric([key[len(prefix) :]], n)
+        yield family
+    yield CounterMetricFamily(
+        f"{PREFIX}_batches", "Batches processed", value=counts.get("batches", 0)
+    )
 
 
 class _StateCollector(Collector):
@@ -194,24 +238,17 @@ class _StateCollector(Collector):
             "1 - cache misses / pseudonyms written, per domain, since start",
             labels=["domain"],
         )
-        out = self.metrics.pseudonyms_out
+        counts = view.counts()
         for domain, (n_miss, n_hmac) in sorted(view.pseudonym_cache().items()):
             misses.add_metric([domain], n_miss)
             hmacs.add_metric([domain], n_hmac)
-            written = out.get(domain, 0)
+            written = counts.get("pseudonyms:" + domain, 0)
             if written:
                 ratio.add_metric([domain], min(1.0, max(0.0, 1.0 - n_miss / written)))
         yield misses
         yield hmacs
         yield ratio
-        written_family = CounterMetricFamily(
-            f"{p}_pseudonyms_written",
-            "Pseudonyms in delivered clean records, per domain",
-            labels=["domain"],
-        )
-        for domain, n in sorted(out.items()):
-            written_family.add_metric([domain], n)
-        yield written_family
+        yield from counted(counts)
         yield dropped_fields(view.pipeline_stats())
         labels = ["topic", "partition"]
         lag = GaugeMetricFamily(
@@ -273,25 +310,8 @@ class WorkerMetrics:
         self.registry = registry if registry is not None else CollectorRegistry()
         r = self.registry
         p = PREFIX
-        self.events_in = Counter(
-            f"{p}_events_in", "Input records processed, by source topic", ["topic"], registry=r
-        )
-        self.events_out = Counter(
-            f"{p}_events_out",
-            "Output records delivered (acknowledged by the broker), by topic",
-            ["topic"],
-            registry=r,
-        )
-        self.quarantined = Counter(
-            f"{p}_quarantined", "Input records quarantined, by reason code", ["reason"], registry=r
-        )
-        self.suppressed = Counter(
-            f"{p}_suppressed",
-            "Input records that produced nothing on purpose, by reason",
-            ["reason"],
-            registry=r,
-        )
-        self.batches = Counter(f"{p}_batches", "Batches processed", registry=r)
+        # events in and out, quarantined, suppressed, batches, pseudonyms written: read from
+        # the worker's counts at scrape time (``counted``), not counted a second time here
         self.stalled = Gauge(
             f"{p}_stalled_partitions",
             "Assigned partitions (and table recoveries) behind their end and not moving",
@@ -338,7 +358,6 @@ class WorkerMetrics:
         )
         # process_cpu_seconds_total, process_resident_memory_bytes, process_start_time_seconds
         ProcessCollector(registry=r)
-        self.pseudonyms_out: dict[str, int] = {}
 
     def bind(self, view: WorkerView) -> None:
         """Read the worker's state at scrape time (tables, keys, caches, offsets)."""
@@ -347,29 +366,14 @@ class WorkerMetrics:
     def record_batch(
         self,
         *,
-        topics_in: Mapping[str, int],
-        topics_out: Mapping[str, int],
-        quarantined: Mapping[str, int],
-        suppressed: Mapping[str, int],
-        pseudonyms: Mapping[str, int],
         seconds: float,
         acked: float,
         event_times_ms: Iterable[int],
         record_stamps: Iterable[float],
     ) -> None:
         """One batch, after its deliveries were acknowledged at ``acked`` (Unix seconds):
-        the events' own times (ms) and the input records' Kafka timestamps (seconds)."""
-        for topic, n in topics_in.items():
-            self.events_in.labels(topic).inc(n)
-        for topic, n in topics_out.items():
-            self.events_out.labels(topic).inc(n)
-        for reason, n in quarantined.items():
-            self.quarantined.labels(reason).inc(n)
-        for reason, n in suppressed.items():
-            self.suppressed.labels(reason).inc(n)
-        for domain, n in pseudonyms.items():
-            self.pseudonyms_out[domain] = self.pseudonyms_out.get(domain, 0) + n
-        self.batches.inc()
+        the events' own times (ms) and the input records' Kafka timestamps (seconds); its
+        counts are the worker's (:meth:`WorkerView.counts`)."""
         self.batch_seconds.observe(seconds)
         self.event_latency.observe_ages(acked, event_times_ms, per_second=1000.0)
         self.record_latency.observe_ages(acked, record_stamps)
@@ -378,37 +382,12 @@ class WorkerMetrics:
         return generate_latest(self.registry)
 
 
-def install_pages(
-    app: Any, metrics: WorkerMetrics, readiness: Callable[[], Mapping[str, bool]]
-) -> None:
-    """``/metrics`` (Prometheus text), ``/health`` (the process and its event loop answer)
-    and ``/ready`` (200 only when every readiness check passes, else 503) on faust's web
-    server."""
-    from faust import web
-
-    async def metrics_page(self: web.View, request: web.Request) -> web.Response:
-        return self.bytes(metrics.exposition(), content_type=CONTENT_TYPE)
-
-    async def health_page(self: web.View, request: web.Request) -> web.Response:
-        return self.json({"status": "ok"})
-
-    async def ready_page(self: web.View, request: web.Request) -> web.Response:
-        checks = dict(readiness())
-        ready = all(checks.values())
-        return self.json({"ready": ready, "checks": checks}, status=200 if ready else 503)
-
-    app.page("/metrics", name="pseudostream-metrics")(metrics_page)
-    app.page("/health", name="pseudostream-health")(health_page)
-    app.page("/ready", name="pseudostream-ready")(ready_page)
-
-
 __all__ = [
     "BulkHistogram",
     "KeyAge",
     "PartitionOffsets",
     "WorkerMetrics",
     "WorkerView",
-    "install_pages",
     "partition_end",
     "partition_lag",
 ]

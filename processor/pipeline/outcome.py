@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from enum import StrEnum
 from typing import Any, NamedTuple
 
@@ -62,3 +63,24 @@ class Outcome(NamedTuple):
     event_time: int | None = None
     """A valid behaviour or device event's own ``event_time`` (ms), for the latency metric;
     None for consent records and quarantined input."""
+
+    @property
+    def counted_as(self) -> str:
+        """What the counters call this outcome: ``quarantined``, ``suppressed`` or
+        ``routed`` (the worker, ``transform`` and replay count by it)."""
+        if self.quarantined:
+            return "quarantined"
+        return "suppressed" if self.suppressed else "routed"
+
+
+Headers = tuple[tuple[str, bytes], ...]
+Send = tuple[str, bytes | None, bytes, Headers]  # topic, key, value, headers
+
+
+def sends_of(records: Iterable[Routed], topics: Mapping[Route, str]) -> list[Send]:
+    """Routed records -> what a producer sends: the route's topic (``topics``), the key as
+    UTF-8 bytes (None stays None), the value and the headers."""
+    return [
+        (topics[r.route], r.key.encode() if r.key is not None else None, r.value, r.headers)
+        for r in records
+    ]

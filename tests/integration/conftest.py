@@ -7,6 +7,8 @@ import asyncio
 import contextlib
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 import urllib.error
@@ -22,18 +24,19 @@ import orjson
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from keys import Keyring, MasterKey, generate_master_key, load_keyring_from, save_keyring
-from processor.devtools.broker import EmbeddedBroker
+from keys import Keyring, load_keyring_from
+from processor.devtools.broker import EmbeddedBroker, free_port
 from processor.devtools.demo import (
     WORKER_COMMAND,
     WorkerProcess,
-    produce_placed,
-    read_topic,
     start_worker,
 )
+from processor.devtools.keyring import make_keyring
 from processor.devtools.synth import CONSENT
+from processor.kafka.read import Record, read_topic
 from processor.kafka.settings import Settings
-from processor.kafka.worker import prepare_topics
+from processor.kafka.topics import prepare_topics
+from processor.kafka.write import produce_placed
 from processor.ops.scan import Finding, LeakScanner
 from processor.pipeline.consent import MemoryConsentState
 from processor.pipeline.outcome import Route, SourceRef
@@ -52,14 +55,7 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]
 
 @pytest.fixture(scope="session")
 def keyring_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    directory = tmp_path_factory.mktemp("keys")
-    master_text = generate_master_key()
-    master = directory / "master.key"
-    master.write_text(master_text)
-    master.chmod(0o600)  # a secret file others can read gives a warning
-    keyring = directory / "keyring.sealed"
-    save_keyring(keyring, Keyring.generate(), MasterKey.from_base64(master_text, "test"))
-    return keyring, master
+    return make_keyring(tmp_path_factory.mktemp("keys"))
 
 
 @dataclass
@@ -86,6 +82,20 @@ class Stack:
         self.workers.append(proc)
         return proc
 
+    def start_ready_worker(self, **overrides: str) -> WorkerProcess:
+        """A worker with a web port of its own, returned once its ``/ready`` answers 200:
+        the group gave it partitions (a rebalance onto it is over) and it recovered its
+        tables. Waiting on that instead of a fixed time."""
+        port = free_port()
+        worker = self.start_worker(web_port=str(port), **overrides)
+        url = f"http://127.0.0.1:{port}/ready"
+        wait_for(
+            lambda: http_get(url)[0] == 200,
+            60,
+            lambda: f"worker {worker.index} not ready: {http_get(url)}; {self.workdir}",
+        )
+        return worker
+
     def feed(self, records: Iterable[tuple[str, bytes | None, bytes]]) -> int:
         return len(self.feed_placed(records))
 
@@ -106,8 +116,10 @@ class Stack:
             lambda: f"processed {self.processed()} of {n}; logs in {self.workdir}",
         )
 
-    def output(self, route: Route, timeout: float = 2.0) -> list[Any]:
-        return read_topic(self.broker.address, self.settings.output_topics[route], timeout=timeout)
+    def output(self, route: Route, timeout: float = 2.0) -> list[Record]:
+        """The route's topic read to its end (nothing new for ``timeout`` seconds)."""
+        topic = self.settings.output_topics[route]
+        return list(read_topic(self.broker.address, topic, idle=timeout))
 
     def output_lines(self) -> list[bytes]:
         """Every record of every output topic and of the consent changelog as one JSON line
@@ -126,7 +138,7 @@ class Stack:
                     )
                 )
         changelog = self.settings.changelog_topic
-        for record in read_topic(self.broker.address, changelog, timeout=1.0):
+        for record in read_topic(self.broker.address, changelog, idle=1.0):
             lines.append(
                 orjson.dumps({"key": orjson.loads(record.key), "value": orjson.loads(record.value)})
             )
@@ -282,6 +294,17 @@ def metric_samples(base: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], f
         for family in text_string_to_metric_families(body.decode())
         for s in family.samples
     }
+
+
+def top_once(base: str) -> subprocess.CompletedProcess[str]:
+    """``pseudostream top --once`` against the worker (or supervisor) at ``base``."""
+    return subprocess.run(
+        [sys.executable, "-m", "processor", "top", "--url", base + "/metrics", "--once"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
 
 
 def wait_for(

@@ -4,7 +4,7 @@ The policy is the default one with ``device.imei`` kept raw in ``clean.recommend
 so in its message key, which the route takes from the IMEI among others): the policy change
 an operator might make by mistake. ``compile_policy`` refuses that document at start-up, so
 no production worker can run it; this module builds the plan the check would have refused
-and hands it to ``StreamWorker`` through its ``pipeline`` argument, which only tests use.
+and hands it to ``StreamWorker`` through its ``policy`` argument, which only tests use.
 
 Run with the usual ``PSEUDOSTREAM_*`` settings: ``python -m tests.integration.leaky_worker``.
 """
@@ -56,16 +56,15 @@ def leaky_policy() -> Policy:
 
 
 def main() -> int:
+    from processor.kafka.keywatch import load_keyring
     from processor.kafka.settings import Settings
-    from processor.kafka.worker import StreamWorker, load_keyring, setup_logging
-    from processor.pipeline.process import Pipeline
+    from processor.kafka.worker import StreamWorker
+    from processor.ops.logs import configure
 
     settings = Settings.load()
-    setup_logging(settings.log_level)
-    keyring = load_keyring(settings)
-    pipeline = Pipeline(keyring, policy=leaky_policy(), max_record_bytes=settings.max_record_bytes)
-    worker = StreamWorker(settings, keyring, pipeline=pipeline)
-    worker.topics_present = True  # the test's stack created them
+    configure(settings.log_level)
+    worker = StreamWorker(settings, load_keyring(settings), policy=leaky_policy())
+    worker.view.topics_present = True  # the test's stack created them
     return worker.run()
 
 

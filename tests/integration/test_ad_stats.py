@@ -15,8 +15,8 @@ from click.testing import CliRunner
 
 from processor.cli import main
 from processor.devtools import synth
-from processor.devtools.demo import read_topic
-from processor.kafka.worker import load_locator
+from processor.kafka.read import read_topic
+from processor.kafka.startup import load_locator
 from processor.ops.scan import LeakScanner
 from processor.pipeline.consent import MemoryConsentState
 from processor.pipeline.outcome import Route, SourceRef
@@ -121,7 +121,7 @@ def expected_cells(stack: Stack, records: Records) -> tuple[list[dict[str, Any]]
 def published(stack: Stack) -> list[dict[str, Any]]:
     return [
         orjson.loads(r.value)
-        for r in read_topic(stack.broker.address, stack.settings.ad_stats_topic, timeout=2.0)
+        for r in read_topic(stack.broker.address, stack.settings.ad_stats_topic, idle=2.0)
     ]
 
 
@@ -168,7 +168,7 @@ def test_stats_match_a_recount_exclude_who_they_must_and_survive_a_restart(stack
     assert not [c for c in cells if c.get("item") == "v-excluded"]
     lat_events = sum(v.get("events_without_device", 0) for v in values)
     assert lat_events >= 3  # the limit-ad-tracking users' events reached the ad route only
-    changelog = read_topic(stack.broker.address, stack.settings.ad_stats_changelog_topic)
+    changelog = list(read_topic(stack.broker.address, stack.settings.ad_stats_changelog_topic))
     lines = [r.value for r in read_topic(stack.broker.address, stack.settings.ad_stats_topic)]
     lines += [r.key for r in changelog] + [r.value for r in changelog if r.value]
     raw = [v for _, _, v in records]

@@ -20,10 +20,11 @@ from pathlib import Path
 import orjson
 import pytest
 
-from keys import Domain, Keyring, MasterKey, generate_master_key, save_keyring
+from keys import Domain, generate_master_key
 from processor.devtools import synth
 from processor.devtools.broker import EmbeddedBroker
 from processor.devtools.demo import worker_environment
+from processor.devtools.keyring import make_keyring
 from processor.pipeline.kinds import IdKind
 from processor.pipeline.outcome import Route
 from processor.pipeline.policy import compile_policy
@@ -281,13 +282,8 @@ def _start_failure(env: dict[str, str], tmp_path: Path) -> tuple[int, str]:
 def test_drill_worker_refuses_to_start_without_a_usable_keyring(
     broker: EmbeddedBroker, tmp_path: Path, case: str, says: str
 ) -> None:
-    master_text = generate_master_key()
-    keyring = tmp_path / "keyring.sealed"
-    save_keyring(keyring, Keyring.generate(), MasterKey.from_base64(master_text, "test"))
-    sealed = keyring.read_bytes()
-    master_file = tmp_path / "master.key"
-    master_file.write_text(master_text)
-    master_file.chmod(0o600)  # readable by others, it would add a warning line
+    keyring, master_file = make_keyring(tmp_path)
+    master_text, sealed = master_file.read_text(), keyring.read_bytes()
     env = {"broker": broker.url, "keyring": str(keyring), "master_key_file": str(master_file)}
     wrong = generate_master_key()
     if case == "keyring_missing":
@@ -460,7 +456,7 @@ def test_drill_a_stalled_partition_makes_the_worker_unready_then_exit(stack: Sta
     ``stall_ready_seconds`` /ready fails and the stall is counted; after
     ``stall_exit_seconds`` the worker exits 70 for its supervisor to restart it."""
     from processor.devtools.broker import free_port
-    from processor.kafka.worker import EXIT_STALLED, TEST_STALL_ENV
+    from processor.kafka.progress import EXIT_STALLED, TEST_STALL_ENV
 
     port = free_port()
     base = f"http://127.0.0.1:{port}"

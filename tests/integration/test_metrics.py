@@ -14,7 +14,7 @@ import pytest
 from processor.devtools import synth
 from processor.devtools.broker import free_port
 from processor.ops.scan import LeakScanner
-from tests.integration.conftest import Stack, http_get, metric_samples, wait_for
+from tests.integration.conftest import Stack, http_get, metric_samples, top_once, wait_for
 
 pytestmark = pytest.mark.broker
 
@@ -86,13 +86,7 @@ def test_health_ready_metrics_top_and_json_logs(stack: Stack) -> None:  # noqa: 
     }
     assert partitions == {"0", "1", "2", "3"}
 
-    top = subprocess.run(
-        [sys.executable, "-m", "processor", "top", "--url", base + "/metrics", "--once"],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    top = top_once(base)
     assert top.returncode == 0, top.stderr
     assert f"{fed:,}" in top.stdout
     assert "lag" in top.stdout

@@ -9,8 +9,10 @@ import pytest
 from click.testing import CliRunner
 
 from processor.cli import main
-from processor.devtools.demo import produce, read_topic
-from processor.kafka.replay import RUN_HEADER, Replayer
+from processor.kafka.read import read_topic
+from processor.kafka.replay import Replayer
+from processor.kafka.write import produce
+from processor.ops.replay import RUN_HEADER
 from processor.pipeline.outcome import Route, SourceRef
 from processor.pipeline.process import Pipeline
 from tests.integration.conftest import Stack, by_item, consent_json, event_json
@@ -78,7 +80,7 @@ def test_replay_routes_fixed_records_again_and_requarantines_bad_ones(stack: Sta
     assert orjson.loads(again.value)["error"] == "bad_json"
     assert dict(again.headers)[RUN_HEADER] == report.run_id.encode()
     consent_topic = settings.input_topics["consent"]
-    consent = read_topic(stack.broker.address, consent_topic, timeout=1.0)
+    consent = read_topic(stack.broker.address, consent_topic, idle=1.0)
     assert sorted(orjson.loads(r.value)["user_id"] for r in consent) == ["u1", "u2"]  # handed back
 
     # a second run continues after the committed offsets: only the re-quarantined record

@@ -1,10 +1,10 @@
-"""Scheduled ad-analytics key rotation on the real broker: a worker follows a 2-second
-schedule kept in the keyring, then picks up a `keys rotate` written to the file while it
-runs (the cron path), losing nothing and leaking nothing."""
+"""Scheduled ad-analytics key rotation on the real broker: a worker follows an hourly
+schedule kept in the keyring on a clock the test moves (``clocked_worker``: no waiting for
+a boundary), then picks up a `keys rotate` written to the file while it runs (the cron
+path), losing nothing and leaking nothing."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,6 +16,7 @@ from keys import Domain, Keyring, MasterKey, RotationSchedule, generate_master_k
 from processor.devtools import synth
 from processor.devtools.broker import EmbeddedBroker
 from processor.pipeline.outcome import Route
+from tests.integration.clocked_worker import COMMAND, set_clock
 from tests.integration.conftest import (
     Stack,
     consent_json,
@@ -27,22 +28,22 @@ from tests.integration.conftest import (
 
 pytestmark = pytest.mark.broker
 
-PERIOD_S = 2
+PERIOD_S = 3600
+START = datetime(2026, 11, 30, tzinfo=UTC)
+START_MS = int(START.timestamp() * 1000)
 USERS = [f"u80{n:04d}" for n in range(20)]
 
 
 @pytest.fixture
 def scheduled(broker: EmbeddedBroker, tmp_path: Path) -> Iterator[tuple[Stack, MasterKey]]:
-    """A stack whose keyring rotates the ad-analytics key every 2 s (1 s overlap), started
-    on the period grid in the past so the worker follows it from its first batch."""
+    """A stack whose keyring rotates the ad-analytics key every hour (one minute overlap)
+    from ``START``; the worker's clock starts ten periods later."""
     text = generate_master_key()
     master_file = tmp_path / "master.key"
     master_file.write_text(text)
     master_file.chmod(0o600)
     master = MasterKey.from_base64(text, "test")
-    now = int(time.time())
-    start = datetime.fromtimestamp(now - now % PERIOD_S - 60, UTC)
-    plan = RotationSchedule(Domain.AD_ANALYTICS, PERIOD_S, 1, start)
+    plan = RotationSchedule(Domain.AD_ANALYTICS, PERIOD_S, 60, START)
     keyring = tmp_path / "keyring.sealed"
     save_keyring(keyring, Keyring.generate().with_schedule(plan), master)
     with make_stack(broker, (keyring, master_file), tmp_path) as stack:
@@ -71,24 +72,34 @@ def test_worker_follows_the_ad_schedule_and_a_reloaded_keyring(
     scheduled: tuple[Stack, MasterKey],
 ) -> None:
     stack, master = scheduled
+    clock = stack.workdir / "clock"
+    set_clock(clock, START_MS + 10 * PERIOD_S * 1000)
     consents = [(synth.CONSENT, u.encode(), consent_json(u, 1000)) for u in USERS]
-    stack.start_worker(ad_stats_enabled="false", keyring_reload_interval="0.5")
+    stack.start_worker(
+        command=COMMAND,
+        ad_stats_enabled="false",
+        keyring_reload_interval="0.5",
+        test_clock_file=str(clock),
+    )
     stack.feed(consents)
     stack.wait_processed(len(USERS))
     raw_values = [v for _, _, v in consents]
     fed = len(USERS)
-    for n in range(8):  # four periods, two rounds each
+    for n in range(8):  # four periods, two rounds each (past each overlap)
+        set_clock(clock, START_MS + (10 * PERIOD_S + n * PERIOD_S // 2 + 120) * 1000)
         raw_values += feed_round(stack, f"s{n}")
         fed += len(USERS)
         stack.wait_processed(fed)
-        time.sleep(PERIOD_S / 2)
 
     ads = key_ids(stack, Route.AD_ANALYTICS)
     recs = key_ids(stack, Route.RECOMMENDATION)
     scheduled_ids = {e: k for e, k in ads.items() if e.startswith("e-s")}
     assert len(scheduled_ids) == 8 * len(USERS)  # nothing lost
-    assert len(set(scheduled_ids.values())) >= 3, sorted(set(scheduled_ids.values()))
-    assert all(k.startswith("adp-") for k in scheduled_ids.values())
+    periods = {f"adp-{START_MS // 1000 + (10 + n) * PERIOD_S}" for n in range(4)}
+    assert set(scheduled_ids.values()) == periods
+    for n in range(8):  # each round under the key of the period its clock was in
+        round_ids = {k for e, k in scheduled_ids.items() if e.startswith(f"e-s{n}-")}
+        assert round_ids == {f"adp-{START_MS // 1000 + (10 + n // 2) * PERIOD_S}"}, n
     assert {k for e, k in recs.items() if e.startswith("e-s")} == {"rec-1"}
     # one user's ad pseudonym changes with the period, its recommendation one does not
     ad_users = {
@@ -96,7 +107,7 @@ def test_worker_follows_the_ad_schedule_and_a_reloaded_keyring(
         for r in stack.output(Route.AD_ANALYTICS)
         if item_of(r).endswith("-0")
     }
-    assert len(ad_users) >= 3
+    assert len(ad_users) == 4
 
     # `keys rotate --domain recommendation` from cron: the worker reloads the file
     keyring = stack.keyring

@@ -12,7 +12,8 @@ from click.testing import CliRunner
 from processor.cli import main
 from processor.devtools import synth
 from processor.devtools.broker import free_port
-from processor.devtools.demo import produce, read_topic
+from processor.kafka.read import read_topic
+from processor.kafka.write import produce
 from processor.pipeline.outcome import Route, SourceRef
 from processor.pipeline.process import Pipeline
 from processor.pipeline.quarantine import Sealer, request_bytes
@@ -48,7 +49,7 @@ def test_forged_consent_on_an_app_topic_is_quarantined_and_changes_nothing(stack
         assert stack.output(erasure) == []  # no notice naming the victim's pseudonyms
     # the consent state is the genuine one: the victim's later event still reaches both routes
     assert routes_by_event(stack)["e-after"] == {"recommendation", "ad-analytics"}
-    assert len(read_topic(stack.broker.address, stack.settings.changelog_topic, timeout=1)) == 1
+    assert len(list(read_topic(stack.broker.address, stack.settings.changelog_topic, idle=1))) == 1
 
 
 def test_the_worker_serves_its_own_pages_and_none_of_fausts(stack: Stack) -> None:

@@ -216,9 +216,8 @@ def test_an_erasure_on_one_worker_reaches_the_events_the_other_worker_processes(
     for n in range(990_002, 990_100):
         others.setdefault((murmur2(f"u{n}".encode()) & 0x7FFFFFFF) % partitions, f"u{n}")
     assert len(others) == partitions
-    first = stack.start_worker()
-    second = stack.start_worker()
-    time.sleep(5)  # let the group rebalance onto two members
+    first = stack.start_ready_worker()
+    second = stack.start_ready_worker()  # ready: the group rebalanced onto both
     consents = [
         (synth.CONSENT, u.encode(), consent_json(u, 1000)) for u in (user, *others.values())
     ]
@@ -260,9 +259,7 @@ def test_two_workers_split_partitions_and_one_takes_over_after_sigkill(stack: St
     records = consent_first(list(synth.generate(6000, seed=3, users=400)))
     fed = stack.feed_placed(records[:500])
     stack.wait_processed(500)
-    second = stack.start_worker()
-    wait_for(lambda: second.proc.poll() is None and second.log_file.exists(), 10)
-    time.sleep(5)  # let the group rebalance onto two members
+    second = stack.start_ready_worker()  # ready: the group rebalanced onto both
     fed += stack.feed_placed(records[500:3500])
     wait_for(lambda: int(second.stats().get("in", 0)) > 0, 40, lambda: "second worker got nothing")
     stack.wait_processed(3500)

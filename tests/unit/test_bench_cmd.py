@@ -151,9 +151,9 @@ def test_a_worker_round_shows_its_main_thread_cpu_split() -> None:
         "client_cpu_us_per_event": 110.0,
         "broker_cpu_us_per_event": 10.0,
     }
-    assert "main thread" not in e2e._round_line(1, 3, "quix", run)
+    assert "main thread" not in e2e.round_line(1, 3, "quix", run)
     run["main_thread_cpu_us_per_event"] = {"pipeline": 60.0, "other": 20.0, "total": 80.0}
-    line = e2e._round_line(1, 3, "worker", run)
+    line = e2e.round_line(1, 3, "worker", run)
     assert line.startswith("round 1/3 worker")
     assert "main thread µs/event: pipeline 60.0, other 20.0, total 80.0" in line
 

@@ -16,7 +16,7 @@ from typing import Any
 from aiokafka.structs import ConsumerRecord
 from faust.types import TP
 
-from processor.kafka.worker import make_app_class
+from processor.kafka.consumer import make_app_class
 
 RAW = TP("raw.behaviour", 0)
 CHANGELOG = TP("app-consent-changelog", 1)
@@ -45,11 +45,20 @@ class _Loop:
         self.changelog: list[int] = []
         self.during_handler: Callable[[], None] = lambda: None
 
-        async def handler(batch: list[Any]) -> None:
-            self.handled += [(m.topic, m.offset, m.generation_id) for m in batch]
-            self.during_handler()
+        outer = self
 
-        app_class = make_app_class(batch_size, frozenset({RAW.topic}), handler)
+        class Handler:
+            async def handle(self, batch: list[Any]) -> None:
+                outer.handled += [(m.topic, m.offset, m.generation_id) for m in batch]
+                outer.during_handler()
+
+            async def idle(self) -> None:
+                pass
+
+            async def fetched(self) -> None:
+                pass
+
+        app_class = make_app_class(batch_size, frozenset({RAW.topic}), Handler())
         self.app = app_class(
             name, broker="kafka://127.0.0.1:1", store="memory://", autodiscover=False
         )
@@ -185,7 +194,7 @@ def test_when_a_stale_batch_is_dropped_then_each_partition_still_held_goes_back_
     consumer.assignment = lambda: {held_uncommitted, held_committed}
     consumer.seek = seek
     worker.app.consumer_generation_id = 1  # a rebalance since the fetch
-    asyncio.run(worker._fast_batch(stale))
+    asyncio.run(worker.handle(stale))
     assert sought == {held_uncommitted: 3, held_committed: 7}
     assert worker.counters.counts["in"] == 0  # nothing of the old generation was processed
 

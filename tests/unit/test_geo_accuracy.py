@@ -8,49 +8,26 @@
 - world_points.csv: 38 points worldwide with the expected country and city.
 
 The nearest-place baseline (nearest prefecture seat) is measured on the same sets, to show why
-polygons are used. docs/location.md reports the figures (bench/geo.py prints them).
+polygons are used (the measures: processor/devtools/benchmark/geo_accuracy.py). docs/location.md
+reports the figures (bench/geo.py prints them).
 """
 
 from __future__ import annotations
 
-import csv
-import math
 from pathlib import Path
 
 import pytest
 
+from processor.devtools.benchmark.geo_accuracy import (
+    gps_accuracy,
+    labelled_rows,
+    nearest_seat_accuracy,
+)
 from processor.pipeline.geo import build_locator
 from processor.pipeline.location import Locator
 
 DATA = Path(__file__).parent.parent / "data" / "geo"
 TARGET = 0.95
-
-
-def _rows(name: str) -> list[dict[str, str]]:
-    with (DATA / name).open(encoding="utf-8") as fh:
-        return list(csv.DictReader(fh))
-
-
-def accuracy(locator: Locator, rows: list[dict[str, str]]) -> float:
-    right = 0
-    for row in rows:
-        place = locator.from_gps(float(row["lat"]), float(row["lon"]))
-        right += place is not None and place.city_code == row["city_code"]
-    return right / len(rows)
-
-
-def baseline_accuracy(rows: list[dict[str, str]]) -> float:
-    """Nearest prefecture seat: what a nearest-populated-place lookup does."""
-    seats = [
-        (float(s["lat"]), float(s["lon"]), s["city_code"]) for s in _rows("prefecture_seats.csv")
-    ]
-    right = 0
-    for row in rows:
-        lat, lon = float(row["lat"]), float(row["lon"])
-        coslat = math.cos(math.radians(lat))
-        nearest = min(seats, key=lambda s: (s[0] - lat) ** 2 + ((s[1] - lon) * coslat) ** 2)
-        right += nearest[2] == row["city_code"]
-    return right / len(rows)
 
 
 @pytest.fixture(scope="module")
@@ -59,24 +36,24 @@ def locator() -> Locator:
 
 
 def test_when_points_are_chinese_then_95_percent_at_prefecture_level(locator: Locator) -> None:
-    rows = _rows("china_points.csv")
+    rows = labelled_rows("china_points.csv", DATA)
     assert len(rows) >= 200
-    assert accuracy(locator, rows) >= TARGET
+    assert gps_accuracy(locator, rows) >= TARGET
 
 
 def test_when_points_are_county_seats_then_95_percent_at_prefecture_level(
     locator: Locator,
 ) -> None:
-    assert accuracy(locator, _rows("county_seats.csv")) >= TARGET
+    assert gps_accuracy(locator, labelled_rows("county_seats.csv", DATA)) >= TARGET
 
 
 def test_nearest_place_baseline_does_worse_than_polygons(locator: Locator) -> None:
-    rows = _rows("china_points.csv") + _rows("county_seats.csv")
-    assert baseline_accuracy(rows) < accuracy(locator, rows)
+    rows = labelled_rows("china_points.csv", DATA) + labelled_rows("county_seats.csv", DATA)
+    assert nearest_seat_accuracy(rows, DATA) < gps_accuracy(locator, rows)
 
 
 def test_when_points_are_worldwide_then_country_and_city(locator: Locator) -> None:
-    rows = _rows("world_points.csv")
+    rows = labelled_rows("world_points.csv", DATA)
     assert len(rows) >= 30
     wrong = []
     for row in rows:

@@ -5,12 +5,12 @@ database was asked. docs/location.md reports the figures (bench/geo.py prints th
 
 from __future__ import annotations
 
-import csv
 import ipaddress
 from pathlib import Path
 
 import pytest
 
+from processor.devtools.benchmark.geo_accuracy import ip_accuracy, labelled_rows
 from processor.pipeline.geo import build_locator
 from processor.pipeline.location import Locator
 
@@ -20,20 +20,7 @@ PROVINCE_TARGET = 0.95
 
 
 def ip_rows() -> list[dict[str, str]]:
-    with (DATA / "china_ips.csv").open(encoding="utf-8") as fh:
-        return list(csv.DictReader(fh))
-
-
-def ip_accuracy(locator: Locator, rows: list[dict[str, str]]) -> tuple[float, float]:
-    """Shares of rows answered with the labelled prefecture, and with its province."""
-    city = province = 0
-    for row in rows:
-        place = locator.from_ip(ipaddress.ip_address(row["address"]))
-        if place is None:
-            continue
-        city += place.city_code == row["city_code"]
-        province += (place.province_code or "")[:2] == row["city_code"][:2]
-    return city / len(rows), province / len(rows)
+    return labelled_rows("china_ips.csv", DATA)
 
 
 @pytest.fixture(scope="module")

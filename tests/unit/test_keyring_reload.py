@@ -52,9 +52,9 @@ def test_when_keyring_file_changes_then_its_keys_serve_from_the_next_batch(
     monkeypatch.setenv("PSEUDOSTREAM_MASTER_KEY", MASTER_B64)
     save_keyring(path, keyring.rotate(Domain.AD_ANALYTICS), MASTER)
     touch_later(path)
-    asyncio.run(stream._reload_keyring_if_changed())
+    asyncio.run(stream.keyring_watch.reload_if_changed())
     stream._follow_schedule()
-    assert stream.active_key_ids() == {
+    assert stream.view.active_key_ids() == {
         "recommendation": "rec-1",
         "ad-analytics": "ad-2",
         "quarantine": "quar-1",
@@ -71,9 +71,9 @@ def test_when_reloaded_keyring_is_broken_then_the_keys_in_use_stay(
     path.write_text('{"format": "pseudostream-keyring/1", "check": "')  # half copied
     touch_later(path)
     with caplog.at_level(logging.ERROR, logger="pseudostream.worker"):
-        asyncio.run(stream._reload_keyring_if_changed())
+        asyncio.run(stream.keyring_watch.reload_if_changed())
     stream._follow_schedule()
-    assert stream.active_key_ids()["ad-analytics"] == "ad-1"
+    assert stream.view.active_key_ids()["ad-analytics"] == "ad-1"
     [record] = caplog.records
     assert "keyring reload failed, keeping the keys in use" in record.getMessage()
     assert "restore it from backup" in record.getMessage()
@@ -99,7 +99,7 @@ def test_a_keyring_reload_is_audited_with_key_ids_only(
     monkeypatch.setenv("PSEUDOSTREAM_AUDIT_LOG", str(audit))
     save_keyring(path, keyring.rotate(Domain.AD_ANALYTICS), MASTER)
     touch_later(path)
-    asyncio.run(stream._reload_keyring_if_changed())
+    asyncio.run(stream.keyring_watch.reload_if_changed())
     [entry] = [json.loads(line) for line in audit.read_text().splitlines()]
     assert entry["action"] == "keyring_reload"
     assert sorted(entry["key_ids"]) == ["ad-1", "ad-2", "quar-1", "rec-1"]

@@ -24,6 +24,9 @@ from processor.ops.metrics import (
 
 
 class FakeWorker:
+    def __init__(self) -> None:
+        self.acknowledged: dict[str, int] = {}
+
     def consent_table_size(self) -> int:
         return 7
 
@@ -47,6 +50,9 @@ class FakeWorker:
 
     def pipeline_stats(self) -> Mapping[str, int]:
         return {"dropped_field:device.model:identifier": 3, "out:recommendation": 9}
+
+    def counts(self) -> Mapping[str, int]:
+        return self.acknowledged
 
 
 def test_lag_uses_the_highest_known_end() -> None:
@@ -86,13 +92,20 @@ def _samples(metrics: WorkerMetrics) -> dict[tuple[str, tuple[tuple[str, str], .
 
 def test_exposition_of_a_batch() -> None:
     metrics = WorkerMetrics()
-    metrics.bind(FakeWorker())
+    worker = FakeWorker()
+    metrics.bind(worker)
+    worker.acknowledged.update(
+        {
+            "in": 3,
+            "in:raw.behaviour": 3,
+            "out:clean.recommendation": 2,
+            "quarantined": 1,
+            "quarantined:bad_json": 1,
+            "pseudonyms:recommendation": 40,
+            "batches": 1,
+        }
+    )
     metrics.record_batch(
-        topics_in={"raw.behaviour": 3},
-        topics_out={"clean.recommendation": 2},
-        quarantined={"bad_json": 1},
-        suppressed={},
-        pseudonyms={"recommendation": 40},
         seconds=0.02,
         acked=1_764_316_800.0,
         event_times_ms=[1_764_316_799_800, 1_764_316_797_000, 1_664_316_800_000],
@@ -102,6 +115,9 @@ def test_exposition_of_a_batch() -> None:
     assert s[("pseudostream_events_in_total", (("topic", "raw.behaviour"),))] == 3
     assert s[("pseudostream_events_out_total", (("topic", "clean.recommendation"),))] == 2
     assert s[("pseudostream_quarantined_total", (("reason", "bad_json"),))] == 1
+    assert s[("pseudostream_pseudonyms_written_total", (("domain", "recommendation"),))] == 40
+    assert s[("pseudostream_batches_total", ())] == 1
+    assert not any(name == "pseudostream_suppressed_total" for name, _ in s)  # none yet
     assert s[("pseudostream_event_latency_seconds_count", ())] == 3
     assert s[("pseudostream_event_latency_seconds_bucket", (("le", "+Inf"),))] == 3
     assert s[("pseudostream_event_latency_seconds_bucket", (("le", "5.0"),))] == 2
@@ -124,25 +140,20 @@ def test_exposition_of_a_batch() -> None:
 
 def test_top_parses_and_renders() -> None:
     metrics = WorkerMetrics()
-    metrics.bind(FakeWorker())
+    worker = FakeWorker()
+    metrics.bind(worker)
+    worker.acknowledged.update(
+        {"in:raw.behaviour": 1000, "out:clean.recommendation": 900, "quarantined:bad_json": 10}
+    )
     metrics.record_batch(
-        topics_in={"raw.behaviour": 1000},
-        topics_out={"clean.recommendation": 900},
-        quarantined={"bad_json": 10},
-        suppressed={},
-        pseudonyms={},
         seconds=0.3,
         acked=100.0,
         event_times_ms=[],
         record_stamps=[99.96] * 99 + [93.0],
     )
     before = parse_metrics(metrics.exposition().decode(), at=0.0)
+    worker.acknowledged["in:raw.behaviour"] += 500
     metrics.record_batch(
-        topics_in={"raw.behaviour": 500},
-        topics_out={},
-        quarantined={},
-        suppressed={},
-        pseudonyms={},
         seconds=0.1,
         acked=102.0,
         event_times_ms=[],

@@ -55,6 +55,9 @@ class _EmptyView:
     def pipeline_stats(self) -> Mapping[str, int]:
         return {}
 
+    def counts(self) -> Mapping[str, int]:
+        return {}
+
 
 def exported_series() -> set[str]:
     """Every series name the worker's registry can expose (counters with ``_total``,

@@ -14,7 +14,7 @@ import pytest
 
 from keys import Domain, Keyring
 from processor.errors import PolicyError
-from processor.kafka.replay import replay_one
+from processor.ops.replay import replay_one
 from processor.pipeline.consent import MemoryConsentState
 from processor.pipeline.location import IPAddress, Place
 from processor.pipeline.outcome import Outcome, Route, SourceRef

@@ -349,3 +349,14 @@ def test_when_a_float_looks_like_an_id_then_it_is_no_finding(line: bytes) -> Non
 )
 def test_when_an_id_stands_next_to_a_dot_then_it_is_still_found(line: bytes, kind: str) -> None:
     assert [f.kind for f in LeakScanner().scan_lines([line])] == [kind]
+
+
+def test_a_quarantine_records_sealed_base64_is_not_scanned_but_plaintext_there_is() -> None:
+    """Ciphertext in base64 can start like a labelled WeChat id ("wx" + "Ab12cd" + "/"); the
+    canary flagged one such quarantine record now and then."""
+    scanner = LeakScanner()
+    sealed = "wxAb12cd/" + "A" * 23
+    assert scanner.scan_lines([orjson.dumps({"value": {"sealed": sealed}})]) == []
+    assert scanner.scan_lines([orjson.dumps({"value": {"note": sealed}})]) != []
+    plain = orjson.dumps({"value": {"sealed": "call me 13912345678"}})
+    assert [f.kind for f in scanner.scan_lines([plain])] == ["phone"]

@@ -429,20 +429,3 @@ def test_stats_command_says_what_to_do_when_the_broker_is_unreachable() -> None:
     )
     assert result.exit_code == 2
     assert "did not answer" in result.output and "PSEUDOSTREAM_BROKER" in result.output
-
-
-def test_the_hot_path_reads_and_writes_the_dict_inside_faust_memory_store() -> None:
-    """``store_dict`` relies on faust's memory store keeping its entries in ``.data``: a
-    write through either is seen by the other (recovery writes the store, the batch path
-    the dict)."""
-    import faust
-
-    from processor.kafka.adstats import store_dict
-
-    store = faust.App("store-dict-test", store="memory://").Table("t", partitions=1).data
-    plain = store_dict(store)
-    assert type(plain) is dict
-    plain[("cell", 0)] = 3
-    store[("cell", 1)] = 4
-    assert store.get(("cell", 0)) == 3 and plain[("cell", 1)] == 4
-    assert store_dict(plain) is plain  # a plain mapping (the pure tests) is used as is

@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from processor.kafka.worker import Counters, ack_all, count_delivery_failure, delivery_failures
+from processor.kafka.checkpoint import ack_all
+from processor.kafka.statsfile import Counters, count_delivery_failure, delivery_failures
 
 
 def test_cpu_split_is_none_before_any_acknowledged_input() -> None:

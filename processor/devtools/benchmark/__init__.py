@@ -4,7 +4,10 @@
 - :mod:`processor.devtools.benchmark.e2e`: the worker on a fresh embedded Tansu broker next to a
   plain aiokafka pass-through and a plain quixstreams job, same run, alternating rounds;
   latency at a fixed rate, 1 vs 2 workers, worker memory;
-- :mod:`processor.devtools.benchmark.loops`: the comparison loops, each run as its own process.
+- :mod:`processor.devtools.benchmark.loops`: the comparison loops, each run as its own process;
+- ``adstats``, ``canary``, ``geo``, ``presidio_compare``, ``scrub_linear``: the benchmarks of
+  one part (each a ``main(argv)`` behind ``bench/<name>.py``); ``geo_accuracy`` and ``pii``:
+  the accuracy measures they share with the accuracy tests.
 
 Every benchmark prints a table and writes JSON (default ``bench/results/<name>.json``).
 """

@@ -45,9 +45,11 @@ from processor.devtools import synth
 from processor.devtools.benchmark import machine
 from processor.devtools.benchmark.loops import OUTPUT_ROUTES
 from processor.devtools.broker import EmbeddedBroker
-from processor.devtools.demo import WorkerProcess, produce, start_worker
+from processor.devtools.demo import WorkerProcess, start_worker
+from processor.devtools.keyring import make_keyring
 from processor.errors import PseudostreamError
 from processor.kafka.topics import TopicSpec, create_topics
+from processor.kafka.write import produce
 
 CONTENDERS = ("passthrough", "quix", "worker")
 BROKER_FLOOR = "broker-one-hop"  # the latency runs' reference: no contender, one broker hop
@@ -152,8 +154,6 @@ class Bed:
 @contextlib.contextmanager
 def bench_bed(plan: Plan) -> Iterator[Bed]:
     """A fresh broker (stopped at the end, also on errors) and a keyring for the worker."""
-    from processor.devtools.demo import _make_keyring
-
     with contextlib.ExitStack() as stack:
         workdir = plan.workdir
         if workdir is None:
@@ -161,7 +161,7 @@ def bench_bed(plan: Plan) -> Iterator[Bed]:
                 stack.enter_context(tempfile.TemporaryDirectory(prefix="pseudostream-bench-"))
             )
         workdir.mkdir(parents=True, exist_ok=True)
-        keyring_file, master_file = _make_keyring(workdir)
+        keyring_file, master_file = make_keyring(workdir)
         broker = EmbeddedBroker(log_file=workdir / "tansu.log").start()
         stack.callback(broker.stop)
         yield Bed(
@@ -176,9 +176,10 @@ def start_contender(
     inputs: dict[str, str],
     outputs: list[str],
     expect: int,
-    index: int = 0,
+    settings: Mapping[str, str] | None = None,
 ) -> WorkerProcess:
-    """The contender as a child process, its stats file and log in the bed's directory."""
+    """The contender as a child process, its stats file and log in the bed's directory;
+    ``settings`` on top of the bed's for a worker."""
     if kind in ("worker", "worker-baseline", "worker-no-canary"):
         env = {
             "broker": bed.broker.url,
@@ -207,18 +208,19 @@ def start_contender(
                 )
             },
             **bed.worker_settings,
+            **(settings or {}),
         }
         if kind == "worker-no-canary":
             env["leak_canary_fraction"] = "0"
         (bed.workdir / tag).mkdir(parents=True, exist_ok=True)
         if kind in ("worker", "worker-no-canary"):
-            return start_worker(index, bed.workdir / tag, env)
+            return start_worker(0, bed.workdir / tag, env)
         if bed.baseline_src is None:
             raise BenchError("the worker-baseline contender needs --baseline-src DIR")
         with _pythonpath(bed.baseline_src):  # the child imports processor from there
-            return start_worker(index, bed.workdir / tag, env)
-    stats_file = bed.workdir / tag / f"{kind}-{index}.stats.json"
-    log_file = bed.workdir / tag / f"{kind}-{index}.log"
+            return start_worker(0, bed.workdir / tag, env)
+    stats_file = bed.workdir / tag / f"{kind}.stats.json"
+    log_file = bed.workdir / tag / f"{kind}.log"
     stats_file.parent.mkdir(parents=True, exist_ok=True)
     command = [
         sys.executable, "-m", "processor.devtools.benchmark.loops", kind,
@@ -234,7 +236,7 @@ def start_contender(
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    return WorkerProcess(index, proc, stats_file, log_file)
+    return WorkerProcess(0, proc, stats_file, log_file)
 
 
 @contextlib.contextmanager
@@ -283,16 +285,17 @@ def _cpu(process: psutil.Process) -> float:
 def watch(
     procs: Sequence[WorkerProcess], broker_pid: int, expect: int, timeout: float
 ) -> dict[str, Any]:
-    """Sample the contender processes until together they counted ``expect`` inputs:
-    CPU of contenders and broker and contender RSS between the first and the last sample
-    that saw progress."""
+    """Sample the contender processes (with their own child processes: a supervisor's
+    workers) until together they counted ``expect`` inputs: CPU of contenders and broker
+    and each process's RSS between the first and the last sample that saw progress."""
     handles = [psutil.Process(p.proc.pid) for p in procs]
     broker = psutil.Process(broker_pid)
 
     def sample() -> tuple[float, float]:
         """CPU of the contenders and of the broker; the contenders' RSS goes to ``rss``."""
-        rss.extend(h.memory_info().rss / 2**20 for h in handles)
-        return sum(_cpu(h) for h in handles), _cpu(broker)
+        every = [p for h in handles for p in (h, *h.children(recursive=True))]
+        rss.extend(p.memory_info().rss / 2**20 for p in every)
+        return sum(_cpu(p) for p in every), _cpu(broker)
 
     deadline = time.monotonic() + timeout
     rss: list[float] = []
@@ -341,11 +344,18 @@ def watch(
 
 
 def run_once(
-    bed: Bed, kind: str, tag: str, inputs: dict[str, str], expect: int, *, workers: int = 1
+    bed: Bed,
+    kind: str,
+    tag: str,
+    inputs: dict[str, str],
+    expect: int,
+    *,
+    settings: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """One contender (``workers`` processes of it) over the ``expect`` preloaded inputs."""
+    """One contender over the ``expect`` preloaded inputs (``settings``: see
+    :func:`start_contender`)."""
     outputs = bed.fresh_outputs(tag)
-    procs = [start_contender(bed, kind, tag, inputs, outputs, expect, i) for i in range(workers)]
+    procs = [start_contender(bed, kind, tag, inputs, outputs, expect, settings)]
     assert bed.broker.pid is not None  # noqa: S101 - started by test_bed
     try:
         result = watch(procs, bed.broker.pid, expect, timeout=max(120.0, expect / 500))
@@ -356,20 +366,17 @@ def run_once(
     finally:
         for p in procs:
             p.stop()
-    stats = [p.stats() for p in procs]
-    own = [s.get("events_per_second") for s in stats]
-    result["events_per_second"] = (
-        round(float(own[0])) if workers == 1 and own[0] else result["sampled_events_per_second"]
-    )
+    stats = procs[0].stats()
+    own = stats.get("events_per_second")
+    result["events_per_second"] = round(float(own)) if own else result["sampled_events_per_second"]
     result["contender"] = kind
-    result["processes"] = workers
-    result["inputs"] = sum(int(s.get("in", 0)) for s in stats)
-    if workers == 1 and stats[0].get("cpu_us_per_event"):  # a worker: its own CPU split
-        result["main_thread_cpu_us_per_event"] = stats[0]["cpu_us_per_event"]
+    result["inputs"] = int(stats.get("in", 0))
+    if stats.get("cpu_us_per_event"):  # a worker: its own CPU split
+        result["main_thread_cpu_us_per_event"] = stats["cpu_us_per_event"]
     return result
 
 
-def _round_line(round_no: int, rounds: int, kind: str, run: Mapping[str, Any]) -> str:
+def round_line(round_no: int, rounds: int, kind: str, run: Mapping[str, Any]) -> str:
     line = (
         f"round {round_no}/{rounds} {kind:<18} {run['events_per_second']:>8,} events/s  "
         f"client {run['client_cpu_us_per_event']} µs/event, broker {run['broker_cpu_us_per_event']} µs/event"
@@ -612,7 +619,7 @@ def run_e2e(
                 )
                 run["round"] = round_no
                 runs.append(run)
-                say(_round_line(round_no, plan.rounds, kind, run))
+                say(round_line(round_no, plan.rounds, kind, run))
         medians = summarize(runs)
         result: dict[str, Any] = {"benchmark": "e2e", **_header(plan, records, bed)}
         result["runs"] = runs
@@ -693,33 +700,51 @@ def _targets(result: dict[str, Any]) -> dict[str, bool | None]:
 
 
 def run_scale(plan: Plan, say: Say = print) -> dict[str, Any]:
-    """1 worker vs 2 workers in one group on the same topics, alternating."""
+    """The worker with 1 and with 2 processes (``worker --processes 2``: one supervisor,
+    two members of one group) on the same preloaded topics, alternating. Rates are the
+    sampler's (inputs over the time between the first and the last count, both processes
+    together), CPU is the whole process tree's."""
     with bench_bed(plan) as bed:
         inputs, records = _preload(bed, plan.events, say)
         runs = []
         for round_no in range(1, plan.rounds + 1):
-            for workers in (1, 2):
-                tag = f"s{round_no}-{workers}w-{uuid.uuid4().hex[:6]}"
-                run = run_once(bed, "worker", tag, inputs, len(records), workers=workers)
+            for processes in (1, 2):
+                tag = f"s{round_no}-{processes}p-{uuid.uuid4().hex[:6]}"
+                run = run_once(
+                    bed,
+                    "worker",
+                    tag,
+                    inputs,
+                    len(records),
+                    settings={"processes": str(processes)},
+                )
                 run["round"] = round_no
+                run["processes"] = processes
+                run["events_per_second"] = run["sampled_events_per_second"]
                 runs.append(run)
                 say(
-                    f"round {round_no}/{plan.rounds} {workers} worker(s) {run['sampled_events_per_second']:>8,} events/s"
-                    f"  (broker CPU {run['broker_cpu_share']:.2f} cores, workers {run['client_cpu_share']:.2f})"
+                    f"round {round_no}/{plan.rounds} {processes} process(es)"
+                    f" {run['events_per_second']:>8,} events/s,"
+                    f" client {run['client_cpu_us_per_event']} µs/event"
+                    f" (CPU: workers {run['client_cpu_share']:.2f} cores,"
+                    f" broker {run['broker_cpu_share']:.2f})"
                 )
-        by = {
-            n: summarize([{**r, "contender": "worker", "events_per_second": r["sampled_events_per_second"]}
-                          for r in runs if r["processes"] == n])["worker"]
-            for n in (1, 2)
-        }  # fmt: skip
-        one, two = by[1]["events_per_second"], by[2]["events_per_second"]
+        by = {str(n): summarize([r for r in runs if r["processes"] == n])["worker"] for n in (1, 2)}
+        one, two = by["1"], by["2"]
         return {
             "benchmark": "scale",
             **_header(plan, records, bed),
             "runs": runs,
-            "medians": {"1": by[1], "2": by[2]},
-            "two_vs_one": round(two / one, 2) if one and two else None,
+            "medians": by,
+            "two_vs_one": _ratio(two["events_per_second"], one["events_per_second"]),
+            "cpu_per_event_two_vs_one": _ratio(
+                two["client_cpu_us_per_event"], one["client_cpu_us_per_event"]
+            ),
         }
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return round(a / b, 2) if a and b else None
 
 
 def run_memory(plan: Plan, say: Say = print) -> dict[str, Any]:

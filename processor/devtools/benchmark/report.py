@@ -73,11 +73,19 @@ def _e2e(result: dict[str, Any]) -> str:
 
 
 def _scale(result: dict[str, Any]) -> str:
-    header = ["workers", "events/s", "workers' CPU (cores)", "broker CPU (cores)", "RSS MB each"]
+    header = [
+        "processes",
+        "events/s",
+        "client µs/ev",
+        "client CPU (cores)",
+        "broker CPU (cores)",
+        "RSS MB each",
+    ]
     rows = [
         [
             n,
             _fmt(m["events_per_second"]),
+            _fmt(m["client_cpu_us_per_event"]),
             _fmt(m["client_cpu_share"]),
             _fmt(m["broker_cpu_share"]),
             _fmt(m["rss_peak_mb"]),
@@ -86,10 +94,11 @@ def _scale(result: dict[str, Any]) -> str:
     ]
     return "\n".join(
         [
-            f"scale: {result['events']:,} records, {result['partitions']} partitions, "
-            f"median of {result['rounds']} round(s)",
+            f"scale: worker --processes 1 vs 2, {result['events']:,} records, "
+            f"{result['partitions']} partitions, median of {result['rounds']} alternating round(s)",
             _rows(header, rows),
-            f"2 workers / 1 worker = {result['two_vs_one']}x",
+            f"2 processes / 1 process = {_fmt(result['two_vs_one'])}x events/s,"
+            f" {_fmt(result['cpu_per_event_two_vs_one'])}x client CPU per event",
         ]
     )
 

@@ -1,0 +1,147 @@
+"""One batch of input messages through the pipeline: consent records first, then the rest
+in arrival order, each through :meth:`processor.pipeline.process.Pipeline.process`; the
+outputs become producer sends, the state changes changelog entries, and the outcomes are
+tallied for the stats file and the metrics. No I/O here: the worker hands the result to
+:class:`processor.kafka.checkpoint.Checkpoint`."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from processor.kafka.produce import ChangelogEntry
+from processor.pipeline.outcome import Route, Send, SourceRef, sends_of
+
+if TYPE_CHECKING:
+    from faust.types import TP, Message
+
+    from processor.kafka.adstats import AdStatsTable
+    from processor.kafka.devicelinks import DeviceLinkTable
+    from processor.kafka.tables import TableConsentState
+    from processor.ops.canary import LeakCanary
+    from processor.pipeline.process import Pipeline
+
+
+@dataclass(slots=True)
+class Processed:
+    """A batch after the pipeline: what to produce, and what to count once delivered."""
+
+    messages: list[Message]  # in the order processed
+    sends: list[Send]
+    changelog: list[ChangelogEntry]
+    # the worker's counts of the batch (processor.kafka.statsfile.Counters has the keys)
+    tallies: Counter[str]
+    event_times: list[int] = field(default_factory=list)  # valid events' own times, ms
+
+
+class BatchRunner:
+    """The pipeline over a batch, with the worker's tables as its state."""
+
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        consent: TableConsentState,
+        devices: DeviceLinkTable,
+        canary: LeakCanary,
+        ad_stats: AdStatsTable | None,
+        logical: Mapping[str, str],
+        out_topics: Mapping[Route, str],
+        consent_topic: str,
+        last_seen: dict[TP, int],
+        partitions_read: Callable[[], tuple[set[int], set[tuple[int, str]]]],
+    ) -> None:
+        self.pipeline = pipeline
+        self._consent = consent
+        self._devices = devices
+        self._canary = canary
+        self._ad_stats = ad_stats
+        self._logical = dict(logical)  # physical input topic -> logical name
+        self._out_topics = dict(out_topics)
+        self._consent_topic = consent_topic
+        self._last_seen = last_seen
+        self._partitions_read = partitions_read
+        self._pseudonym_prefix: dict[Route, tuple[str, bytes]] = {}
+        self.keys_changed()
+
+    def keys_changed(self) -> None:
+        """Pseudonyms are counted by the ``"<key id>:`` prefix of each route's key."""
+        pipeline = self.pipeline
+        self._pseudonym_prefix = {
+            plan.route: (
+                f"pseudonyms:{plan.domain}",
+                f'"{pipeline.pseudonymizers[plan.domain].key_id}:'.encode(),
+            )
+            for plan in pipeline.policy.routes
+        }
+
+    def run(self, messages: Sequence[Message]) -> Processed:  # noqa: PLR0915 - one inlined hot loop
+        consent_topic = self._consent_topic
+        # consent first: a change in this batch applies to this batch's events
+        ordered = [m for m in messages if m.topic == consent_topic]
+        if ordered:
+            ordered += [m for m in messages if m.topic != consent_topic]
+        else:
+            ordered = list(messages)
+        process = self.pipeline.process
+        logical = self._logical
+        consent = self._consent
+        devices = self._devices
+        sends: list[Send] = []
+        out_topics = self._out_topics
+        # every kind present, also at 0 (the stats file shows all three)
+        tallies: Counter[str] = Counter(dict.fromkeys(("routed", "quarantined", "suppressed"), 0))
+        done = Processed(ordered, sends, consent.pending, tallies)
+        event_times = done.event_times
+        prefixes = self._pseudonym_prefix
+        last_seen = self._last_seen
+        ad_route = Route.AD_ANALYTICS
+        ad_records: list[tuple[int, str, bytes]] = []
+        canary = self._canary
+        countdown = canary.countdown  # inputs until the leak canary's next sample
+        for message in ordered:
+            topic = message.topic
+            value: bytes | None = message.value
+            last_seen[message.tp] = message.offset
+            if topic == consent_topic:
+                consent.partition = message.partition
+            devices.partition = message.partition  # links live in the user's partition
+            outcome = process(
+                value if value is not None else b"",
+                SourceRef(logical.get(topic, topic), message.partition, message.offset),
+                message.key,
+            )
+            countdown -= 1
+            if not countdown:
+                countdown = canary.check(
+                    value or b"",
+                    outcome.records,
+                    SourceRef(topic, message.partition, message.offset),
+                )
+            sends += sends_of(outcome.records, out_topics)
+            for record in outcome.records:
+                if record.route is ad_route:
+                    ad_records.append((message.partition, topic, record.value))
+                domain_prefix = prefixes.get(record.route)
+                if domain_prefix is not None:
+                    tallies[domain_prefix[0]] += record.value.count(domain_prefix[1])
+            if outcome.event_time is not None:
+                event_times.append(outcome.event_time)
+            kind = outcome.counted_as
+            tallies[kind] += 1
+            if kind != "routed":  # and by reason
+                tallies[f"{kind}:{outcome.quarantined or outcome.suppressed}"] += 1
+        if devices.pending:  # links and erased identifiers ride with the batch too
+            consent.pending += devices.pending
+            devices.pending.clear()
+        canary.countdown = countdown
+        if self._ad_stats is not None:  # state changes and closed windows ride with the batch
+            self._ad_stats.add(ad_records)
+            stats_sends, stats_changelog = self._ad_stats.flush(*self._partitions_read())
+            sends += stats_sends
+            consent.pending += stats_changelog
+        tallies.update({"in": len(ordered), "batches": 1})
+        for topic, n in Counter(m.topic for m in ordered).items():
+            tallies["in:" + topic] = n
+        return done
