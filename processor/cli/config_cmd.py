@@ -12,7 +12,7 @@ import orjson
 
 from processor.cli import main
 from processor.cli.options import config_file_option
-from processor.kafka.settings import Secret, Settings
+from processor.ops.settings import Secret, Settings
 
 HIDDEN = "**********"
 

@@ -63,9 +63,9 @@ def replay(
     from keys import Domain
     from processor.kafka.keywatch import load_keyring
     from processor.kafka.replay import Replayer
-    from processor.kafka.settings import Settings
     from processor.kafka.startup import load_locator
     from processor.ops.audit import append_audit
+    from processor.ops.settings import Settings
     from processor.pipeline.process import Pipeline
 
     settings = Settings.load(config_file=config_file, keyring=keyring_path)

@@ -13,8 +13,9 @@ import orjson
 
 from processor.cli import main
 from processor.cli.options import config_file_option
+from processor.kafka.clients import kafka_python_options
 from processor.kafka.read import TopicNotFoundError, read_topic
-from processor.kafka.settings import Settings
+from processor.ops.settings import Settings
 
 
 def latest_windows(
@@ -106,7 +107,7 @@ def read_stats(settings: Settings, topic: str, timeout: float) -> list[tuple[byt
             for record in read_topic(
                 settings.broker,
                 topic,
-                client_options=settings.kafka_python_options(),
+                client_options=kafka_python_options(settings),
                 idle=0.9,
                 wait=timeout,
             )

@@ -27,19 +27,20 @@ def worker(config_file: Path | None, processes: str | None, show_settings: bool)
     clean.ad-analytics, erasure.recommendation, erasure.ad-analytics and quarantine. See docs/worker.md for every setting.
     """
     from processor.kafka import startup, supervisor
-    from processor.kafka.settings import Settings
+    from processor.ops import supervision
     from processor.ops.logs import configure
+    from processor.ops.settings import Settings
 
     settings = Settings.load(config_file=config_file, processes=processes)
     if show_settings:
         for name, value in settings.public().items():
             click.echo(f"{name} = {value}")
         return
-    count = settings.process_count(supervisor.usable_cpus())
+    count = settings.process_count(supervision.usable_cpus())
     if count > 1:
-        configure(settings.log_level, fields={"process": supervisor.SUPERVISOR})
+        configure(settings.log_level, fields={"process": supervision.SUPERVISOR})
         raise SystemExit(supervisor.supervise(settings, count, config_file))
-    configure(settings.log_level, fields=supervisor.log_fields())
+    configure(settings.log_level, fields=supervision.log_fields())
     raise SystemExit(startup.run(settings))
 
 

@@ -29,8 +29,8 @@ from processor.devtools import synth
 from processor.devtools.broker import EmbeddedBroker
 from processor.devtools.keyring import make_keyring
 from processor.kafka.read import read_topic
-from processor.kafka.settings import Settings
 from processor.kafka.write import produce
+from processor.ops.settings import Settings
 from processor.pipeline.outcome import Route
 
 _WAIT_SECONDS = 90.0

@@ -25,7 +25,6 @@ from keys import RotationSchedule
 from processor.errors import ConfigError
 from processor.kafka.clock import SYSTEM_CLOCK, Clock
 from processor.kafka.produce import ChangelogEntry
-from processor.kafka.settings import Settings
 from processor.kafka.tables import (
     apply_to_store,
     changelog_table,
@@ -33,6 +32,7 @@ from processor.kafka.tables import (
     memory_store,
     store_dict,
 )
+from processor.ops.settings import Settings
 from processor.pipeline.outcome import Send
 from processor.pipeline.stats import SCHEMA, Change, StatsAggregator
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from processor.kafka.clients import faust_options
 from processor.kafka.consumer import BatchHandler, make_app_class
-from processor.kafka.settings import Settings
 from processor.kafka.topics import CONSENT_SOURCE
+from processor.ops.settings import Settings
 from processor.pipeline.quarantine import request_bytes
 
 if TYPE_CHECKING:
@@ -72,5 +73,5 @@ def make_app(settings: Settings, fast_path: BatchHandler | None) -> AppT:
         web_graph_enabled=False,
         web_metrics_enabled=False,
         stream_wait_empty=True,
-        **s.faust_options(),  # SASL/TLS credentials (docs/operations-config.md)
+        **faust_options(s),  # SASL/TLS credentials (docs/operations-config.md)
     )

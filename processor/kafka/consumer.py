@@ -72,6 +72,18 @@ def make_app_class(
             await handler.idle()
             await super().wait_empty()
 
+        # private: the fetch on the consumer thread that faust's _wait_next_records awaits
+        async def _getmany(self, active_partitions: set[TP] | None, timeout: float) -> Any:
+            # A copy: faust hands over its live set of active partitions, and aiokafka's
+            # ``fetched_records`` reads an empty set as "every partition". When recovery
+            # paused the changelogs (the sources still paused) during the wait, the set
+            # became empty, the fetch drained the paused sources too, _fetched dropped them
+            # as inactive, and the seek to committed offsets left partitions without one past
+            # those records: a restarted worker never read them (docs/drills.md).
+            if active_partitions is not None:
+                active_partitions = set(active_partitions)
+            return await super()._getmany(active_partitions, timeout)
+
         async def _fetched(self, timeout: float) -> tuple[int, list[tuple[TP, list[Any]]]]:
             """faust's ``getmany`` by partition instead of by message: the same checks (flow,
             paused partitions) and end-offset tracking, once per partition of a fetch instead

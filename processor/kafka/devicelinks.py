@@ -20,9 +20,10 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from processor.kafka.clients import aiokafka_options
 from processor.kafka.produce import ChangelogEntry
-from processor.kafka.settings import Settings
 from processor.kafka.tables import apply_to_store, changelog_table, memory_store, store_dict
+from processor.ops.settings import Settings
 from processor.pipeline.devices import DeviceLink
 
 if TYPE_CHECKING:
@@ -36,14 +37,14 @@ async def start_reader(settings: Settings) -> Any:
     worker's own reads of whole topics (changelog catch-up, erased identifiers)."""
     from aiokafka import AIOKafkaConsumer
 
-    from processor.kafka.topics import bootstrap_servers
+    from processor.ops.settings import bootstrap_servers
 
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap_servers(settings.broker),
         group_id=None,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
-        **settings.aiokafka_options(),
+        **aiokafka_options(settings),
     )
     await consumer.start()
     return consumer

@@ -13,7 +13,7 @@ from processor.ops.audit import append_audit
 
 if TYPE_CHECKING:
     from keys import Keyring
-    from processor.kafka.settings import Settings
+    from processor.ops.settings import Settings
 
 log = logging.getLogger("pseudostream.worker")
 

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from faust.types import AppT
 
     from processor.kafka.metricsview import MetricsView
-    from processor.kafka.settings import Settings
+    from processor.ops.settings import Settings
 
 log = logging.getLogger("pseudostream.worker")
 

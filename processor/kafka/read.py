@@ -13,7 +13,8 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, NamedTuple
 
-from processor.kafka.topics import BrokerError, bootstrap_servers, wait_until_answering
+from processor.kafka.topics import BrokerError, wait_until_answering
+from processor.ops.settings import bootstrap_servers
 
 _POLL_MS = 300
 
@@ -67,7 +68,7 @@ def read_topic(
     at the end offset it had when reading began and no record came for ``idle`` seconds.
 
     ``servers``: a broker setting (``kafka://h:9092;...``) or a list of ``host:port``;
-    ``client_options``: kafka-python keyword arguments (``Settings.kafka_python_options``).
+    ``client_options``: kafka-python keyword arguments (``processor.kafka.clients.kafka_python_options``).
     Raises :class:`BrokerError` when the broker does not answer within ``wait`` seconds or a
     fetch fails, :class:`TopicNotFoundError` when the topic does not exist by then."""
     from kafka import KafkaConsumer

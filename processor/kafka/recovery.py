@@ -22,8 +22,8 @@ if TYPE_CHECKING:
     from processor.kafka.adstats import AdStatsTable
     from processor.kafka.clock import Clock
     from processor.kafka.devicelinks import DeviceLinkTable
-    from processor.kafka.settings import Settings
     from processor.kafka.tables import TableConsentState
+    from processor.ops.settings import Settings
 
 log = logging.getLogger("pseudostream.worker")
 

@@ -38,10 +38,11 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from keys import Keyring
+from processor.kafka.clients import kafka_python_options
 from processor.kafka.read import Record, assign_all, read_topic
-from processor.kafka.settings import Settings
-from processor.kafka.topics import BrokerError, bootstrap_servers
+from processor.kafka.topics import BrokerError
 from processor.ops.replay import CONSENT_SOURCE, ReplayReport, ReplayRun, Send
+from processor.ops.settings import Settings, bootstrap_servers
 from processor.pipeline.outcome import Route
 from processor.pipeline.process import Pipeline
 from processor.pipeline.quarantine import Sealer, request_bytes
@@ -83,7 +84,7 @@ class Replayer:
             dry_run=dry_run,
         )
         self._servers = bootstrap_servers(settings.broker)
-        self._options = settings.kafka_python_options()
+        self._options = kafka_python_options(settings)
         # Records as large as the worker writes them: a quarantine record of a 1 MB input
         # is over 1 MB, more than kafka-python's default request and fetch sizes.
         self._request_bytes = request_bytes(settings.max_record_bytes)

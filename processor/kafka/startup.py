@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING
 
 from processor.kafka.adstats import check_schedule_fits_windows
 from processor.kafka.keywatch import load_keyring
-from processor.kafka.settings import Settings
 from processor.kafka.topics import prepare_topics
 from processor.ops.audit import append_audit
+from processor.ops.settings import Settings
 
 if TYPE_CHECKING:
     from processor.pipeline.location import Locator

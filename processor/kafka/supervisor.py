@@ -1,27 +1,16 @@
 """``pseudostream worker --processes N``: one supervisor, N worker processes in one group.
 
 One container per machine instead of one per core. The supervisor checks the keyring and
-creates the topics once, then starts N ``python -m processor worker`` processes as members
-of the same consumer group (``processes = 1`` in their environment: a worker process never
-supervises), and:
-
-- gives each its own data directory (``<data_dir>/process-<i>``: faust needs one per
-  worker), its own stats file (``<stats_file stem>.<i><suffix>``) and, when ``web_port`` is
-  set, its own web server on a free port of 127.0.0.1 that only the supervisor reads;
-- serves ``web_port`` itself: ``/health``, ``/ready`` (200 only when every process is
-  ready; the body says which is not and why) and ``/metrics`` (every process's metrics with
-  a ``process`` label, plus the supervisor's own: processes up, restarts);
-- writes ``stats_file`` as the sum of its processes' stats files, including what the
-  earlier runs of a restarted process counted, so a reader of the one file sees every input;
-- restarts a process that exits (a crash, a stall: exit 70) after a backoff; a process that
-  keeps failing soon after its start makes the supervisor stop the others and exit with
-  that process's exit code (:class:`RestartPolicy`);
-- on SIGTERM or SIGINT sends SIGTERM to every process (each commits what it acknowledged),
-  waits up to ``shutdown_timeout``, kills what is left, and exits 0 only if every process
-  stopped by itself with 0.
-
-Every log line of a worker process carries ``"process": <i>``, the supervisor's
-``"process": "supervisor"``. A worker process gets SIGTERM when the supervisor dies
+creates the topics once, then starts N ``python -m processor worker`` processes in the same
+consumer group (``processes = 1`` in their environment: a worker process never supervises).
+Each gets its own data directory, stats file and, with ``web_port`` set, a web server on a
+private 127.0.0.1 port. The supervisor serves ``web_port`` itself (``/health``, ``/ready``:
+200 only when every process is ready, ``/metrics``: each process's with a ``process``
+label), writes ``stats_file`` as the sum of its processes' (earlier runs included),
+restarts a process that exits after a backoff or gives up (:class:`RestartPolicy`), and on
+SIGTERM/SIGINT stops every process, killing what is left after ``shutdown_timeout``.
+What it decides without I/O is in :mod:`processor.ops.supervision`; docs/worker.md has the
+operator's view. A worker process gets SIGTERM when the supervisor dies
 (``PR_SET_PDEATHSIG`` on Linux), so a killed supervisor leaves no orphan in the group.
 """
 
@@ -31,172 +20,37 @@ import asyncio
 import contextlib
 import ctypes
 import logging
-import math
 import os
 import signal
 import socket
 import sys
 import time
-from collections import Counter
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import orjson
-from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
-from prometheus_client.parser import text_string_to_metric_families
-from prometheus_client.registry import Collector
 
-from processor.kafka.settings import Settings
-from processor.ops.metrics import CONTENT_TYPE, PREFIX
+from processor.ops.metrics import CONTENT_TYPE
+from processor.ops.settings import Settings
+from processor.ops.supervision import (
+    CHILD_ENV,
+    Backoff,
+    GiveUp,
+    RestartPolicy,
+    add_stats,
+    combined_metrics,
+    combined_readiness,
+    combined_stats,
+)
 
 log = logging.getLogger("pseudostream.supervisor")
 
-CHILD_ENV = "PSEUDOSTREAM_CHILD"
-"""Set in each worker process's environment to its index; its log lines carry it."""
-SUPERVISOR = "supervisor"
 WORKER_COMMAND = ("-m", "processor", "worker")
 _PR_SET_PDEATHSIG = 1
 _SCRAPE_TIMEOUT = 2.0
 _STATS_EVERY = 0.1  # a reader's count lags a worker's by this more
-CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
-
-
-def usable_cpus(cpu_max: Path = CGROUP_CPU_MAX) -> int:
-    """The CPUs this process may run on: its affinity mask (which a container's cpuset
-    limits), else the machine's count; at most its cgroup v2 CPU quota, rounded up (a
-    container's ``--cpus``, a Kubernetes CPU limit)."""
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):  # not Linux
-        cpus = os.cpu_count() or 1
-    try:
-        quota, period = cpu_max.read_text().split()[:2]
-        if quota != "max":
-            cpus = min(cpus, max(1, math.ceil(int(quota) / int(period))))
-    except (OSError, ValueError):  # no cgroup v2 here, or no quota
-        pass
-    return cpus
-
-
-def log_fields() -> dict[str, Any]:
-    """The field every log line of this process carries: the worker process's index under
-    a supervisor, nothing otherwise."""
-    index = os.environ.get(CHILD_ENV)
-    return {"process": int(index)} if index and index.isdigit() else {}
-
-
-# -- the restart policy (pure) -----------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Backoff:
-    """How the supervisor restarts a process that exited."""
-
-    first: float = 1.0
-    """Seconds before the first restart; doubled for each further early exit in a row."""
-    most: float = 30.0
-    """The longest wait between restarts."""
-    settled_after: float = 60.0
-    """A process that ran this long had started fine: its next exit starts a new count."""
-    give_up_after: int = 5
-    """Early exits in a row (each before ``settled_after``) after which the supervisor
-    gives up instead of restarting."""
-
-
-@dataclass(frozen=True, slots=True)
-class Restart:
-    delay: float
-    attempt: int  # early exits in a row so far, this one included
-
-
-@dataclass(frozen=True, slots=True)
-class GiveUp:
-    exits: int  # early exits in a row
-    within: float  # seconds each ran at most
-
-
-class RestartPolicy:
-    """Per process: when to restart it after an exit, or to give up. Fed start and exit
-    times by the caller (a clock of its choice), so it is tested with a fake one."""
-
-    def __init__(self, backoff: Backoff = Backoff()) -> None:
-        self.backoff = backoff
-        self._started: dict[int, float] = {}
-        self._early: Counter[int] = Counter()
-
-    def started(self, index: int, now: float) -> None:
-        self._started[index] = now
-
-    def exited(self, index: int, now: float) -> Restart | GiveUp:
-        b = self.backoff
-        ran = now - self._started.get(index, now)
-        if ran >= b.settled_after:
-            self._early[index] = 0
-        self._early[index] += 1
-        attempt = self._early[index]
-        if attempt > b.give_up_after:  # each of them early: a settled run resets the count
-            return GiveUp(attempt, b.settled_after)
-        return Restart(min(b.most, b.first * 2 ** (attempt - 1)), attempt)
-
-
-# -- metrics and stats of the processes together (pure) --------------------------------
-
-
-def merge_metrics(expositions: Mapping[str, str]) -> list[Metric]:
-    """Prometheus text of each process -> one family per name, every sample labelled
-    ``process=<name>``. A label keeps counters monotonic per series when a process
-    restarts (a sum would drop back), and Prometheus sums them where wanted."""
-    families: dict[str, Metric] = {}
-    for name, text in expositions.items():
-        for family in text_string_to_metric_families(text):
-            merged = families.get(family.name)
-            if merged is None:
-                merged = families[family.name] = Metric(
-                    family.name, family.documentation, family.type
-                )
-            for sample in family.samples:
-                merged.add_sample(sample.name, {**sample.labels, "process": name}, sample.value)
-    return list(families.values())
-
-
-_SUMMED_FIELDS = ("in", "consent_table_size", "device_link_users", "erased_identifiers")
-_COUNTED_FIELDS = ("counts", "pipeline", "ad_stats")
-
-
-def add_stats(total: dict[str, Any], stats: Mapping[str, Any]) -> None:
-    """Add one worker's stats file (its counters) to ``total``."""
-    for name in _SUMMED_FIELDS:
-        if isinstance(stats.get(name), int):
-            total[name] = total.get(name, 0) + stats[name]
-    for name in _COUNTED_FIELDS:
-        counts = stats.get(name)
-        if isinstance(counts, dict):
-            merged = Counter(total.get(name) or {})
-            merged.update({k: v for k, v in counts.items() if isinstance(v, int)})
-            total[name] = dict(merged)
-
-
-def combined_stats(
-    retired: Mapping[str, Any], current: Mapping[int, Mapping[str, Any]]
-) -> dict[str, Any]:
-    """The supervisor's stats file: the counters of every process summed, earlier runs of
-    restarted ones (``retired``) included; ``events_per_second`` is the sum of the running
-    processes' own rates; each running process's file under ``processes``."""
-    total: dict[str, Any] = {"pid": os.getpid()}
-    add_stats(total, retired)
-    rates = []
-    for stats in current.values():
-        add_stats(total, stats)
-        rate = stats.get("events_per_second")
-        if isinstance(rate, (int, float)):
-            rates.append(float(rate))
-    total.setdefault("in", 0)
-    total["events_per_second"] = round(sum(rates), 1) if rates else None
-    total["processes"] = {str(i): dict(s) for i, s in sorted(current.items())}
-    return total
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -261,14 +115,14 @@ class Supervisor:
         *,
         config_file: Path | None = None,
         command: Sequence[str] = WORKER_COMMAND,
-        backoff: Backoff = Backoff(),
+        backoff: Backoff | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.settings = settings
         self.command = [sys.executable, *command]
         if config_file is not None:
             self.command += ["--config", str(config_file)]
-        self.policy = RestartPolicy(backoff)
+        self.policy = RestartPolicy(backoff or Backoff())
         self.clock = clock
         stats = settings.stats_file
         self.children = [
@@ -501,19 +355,11 @@ class Supervisor:
     async def _ready_page(self, request: Any) -> Any:
         from aiohttp import web
 
-        processes: dict[str, Any] = {}
-        for child, status, body in await self._gather("/ready"):
-            answer: dict[str, Any] = {"ready": False, "state": child.state}
-            if status:
-                with contextlib.suppress(orjson.JSONDecodeError):
-                    answer.update(orjson.loads(body))
-                answer["ready"] = status == 200 and answer.get("ready") is True
-            processes[str(child.index)] = answer
-        not_ready = [name for name, answer in processes.items() if not answer["ready"]]
-        return web.json_response(
-            {"ready": not not_ready, "not_ready": not_ready, "processes": processes},
-            status=503 if not_ready else 200,
+        body, status = combined_readiness(
+            (str(child.index), child.state, status, body)
+            for child, status, body in await self._gather("/ready")
         )
+        return web.json_response(body, status=status)
 
     async def _metrics_page(self, request: Any) -> Any:
         from aiohttp import web
@@ -523,43 +369,10 @@ class Supervisor:
             for child, status, body in await self._gather("/metrics")
             if status == 200
         }
-        registry = CollectorRegistry(auto_describe=False)
-        registry.register(_Families(merge_metrics(texts)))
-        registry.register(_Families([*self._own_metrics(), *_own_process_metrics()]))
-        return web.Response(body=generate_latest(registry), headers={"Content-Type": CONTENT_TYPE})
-
-    def _own_metrics(self) -> Iterator[Metric]:
-        up = GaugeMetricFamily(
-            f"{PREFIX}_process_up", "1 while the worker process runs", labels=["process"]
+        running = {str(c.index): (c.running, c.restarts) for c in self.children}
+        return web.Response(
+            body=combined_metrics(texts, running), headers={"Content-Type": CONTENT_TYPE}
         )
-        restarts = CounterMetricFamily(
-            f"{PREFIX}_process_restarts",
-            "Times the supervisor restarted the worker process",
-            labels=["process"],
-        )
-        for child in self.children:
-            up.add_metric([str(child.index)], 1 if child.running else 0)
-            restarts.add_metric([str(child.index)], child.restarts)
-        yield up
-        yield restarts
-
-
-def _own_process_metrics() -> list[Metric]:
-    """The supervisor's own ``process_*`` (CPU, memory), labelled ``process="supervisor"``
-    like the workers' (so a sum over ``process`` is the whole container)."""
-    registry = CollectorRegistry(auto_describe=False)
-    ProcessCollector(registry=registry)
-    return merge_metrics({SUPERVISOR: generate_latest(registry).decode()})
-
-
-class _Families(Collector):
-    """A collector that yields ready-made metric families."""
-
-    def __init__(self, families: list[Metric]) -> None:
-        self.families = families
-
-    def collect(self) -> Iterator[Metric]:
-        return iter(self.families)
 
 
 def supervise(settings: Settings, count: int, config_file: Path | None = None) -> int:
@@ -577,16 +390,4 @@ def supervise(settings: Settings, count: int, config_file: Path | None = None) -
     return asyncio.run(Supervisor(settings, count, config_file=config_file).run())
 
 
-__all__ = [
-    "CHILD_ENV",
-    "Backoff",
-    "GiveUp",
-    "Restart",
-    "RestartPolicy",
-    "Supervisor",
-    "combined_stats",
-    "log_fields",
-    "merge_metrics",
-    "supervise",
-    "usable_cpus",
-]
+__all__ = ["Supervisor", "supervise"]

@@ -15,60 +15,19 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
 from processor.errors import ConfigError, PseudostreamError
+from processor.kafka.clients import kafka_python_options
+from processor.ops.settings import bootstrap_servers
 from processor.pipeline.outcome import Route
 from processor.pipeline.quarantine import request_bytes
 
 if TYPE_CHECKING:
-    from processor.kafka.settings import Settings
+    from processor.ops.settings import Settings
 
 CONSENT_SOURCE = "consent"  # the logical name of the consent input
 
 
 class BrokerError(PseudostreamError):
     """The embedded broker could not be started, or a broker did not answer."""
-
-
-BROKER_SCHEMES = ("kafka", "aiokafka")  # faust's drivers for aiokafka; a bare host:port too
-
-
-def bootstrap_servers(url: str) -> list[str]:
-    """``kafka://h1:9092;h2:9092`` or ``h1:9092,h2:9092`` -> ``["h1:9092", "h2:9092"]``.
-
-    Every entry must be ``[scheme://]host:port`` with a scheme faust can drive, a host and
-    a port 1..65535 (an IPv6 host in brackets): a setting that cannot work is refused here,
-    at start-up, instead of as a connection error minutes later."""
-    servers = []
-    for raw in url.replace(";", ",").split(","):
-        server = raw.strip()
-        if not server:
-            continue
-        scheme, sep, rest = server.partition("://")
-        if sep:
-            if scheme.lower() not in BROKER_SCHEMES:
-                raise ConfigError(
-                    f"broker: scheme {scheme + '://'!r} in {url!r} is not one of"
-                    f" {', '.join(s + '://' for s in BROKER_SCHEMES)}"
-                )
-            server = rest
-        servers.append(_host_port(server, url))
-    if not servers:
-        raise ConfigError(f"broker: no host:port in {url!r}")
-    return servers
-
-
-def _host_port(server: str, url: str) -> str:
-    """``host:port`` checked: a host without ``/``, ``@``, spaces, and a port 1..65535."""
-    host, sep, port = server.rpartition(":")
-    if host.startswith("[") and host.endswith("]"):
-        bare_host = host[1:-1]  # IPv6 literal
-        bad_host = not bare_host or any(c not in "0123456789abcdefABCDEF:." for c in bare_host)
-    else:
-        bad_host = not host or any(c in "/@[]:?#" or c.isspace() for c in host)
-    if not sep or bad_host:
-        raise ConfigError(f"broker: {server!r} in {url!r} is not host:port")
-    if not (port.isascii() and port.isdigit()) or not 1 <= int(port) <= 65535:
-        raise ConfigError(f"broker: port {port!r} in {url!r} is not a number 1..65535")
-    return server
 
 
 def wait_until_answering(servers: list[str], timeout: float = 20.0) -> None:
@@ -121,7 +80,7 @@ def create_topics(
 
     An existing topic with another partition count is an error (faust and the consent
     table's co-partitioning need the configured count, and Tansu cannot add partitions).
-    ``client_options`` go to the admin client (``Settings.kafka_python_options()``: SASL/TLS).
+    ``client_options`` go to the admin client (``kafka_python_options(Settings)``: SASL/TLS).
     """
     from kafka.admin import KafkaAdminClient
 
@@ -129,7 +88,7 @@ def create_topics(
     admin = KafkaAdminClient(
         bootstrap_servers=servers,
         request_timeout_ms=int(timeout * 1000),
-        **(client_options or {}),  # SASL/TLS: Settings.kafka_python_options()
+        **(client_options or {}),  # SASL/TLS: kafka_python_options(Settings)
     )
     try:
         existing = _partition_counts(admin, list(wanted))
@@ -258,6 +217,6 @@ def prepare_topics(settings: Settings) -> list[str]:
         bootstrap_servers(s.broker),
         specs,
         replication_factor=s.replication_factor,
-        client_options=s.kafka_python_options(),
+        client_options=kafka_python_options(s),
         max_message_bytes=request_bytes(s.max_record_bytes),  # quarantine records fit
     )

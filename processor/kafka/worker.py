@@ -38,7 +38,6 @@ from processor.kafka.metricsview import MetricsView
 from processor.kafka.produce import ChangelogEntry, Producer
 from processor.kafka.progress import TEST_STALL_ENV, StallWatch, stall_seam_partition
 from processor.kafka.recovery import catch_up_after_recovery, in_recovery
-from processor.kafka.settings import Settings
 from processor.kafka.statsfile import (
     Counters,
     count_delivery_failure,
@@ -52,6 +51,7 @@ from processor.kafka.web import install_pages
 from processor.ops.audit import append_audit
 from processor.ops.canary import LeakCanary
 from processor.ops.metrics import WorkerMetrics
+from processor.ops.settings import Settings
 from processor.pipeline.outcome import Send
 from processor.pipeline.quarantine import request_bytes
 

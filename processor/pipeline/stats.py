@@ -54,7 +54,7 @@ class StatsConfig:
     k: int = 10
 
     def __post_init__(self) -> None:
-        # messages name the settings (processor.kafka.settings: ad_stats_*)
+        # messages name the settings (processor.ops.settings: ad_stats_*)
         if self.window_ms < 1000:
             raise ValueError(f"ad_stats_window: must be at least 1 second, got {self.window_ms} ms")
         if self.grace_ms < 0:

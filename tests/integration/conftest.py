@@ -34,10 +34,10 @@ from processor.devtools.demo import (
 from processor.devtools.keyring import make_keyring
 from processor.devtools.synth import CONSENT
 from processor.kafka.read import Record, read_topic
-from processor.kafka.settings import Settings
 from processor.kafka.topics import prepare_topics
 from processor.kafka.write import produce_placed
 from processor.ops.scan import Finding, LeakScanner
+from processor.ops.settings import Settings
 from processor.pipeline.consent import MemoryConsentState
 from processor.pipeline.outcome import Route, SourceRef
 from processor.pipeline.process import Pipeline

@@ -57,9 +57,9 @@ def leaky_policy() -> Policy:
 
 def main() -> int:
     from processor.kafka.keywatch import load_keyring
-    from processor.kafka.settings import Settings
     from processor.kafka.worker import StreamWorker
     from processor.ops.logs import configure
+    from processor.ops.settings import Settings
 
     settings = Settings.load()
     configure(settings.log_level)

@@ -14,7 +14,7 @@ from keys import Keyring, MasterKey, generate_master_key, save_keyring
 from processor.cli import main
 from processor.cli.transform_cmd import run_transform
 from processor.errors import ConfigError
-from processor.kafka.settings import Settings
+from processor.ops.settings import Settings
 from processor.pipeline.binding import parse_topic_schemas
 from processor.pipeline.consent import MemoryConsentState
 from processor.pipeline.outcome import Route, SourceRef

@@ -16,11 +16,11 @@ from prometheus_client.parser import text_string_to_metric_families
 from keys import Keyring
 from processor.devtools import synth
 from processor.errors import ConfigError, PolicyError
-from processor.kafka.settings import Settings
 from processor.ops.audit import append_audit
 from processor.ops.canary import NEVER, LeakCanary
 from processor.ops.metrics import WorkerMetrics
 from processor.ops.scan import LeakScanner
+from processor.ops.settings import Settings
 from processor.pipeline.outcome import SourceRef
 from processor.pipeline.policy import compile_policy
 from processor.pipeline.process import Pipeline

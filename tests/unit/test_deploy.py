@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
-from processor.kafka.settings import ENV_PREFIX, Settings
+from processor.ops.settings import ENV_PREFIX, Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "Dockerfile"

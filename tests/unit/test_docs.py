@@ -85,7 +85,7 @@ def _is_class(module: ast.Module, name: str) -> bool:
 
 
 def _dotted_exists(dotted: str) -> bool:
-    """``processor.kafka.settings.Settings`` names a module, then at most a top-level name
+    """``processor.ops.settings.Settings`` names a module, then at most a top-level name
     of it and a member of that."""
     parts = dotted.split(".")
     for cut in range(len(parts), 0, -1):

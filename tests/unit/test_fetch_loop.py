@@ -197,3 +197,38 @@ def test_when_a_stale_batch_is_dropped_then_each_partition_still_held_goes_back_
     asyncio.run(worker.handle(stale))
     assert sought == {held_uncommitted: 3, held_committed: 7}
     assert worker.counters.counts["in"] == 0  # nothing of the old generation was processed
+
+
+def test_when_recovery_pauses_the_last_active_partitions_mid_fetch_then_none_is_drained() -> None:
+    """faust hands the fetch its live set of active partitions, and aiokafka reads an empty
+    set as "every partition". Recovery pauses the changelogs when it is done, the sources
+    still paused: a fetch waiting then drained the paused sources too, the loop dropped them
+    as inactive, and a source partition without a committed offset was never read again (a
+    restarted worker fed while it joined processed 2 of 4 records, 2 runs in 3)."""
+    loop = _Loop("fetch-loop-paused")
+    consumer = loop.consumer
+    consumer._set_active_tps({CHANGELOG, RAW})
+    consumer.pause_partitions({RAW})  # faust pauses the sources until recovery is done
+    buffered = {RAW: _records(RAW, range(2))}  # prefetched by the consumer thread
+
+    class ConsumerThread:
+        async def getmany(self, active_partitions: set[TP], timeout: float) -> dict[TP, Any]:
+            consumer.pause_partitions({CHANGELOG})  # recovery done during the wait
+            # aiokafka's ``fetched_records``: an empty set of partitions means every one
+            taken = {
+                tp: records
+                for tp, records in buffered.items()
+                if not active_partitions or tp in active_partitions
+            }
+            for tp in taken:
+                del buffered[tp]
+            return taken
+
+    consumer._thread = ConsumerThread()
+    try:
+        records, _ = consumer.loop.run_until_complete(consumer._wait_next_records(1.0))
+    finally:
+        asyncio.set_event_loop(None)
+        loop.loop.close()
+    assert records == {}
+    assert [r.offset for r in buffered[RAW]] == [0, 1]  # still there once the source resumes

@@ -15,8 +15,8 @@ import pytest
 
 from keys import Domain, Keyring, MasterKey, RotationSchedule, save_keyring
 from processor.errors import ConfigError
-from processor.kafka.settings import Settings
 from processor.kafka.worker import StreamWorker
+from processor.ops.settings import Settings
 from tests.unit.test_keys import MASTER_B64, assert_no_material
 
 MASTER = MasterKey.from_base64(MASTER_B64, "test")

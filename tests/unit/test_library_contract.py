@@ -49,6 +49,9 @@ def test_the_overridden_faust_factories_keep_their_names_and_signatures() -> Non
     drain = driver.Consumer._drain_messages
     assert inspect.iscoroutinefunction(drain)
     assert _parameters(drain) == ["self", "fetcher"]
+    getmany = driver.Consumer._getmany  # BatchConsumer hands it a copy of the active set
+    assert inspect.iscoroutinefunction(getmany)
+    assert _parameters(getmany) == ["self", "active_partitions", "timeout"]
 
 
 def test_the_aiokafka_consumer_keeps_fetch_max_wait_ms_where_start_reads_it() -> None:

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from keys import Keyring, MasterKey, generate_master_key, save_keyring
 from processor.cli import main
 from processor.errors import ConfigError
-from processor.kafka.settings import Settings
+from processor.ops.settings import Settings
 from processor.pipeline.outcome import Route, SourceRef
 from processor.pipeline.process import Pipeline
 

@@ -16,7 +16,13 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from processor.errors import ConfigError
-from processor.kafka.settings import Secret, Settings
+from processor.kafka.clients import (
+    aiokafka_options,
+    faust_options,
+    kafka_python_options,
+    ssl_context,
+)
+from processor.ops.settings import Secret, Settings
 
 
 def _env(**values: str) -> dict[str, str]:
@@ -56,10 +62,10 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 def test_defaults_are_plaintext_without_client_options() -> None:
     settings = Settings.load({})
     assert settings.security_protocol == "PLAINTEXT"
-    assert settings.kafka_python_options() == {"security_protocol": "PLAINTEXT"}
-    assert settings.aiokafka_options() == {"security_protocol": "PLAINTEXT"}
-    assert settings.faust_options() == {}
-    assert settings.ssl_context() is None
+    assert kafka_python_options(settings) == {"security_protocol": "PLAINTEXT"}
+    assert aiokafka_options(settings) == {"security_protocol": "PLAINTEXT"}
+    assert faust_options(settings) == {}
+    assert ssl_context(settings) is None
 
 
 def test_spellings_are_normalised() -> None:
@@ -134,7 +140,7 @@ def test_kafka_python_options_sasl_ssl(pki: dict[str, Path]) -> None:
             ssl_keyfile=str(pki["key"]),
         )
     )
-    options = settings.kafka_python_options()
+    options = kafka_python_options(settings)
     assert options == {
         "security_protocol": "SASL_SSL",
         "sasl_mechanism": "SCRAM-SHA-512",
@@ -153,7 +159,7 @@ def test_kafka_python_options_sasl_plaintext_has_no_tls() -> None:
     settings = Settings.load(
         _env(security_protocol="SASL_PLAINTEXT", sasl_username="svc", sasl_password="pw")
     )
-    options = settings.kafka_python_options()
+    options = kafka_python_options(settings)
     assert options["sasl_mechanism"] == "PLAIN"
     assert not any(name.startswith("ssl_") for name in options)
 
@@ -172,7 +178,7 @@ def test_faust_credentials_map_to_aiokafka_sasl_ssl(pki: dict[str, Path]) -> Non
             ssl_check_hostname="false",
         )
     )
-    credentials = settings.faust_options()["broker_credentials"]
+    credentials = faust_options(settings)["broker_credentials"]
     assert isinstance(credentials, SASLCredentials)
     auth = credentials_to_aiokafka_auth(credentials)
     assert auth["security_protocol"] == "SASL_SSL"
@@ -197,7 +203,7 @@ def test_faust_credentials_ssl_with_client_certificate(pki: dict[str, Path]) -> 
             ssl_keyfile=str(pki["key"]),
         )
     )
-    credentials = settings.faust_options()["broker_credentials"]
+    credentials = faust_options(settings)["broker_credentials"]
     assert isinstance(credentials, SSLCredentials)
     auth = credentials_to_aiokafka_auth(credentials)
     assert auth["security_protocol"] == "SSL"
@@ -211,7 +217,7 @@ def test_sasl_plaintext_faust_credentials_have_no_tls() -> None:
     settings = Settings.load(
         _env(security_protocol="SASL_PLAINTEXT", sasl_username="svc", sasl_password="pw")
     )
-    auth = credentials_to_aiokafka_auth(settings.faust_options()["broker_credentials"])
+    auth = credentials_to_aiokafka_auth(faust_options(settings)["broker_credentials"])
     assert auth["security_protocol"] == "SASL_PLAINTEXT"
     assert auth["sasl_mechanism"] == "PLAIN"
     assert auth["ssl_context"] is None
@@ -228,7 +234,7 @@ def test_aiokafka_options_are_aiokafka_arguments(pki: dict[str, Path]) -> None:
             ssl_cafile=str(pki["cert"]),
         )
     )
-    options = settings.aiokafka_options()
+    options = aiokafka_options(settings)
     assert isinstance(options["ssl_context"], ssl.SSLContext)
     for client in (AIOKafkaConsumer, AIOKafkaProducer):
         assert set(options) <= set(inspect.signature(client).parameters), client
@@ -239,7 +245,7 @@ def test_unreadable_ca_file_names_the_setting(tmp_path: Path) -> None:
     bogus.write_text("not a certificate\n")
     settings = Settings.load(_env(security_protocol="SSL", ssl_cafile=str(bogus)))
     with pytest.raises(ConfigError, match=r"^ssl_cafile: "):
-        settings.faust_options()
+        faust_options(settings)
 
 
 def test_toml_file_holds_security_settings(tmp_path: Path, pki: dict[str, Path]) -> None:

@@ -16,17 +16,17 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from processor.errors import ConfigError
-from processor.kafka.settings import Settings
-from processor.kafka.supervisor import (
+from processor.kafka.supervisor import Supervisor
+from processor.ops.settings import Settings
+from processor.ops.supervision import (
     CHILD_ENV,
     Backoff,
     GiveUp,
     Restart,
     RestartPolicy,
-    Supervisor,
+    combined_metrics,
     combined_stats,
     log_fields,
-    merge_metrics,
 )
 
 FAST = Backoff(first=0.01, most=0.04, settled_after=30.0, give_up_after=3)
@@ -107,14 +107,8 @@ pseudostream_consumer_lag{partition="%d",topic="raw.behaviour"} 3.0
 
 def _merged(*children: tuple[int, int, int]) -> str:
     """What a supervisor serves for children (events in, ready, lagging partition)."""
-    from prometheus_client import CollectorRegistry, generate_latest
-
-    from processor.kafka.supervisor import _Families
-
-    registry = CollectorRegistry(auto_describe=False)
     texts = {str(i): _CHILD_METRICS % child for i, child in enumerate(children)}
-    registry.register(_Families(merge_metrics(texts)))
-    return generate_latest(registry).decode()
+    return combined_metrics(texts, {}).decode()
 
 
 def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -132,7 +126,7 @@ def test_merged_metrics_label_every_sample_with_its_process_and_parse_back() -> 
     assert samples[("pseudostream_ready", (("process", "1"),))] == 0
     bucket = ("pseudostream_batch_seconds_bucket", (("le", "+Inf"), ("process", "1")))
     assert samples[bucket] == 2
-    assert all(dict(labels).get("process") in ("0", "1") for _, labels in samples)
+    assert all(dict(labels).get("process") in ("0", "1", "supervisor") for _, labels in samples)
 
 
 def test_top_sums_a_supervisors_processes_and_shows_a_row_for_each() -> None:
@@ -201,7 +195,7 @@ def test_worker_with_a_bad_process_count_is_one_line_exit_2(value: str) -> None:
 
 
 def test_usable_cpus_honour_a_cgroup_cpu_quota(tmp_path: Path) -> None:
-    from processor.kafka.supervisor import usable_cpus
+    from processor.ops.supervision import usable_cpus
 
     affinity = len(os.sched_getaffinity(0))
     cpu_max = tmp_path / "cpu.max"
@@ -356,7 +350,7 @@ def test_worker_processes_die_with_the_supervisor(tmp_path: Path) -> None:
 
     script = (
         "import asyncio, sys\n"
-        "from processor.kafka.settings import Settings\n"
+        "from processor.ops.settings import Settings\n"
         "from processor.kafka.supervisor import Supervisor\n"
         f"s = Settings.from_mapping({{'data_dir': {str(tmp_path / 'data')!r},"
         f" 'stats_file': {str(tmp_path / 'stats.json')!r}, 'partitions': '2'}})\n"

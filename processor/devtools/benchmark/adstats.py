@@ -21,9 +21,9 @@ from processor.devtools import synth
 from processor.devtools.broker import EmbeddedBroker
 from processor.devtools.demo import start_worker
 from processor.devtools.keyring import make_keyring
-from processor.kafka.settings import Settings
 from processor.kafka.topics import prepare_topics
 from processor.kafka.write import produce
+from processor.ops.settings import Settings
 
 
 def run_once(

@@ -16,9 +16,9 @@ from collections.abc import Sequence
 
 from keys import Keyring
 from processor.devtools import synth
-from processor.kafka.settings import Settings
 from processor.ops.canary import LeakCanary
 from processor.ops.metrics import WorkerMetrics
+from processor.ops.settings import Settings
 from processor.pipeline.outcome import SourceRef
 from processor.pipeline.process import Pipeline
 

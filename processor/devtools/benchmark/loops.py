@@ -134,7 +134,7 @@ async def aiokafka_loop(job: Job, *, transform: bool) -> None:
         session_timeout_ms=6000,
         heartbeat_interval_ms=1500,
     )
-    # the worker's producer settings (processor.kafka.settings defaults)
+    # the worker's producer settings (processor.ops.settings defaults)
     producer = AIOKafkaProducer(
         bootstrap_servers=broker, linger_ms=5, max_batch_size=1 << 20, acks="all"
     )

@@ -10,7 +10,6 @@ environment (``PSEUDOSTREAM_<FIELD>`` in upper case). Every field is documented 
 from __future__ import annotations
 
 import os
-import ssl
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
@@ -33,7 +32,7 @@ _LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 _UPPER_CASE = ("security_protocol", "sasl_mechanism")
-_SSL_FILES = ("ssl_cafile", "ssl_certfile", "ssl_keyfile")
+SSL_FILES = ("ssl_cafile", "ssl_certfile", "ssl_keyfile")
 
 
 class Secret:
@@ -432,8 +431,6 @@ class Settings:
             or not self.app_id.replace("-", "").replace("_", "").replace(".", "").isalnum()
         ):
             raise ConfigError(f"app_id: letters, digits, '-', '_', '.' only, got {self.app_id!r}")
-        from processor.kafka.topics import bootstrap_servers
-
         bootstrap_servers(self.broker)  # its errors name the setting
         self._validate_security()
         parse_topic_schemas(self.topic_schemas)
@@ -504,7 +501,7 @@ class Settings:
                     raise ConfigError(
                         f"{name}: set, but security_protocol {protocol} does not use SASL"
                     )
-        for name in _SSL_FILES:
+        for name in SSL_FILES:
             path: Path | None = getattr(self, name)
             if path is None:
                 continue
@@ -515,7 +512,7 @@ class Settings:
         if self.ssl_keyfile is not None and self.ssl_certfile is None:
             raise ConfigError("ssl_keyfile: set without ssl_certfile")
 
-    # -- client options (SASL/TLS) ------------------------------------------------------
+    # -- security ------------------------------------------------------
 
     @property
     def uses_sasl(self) -> bool:
@@ -524,75 +521,6 @@ class Settings:
     @property
     def uses_ssl(self) -> bool:
         return self.security_protocol in ("SSL", "SASL_SSL")
-
-    def ssl_context(self) -> ssl.SSLContext | None:
-        """The TLS context for aiokafka/faust (None without TLS); errors name the setting."""
-        if not self.uses_ssl:
-            return None
-        try:
-            context = ssl.create_default_context(
-                cafile=str(self.ssl_cafile) if self.ssl_cafile else None
-            )
-        except (OSError, ssl.SSLError) as exc:
-            raise ConfigError(f"ssl_cafile: cannot be read as PEM ({type(exc).__name__})") from exc
-        context.check_hostname = self.ssl_check_hostname
-        if self.ssl_certfile is not None:
-            try:
-                context.load_cert_chain(
-                    str(self.ssl_certfile), str(self.ssl_keyfile) if self.ssl_keyfile else None
-                )
-            except (OSError, ssl.SSLError) as exc:
-                raise ConfigError(
-                    f"ssl_certfile: certificate/key cannot be loaded ({type(exc).__name__})"
-                ) from exc
-        return context
-
-    def _sasl_options(self) -> dict[str, Any]:
-        """Protocol and SASL keyword arguments: the same names in kafka-python and aiokafka."""
-        options: dict[str, Any] = {"security_protocol": self.security_protocol}
-        if self.uses_sasl:
-            assert self.sasl_password is not None  # noqa: S101 - validate() guarantees it
-            options["sasl_mechanism"] = self.sasl_mechanism
-            options["sasl_plain_username"] = self.sasl_username
-            options["sasl_plain_password"] = self.sasl_password.reveal()
-        return options
-
-    def kafka_python_options(self) -> dict[str, Any]:
-        """Keyword arguments for kafka-python clients (admin, consumer, producer)."""
-        options = self._sasl_options()
-        if self.uses_ssl:
-            options["ssl_check_hostname"] = self.ssl_check_hostname
-            for name in _SSL_FILES:
-                path = getattr(self, name)
-                if path is not None:
-                    options[name] = str(path)
-        return options
-
-    def aiokafka_options(self) -> dict[str, Any]:
-        """Keyword arguments for aiokafka clients (the worker's own consumers)."""
-        options = self._sasl_options()
-        if self.uses_ssl:
-            options["ssl_context"] = self.ssl_context()
-        return options
-
-    def faust_options(self) -> dict[str, Any]:
-        """Keyword arguments for ``faust.App``: ``broker_credentials`` for SASL/TLS."""
-        if self.security_protocol == "PLAINTEXT":
-            return {}
-        from faust.auth import SASLCredentials, SSLCredentials
-
-        context = self.ssl_context()
-        if not self.uses_sasl:
-            return {"broker_credentials": SSLCredentials(context)}
-        assert self.sasl_password is not None  # noqa: S101 - validate() guarantees it
-        return {
-            "broker_credentials": SASLCredentials(
-                username=self.sasl_username,
-                password=self.sasl_password.reveal(),
-                ssl_context=context,
-                mechanism=self.sasl_mechanism,
-            )
-        }
 
     def process_count(self, usable_cpus: int) -> int:
         """How many worker processes to run: ``processes``, ``auto`` being ``usable_cpus``
@@ -675,4 +603,47 @@ def _bool(value: Any) -> bool:
     raise ValueError(value)
 
 
-__all__ = ["FIELDS", "Secret", "Settings"]
+BROKER_SCHEMES = ("kafka", "aiokafka")  # faust's drivers for aiokafka; a bare host:port too
+
+
+def bootstrap_servers(url: str) -> list[str]:
+    """``kafka://h1:9092;h2:9092`` or ``h1:9092,h2:9092`` -> ``["h1:9092", "h2:9092"]``.
+
+    Every entry must be ``[scheme://]host:port`` with a scheme faust can drive, a host and
+    a port 1..65535 (an IPv6 host in brackets): a setting that cannot work is refused here,
+    at start-up, instead of as a connection error minutes later."""
+    servers = []
+    for raw in url.replace(";", ",").split(","):
+        server = raw.strip()
+        if not server:
+            continue
+        scheme, sep, rest = server.partition("://")
+        if sep:
+            if scheme.lower() not in BROKER_SCHEMES:
+                raise ConfigError(
+                    f"broker: scheme {scheme + '://'!r} in {url!r} is not one of"
+                    f" {', '.join(s + '://' for s in BROKER_SCHEMES)}"
+                )
+            server = rest
+        servers.append(_host_port(server, url))
+    if not servers:
+        raise ConfigError(f"broker: no host:port in {url!r}")
+    return servers
+
+
+def _host_port(server: str, url: str) -> str:
+    """``host:port`` checked: a host without ``/``, ``@``, spaces, and a port 1..65535."""
+    host, sep, port = server.rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        bare_host = host[1:-1]  # IPv6 literal
+        bad_host = not bare_host or any(c not in "0123456789abcdefABCDEF:." for c in bare_host)
+    else:
+        bad_host = not host or any(c in "/@[]:?#" or c.isspace() for c in host)
+    if not sep or bad_host:
+        raise ConfigError(f"broker: {server!r} in {url!r} is not host:port")
+    if not (port.isascii() and port.isdigit()) or not 1 <= int(port) <= 65535:
+        raise ConfigError(f"broker: port {port!r} in {url!r} is not a number 1..65535")
+    return server
+
+
+__all__ = ["BROKER_SCHEMES", "FIELDS", "SSL_FILES", "Secret", "Settings", "bootstrap_servers"]
