@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from processor.cli import main
-from processor.errors import ConfigError
+from processor.errors import ConfigError, PseudostreamError
 
 _KINDS = ("core", "e2e", "scale", "memory", "all")
 
@@ -153,6 +153,12 @@ def bench(
             path = json_path / f"{name}.json" if kind == "all" else json_path
         write_json(path, result)
         click.echo(f"wrote {path}")
+        leaks = result.get("leak_scan", {}).get("findings")
+        if leaks:  # the figures are written, but a benchmark that leaked must not pass quietly
+            raise PseudostreamError(
+                f"the leak scanner found {leaks} raw identifier(s) in {name}'s outputs"
+                f" ({result['leak_scan']['kinds']}): see {path}"
+            )
 
 
 def _core(events: int | None, rounds: int | None, baseline_src: Path | None) -> dict[str, Any]:

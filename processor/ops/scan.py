@@ -96,6 +96,25 @@ class Finding:
     excerpt: str
 
 
+def record_line(
+    topic: str, key: bytes | None, headers: Iterable[tuple[str, bytes]], value: bytes | None
+) -> bytes:
+    """One Kafka record as the JSON line the scanner reads: topic, message key, headers and
+    value (parsed when it is JSON, so findings name their field)."""
+    try:
+        body: object = orjson.loads(value) if value is not None else None
+    except orjson.JSONDecodeError:
+        body = value.decode("utf-8", "replace") if value is not None else None
+    return orjson.dumps(
+        {
+            "topic": topic,
+            "key": key.decode("utf-8", "replace") if key is not None else None,
+            "headers": {k: v.decode("utf-8", "replace") for k, v in headers},
+            "value": body,
+        }
+    )
+
+
 def mask(value: str) -> str:
     """A hint of ``value`` that does not re-leak it: ``35***09``."""
     if len(value) <= 6:

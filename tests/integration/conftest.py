@@ -36,7 +36,7 @@ from processor.devtools.synth import CONSENT
 from processor.kafka.read import Record, read_topic
 from processor.kafka.topics import prepare_topics
 from processor.kafka.write import produce_placed
-from processor.ops.scan import Finding, LeakScanner
+from processor.ops.scan import Finding, LeakScanner, record_line
 from processor.ops.settings import Settings
 from processor.pipeline.consent import MemoryConsentState
 from processor.pipeline.outcome import Route, SourceRef
@@ -126,17 +126,10 @@ class Stack:
         (topic, message key, headers, value): what the leak scanner reads."""
         lines: list[bytes] = []
         for route in Route:
-            for record in self.output(route, timeout=1.0):
-                lines.append(
-                    orjson.dumps(
-                        {
-                            "topic": record.topic,
-                            "key": record.key.decode() if record.key else None,
-                            "headers": {k: v.decode() for k, v in record.headers},
-                            "value": orjson.loads(record.value),
-                        }
-                    )
-                )
+            lines.extend(
+                record_line(r.topic, r.key, r.headers, r.value)
+                for r in self.output(route, timeout=1.0)
+            )
         changelog = self.settings.changelog_topic
         for record in read_topic(self.broker.address, changelog, idle=1.0):
             lines.append(

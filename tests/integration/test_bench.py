@@ -54,6 +54,11 @@ def test_bench_e2e_json_has_every_contender_and_sane_figures(tmp_path: Path) -> 
     assert set(result["targets"]) >= {"worker_at_least_50pct_of_passthrough"}
     assert "pseudostream worker (faust)" in run.stdout  # the table
     assert "broker floor, one hop" in run.stdout
+    # every output of the quixstreams and worker runs went through the leak scanner
+    assert result["leak_scan"]["records"] > EVENTS  # two contenders' outputs
+    assert result["leak_scan"]["findings"] == 0
+    assert result["targets"]["no_leak_in_any_output"] is True
+    assert "leak scan:" in run.stdout
     worker_run = next(r for r in result["runs"] if r["contender"] == "worker")
     assert worker_run["main_thread_cpu_us_per_event"]["total"] > 0
 

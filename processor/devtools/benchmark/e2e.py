@@ -33,6 +33,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,8 +49,10 @@ from processor.devtools.broker import EmbeddedBroker
 from processor.devtools.demo import WorkerProcess, start_worker
 from processor.devtools.keyring import make_keyring
 from processor.errors import PseudostreamError
+from processor.kafka.read import read_topic
 from processor.kafka.topics import TopicSpec, create_topics
 from processor.kafka.write import produce
+from processor.ops.scan import LeakScanner, record_line
 
 CONTENDERS = ("passthrough", "quix", "worker")
 BROKER_FLOOR = "broker-one-hop"  # the latency runs' reference: no contender, one broker hop
@@ -370,6 +373,7 @@ def run_once(
     own = stats.get("events_per_second")
     result["events_per_second"] = round(float(own)) if own else result["sampled_events_per_second"]
     result["contender"] = kind
+    result["output_topics"] = outputs
     result["inputs"] = int(stats.get("in", 0))
     if stats.get("cpu_us_per_event"):  # a worker: its own CPU split
         result["main_thread_cpu_us_per_event"] = stats["cpu_us_per_event"]
@@ -622,6 +626,7 @@ def run_e2e(
                 say(round_line(round_no, plan.rounds, kind, run))
         medians = summarize(runs)
         result: dict[str, Any] = {"benchmark": "e2e", **_header(plan, records, bed)}
+        result["leak_scan"] = leak_scan(bed, runs, records, say)
         result["runs"] = runs
         result["medians"] = medians
         result.update(_ratios(medians))
@@ -665,6 +670,37 @@ def run_e2e(
         return result
 
 
+def leak_scan(
+    bed: Bed,
+    runs: Sequence[dict[str, Any]],
+    records: Sequence[tuple[str, bytes | None, bytes]],
+    say: Say = print,
+) -> dict[str, Any]:
+    """Every output record of every run that pseudonymizes (all but the pass-through, which
+    copies raw records on purpose) through the leak scanner built from the inputs: after
+    the timed rounds, so it costs no contender anything."""
+    scanner = LeakScanner.from_raw_events(value for _, _, value in records)
+    scanned = findings = 0
+    kinds: Counter[str] = Counter()
+    for run in runs:
+        if run["contender"] == "passthrough":
+            continue
+        for topic in run["output_topics"]:
+            lines = [
+                record_line(r.topic, r.key, r.headers, r.value)
+                for r in read_topic([bed.broker.address], topic)
+            ]
+            found = scanner.scan_lines(lines)
+            scanned += len(lines)
+            findings += len(found)
+            kinds.update(f.kind for f in found)
+    say(
+        f"leak scan: {scanned:,} output records of every run but the pass-through, "
+        f"{findings} findings" + (f" ({dict(kinds)})" if kinds else "")
+    )
+    return {"records": scanned, "findings": findings, "kinds": dict(kinds)}
+
+
 def _ratios(medians: dict[str, dict[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     worker = (medians.get("worker") or {}).get("events_per_second")
@@ -696,6 +732,7 @@ def _targets(result: dict[str, Any]) -> dict[str, bool | None]:
         "worker_at_least_1.2x_quix": None if vs_quix is None else vs_quix >= 1.2,
         "worker_p99_under_100ms_at_half_rate": None if p99 is None else p99 < 100,
         "worker_rss_under_300mb": None if rss is None else rss < 300,
+        "no_leak_in_any_output": result["leak_scan"]["findings"] == 0,
     }
 
 
