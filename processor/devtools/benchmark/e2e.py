@@ -678,27 +678,33 @@ def leak_scan(
 ) -> dict[str, Any]:
     """Every output record of every run that pseudonymizes (all but the pass-through, which
     copies raw records on purpose) through the leak scanner built from the inputs: after
-    the timed rounds, so it costs no contender anything."""
+    the timed rounds, so it costs no contender anything. The runs share inputs and keys,
+    so most of their records are byte for byte the same: each distinct record (route, key,
+    headers, value) is scanned once, which finds exactly what scanning every copy would."""
     scanner = LeakScanner.from_raw_events(value for _, _, value in records)
+    seen: set[bytes] = set()
     scanned = findings = 0
     kinds: Counter[str] = Counter()
     for run in runs:
         if run["contender"] == "passthrough":
             continue
         for topic in run["output_topics"]:
-            lines = [
-                record_line(r.topic, r.key, r.headers, r.value)
-                for r in read_topic([bed.broker.address], topic)
-            ]
+            route = topic.rpartition(".out.")[2]
+            lines = []
+            for r in read_topic([bed.broker.address], topic):
+                scanned += 1
+                line = record_line(route, r.key, r.headers, r.value)
+                if line not in seen:
+                    seen.add(line)
+                    lines.append(line)
             found = scanner.scan_lines(lines)
-            scanned += len(lines)
             findings += len(found)
             kinds.update(f.kind for f in found)
     say(
-        f"leak scan: {scanned:,} output records of every run but the pass-through, "
-        f"{findings} findings" + (f" ({dict(kinds)})" if kinds else "")
+        f"leak scan: {scanned:,} output records of every run but the pass-through"
+        f" ({len(seen):,} distinct), {findings} findings" + (f" ({dict(kinds)})" if kinds else "")
     )
-    return {"records": scanned, "findings": findings, "kinds": dict(kinds)}
+    return {"records": scanned, "distinct": len(seen), "findings": findings, "kinds": dict(kinds)}
 
 
 def _ratios(medians: dict[str, dict[str, Any]]) -> dict[str, Any]:
