@@ -41,9 +41,9 @@ from keys import Keyring
 from processor.kafka.clients import kafka_python_options
 from processor.kafka.read import Record, assign_all, read_topic
 from processor.kafka.topics import BrokerError
-from processor.ops.replay import CONSENT_SOURCE, ReplayReport, ReplayRun, Send
+from processor.ops.replay import CONSENT_SOURCE, ReplayReport, ReplayRun
 from processor.ops.settings import Settings, bootstrap_servers
-from processor.pipeline.outcome import Route
+from processor.pipeline.outcome import Route, Send
 from processor.pipeline.process import Pipeline
 from processor.pipeline.quarantine import Sealer, request_bytes
 
@@ -214,4 +214,4 @@ class Replayer:
     def _send(self, send: Send) -> Any:
         assert self._producer is not None  # noqa: S101 - only called outside dry runs
         topic, key, value, headers = send
-        return self._producer.send(topic, value=value, key=key, headers=headers or None)
+        return self._producer.send(topic, value=value, key=key, headers=list(headers) or None)

@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 
 from processor.errors import KeyringError
-from processor.pipeline.outcome import Outcome, Route, SourceRef
+from processor.pipeline.outcome import Outcome, Route, Send, SourceRef, sends_of
 from processor.pipeline.process import Pipeline
 from processor.pipeline.quarantine import SCHEMA as QUARANTINE_SCHEMA
 from processor.pipeline.quarantine import Sealer
@@ -22,9 +22,6 @@ from processor.pipeline.quarantine import Sealer
 RUN_HEADER = "replay-run"
 CONSENT_SOURCE = "consent"
 _MAX_LISTED = 50
-
-# (topic, key, value, headers) of one record to produce
-Send = tuple[str, bytes | None, bytes, list[tuple[str, bytes]]]
 
 
 @dataclass
@@ -161,28 +158,24 @@ class ReplayRun:
                 f"{where} (from {source.topic}/{source.partition}/{source.offset}): "
                 f"quarantined again: {outcome.quarantined}"
             )
-            for routed in outcome.records:
-                headers = [*routed.headers, (RUN_HEADER, self.run_id.encode())]
-                key_bytes = routed.key.encode() if routed.key is not None else None
-                sends.append((self.out_topics[routed.route], key_bytes, routed.value, headers))
+            run = (RUN_HEADER, self.run_id.encode())
+            sends = [
+                (t, k, v, (*h, run)) for t, k, v, h in sends_of(outcome.records, self.out_topics)
+            ]
         elif source.topic == CONSENT_SOURCE:
             # the worker's consent table must learn it: hand the original back to the worker
             report.counts["consent_requeued"] += 1
-            sends.append((self.consent_topic, key, raw or b"", []))
+            sends.append((self.consent_topic, key, raw or b"", ()))
         else:
             if outcome.suppressed:
                 report.counts["suppressed"] += 1
                 report.details["suppressed:" + outcome.suppressed] += 1
             else:
                 report.counts["routed"] += 1
-            for routed in outcome.records:
-                key_bytes = routed.key.encode() if routed.key is not None else None
-                sends.append(
-                    (self.out_topics[routed.route], key_bytes, routed.value, list(routed.headers))
-                )
+            sends = sends_of(outcome.records, self.out_topics)
         for topic, _, _, _ in sends:
             report.details["out:" + topic] += 1
         return sends
 
 
-__all__ = ["CONSENT_SOURCE", "RUN_HEADER", "ReplayReport", "ReplayRun", "Send", "replay_one"]
+__all__ = ["CONSENT_SOURCE", "RUN_HEADER", "ReplayReport", "ReplayRun", "replay_one"]
