@@ -25,8 +25,7 @@ from keys import (
     resolve_master_key,
     save_keyring,
 )
-from keys.store import _aad
-from processor.errors import (
+from keys.errors import (
     KeyringError,
     KeyringFormatError,
     KeyringNotFoundError,
@@ -34,6 +33,7 @@ from processor.errors import (
     KeyringUnsealError,
     MasterKeyError,
 )
+from keys.store import _aad
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
 MASTER_B64 = base64.b64encode(bytes(range(32))).decode()
