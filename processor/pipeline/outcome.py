@@ -66,7 +66,8 @@ class Outcome(NamedTuple):
     @property
     def counted_as(self) -> str:
         """What the counters call this outcome: ``quarantined``, ``suppressed`` or
-        ``routed`` (the worker, ``transform`` and replay count by it)."""
+        ``routed`` (``transform`` and replay count by it; the worker's batch loop spells the
+        same rule out, tests/unit/test_batch_runner.py holds it to this)."""
         if self.quarantined:
             return "quarantined"
         return "suppressed" if self.suppressed else "routed"
