@@ -1,14 +1,16 @@
 """The worker's batch loop (processor.kafka.batch.BatchRunner) on a StreamWorker that is built
 but never started: its sends and tallies are what the pipeline's outcomes say, record for
 record, on the synthetic platform mix (consent records first, quarantined input, suppressed
-events, both routes, ad statistics on)."""
+events, both routes, ad statistics on); and what the worker does to the GC before it runs."""
 
 from __future__ import annotations
 
+import gc
 from collections import Counter
 from pathlib import Path
 
 import orjson
+import pytest
 from faust.types.tuples import TP, Message
 
 from keys import Keyring, MasterKey, save_keyring
@@ -114,3 +116,24 @@ def test_batch_sends_and_tallies_match_the_pipelines_outcomes(tmp_path: Path) ->
     assert sum(worker.ad_stats.counts.values()) == sum(
         1 for s in expected_sends if s[0] == ad_topic
     )
+
+
+def test_run_freezes_what_startup_built_before_faust_starts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cyclic GC's full collections would walk the startup objects (faust, tables, geo
+    data) every time the caches' growth triggers one; the worker moves them out of reach."""
+    import faust
+
+    worker = built_worker(tmp_path / "w", Keyring.generate())
+    frozen_at_start: list[int] = []
+    monkeypatch.setattr(
+        faust.Worker,
+        "execute_from_commandline",
+        lambda self: frozen_at_start.append(gc.get_freeze_count()),
+    )
+    try:
+        assert worker.run() == 0
+    finally:
+        gc.unfreeze()
+    assert frozen_at_start[0] > 0
