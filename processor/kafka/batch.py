@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from processor.kafka.produce import ChangelogEntry
-from processor.pipeline.outcome import Route, Send, SourceRef, sends_of
+from processor.pipeline.outcome import Route, Send, SourceRef
 
 if TYPE_CHECKING:
     from faust.types import TP, Message
@@ -100,38 +100,57 @@ class BatchRunner:
         ad_records: list[tuple[int, str, bytes]] = []
         canary = self._canary
         countdown = canary.countdown  # inputs until the leak canary's next sample
+        send = sends.append
+        # pseudonyms counted per route, named once per batch (the tally keys)
+        pseudonyms: dict[Route, int] = {}
+        routed = 0
         for message in ordered:
             topic = message.topic
             value: bytes | None = message.value
-            last_seen[message.tp] = message.offset
+            partition = message.partition
+            offset = message.offset
+            last_seen[message.tp] = offset
             if topic == consent_topic:
-                consent.partition = message.partition
-            devices.partition = message.partition  # links live in the user's partition
+                consent.partition = partition
+            devices.partition = partition  # links live in the user's partition
             outcome = process(
                 value if value is not None else b"",
-                SourceRef(logical.get(topic, topic), message.partition, message.offset),
+                SourceRef(logical.get(topic, topic), partition, offset),
                 message.key,
             )
+            records = outcome.records
             countdown -= 1
             if not countdown:
-                countdown = canary.check(
-                    value or b"",
-                    outcome.records,
-                    SourceRef(topic, message.partition, message.offset),
+                countdown = canary.check(value or b"", records, SourceRef(topic, partition, offset))
+            for route, key, record_value, headers in records:
+                send(
+                    (
+                        out_topics[route],
+                        key.encode() if key is not None else None,
+                        record_value,
+                        headers,
+                    )
                 )
-            sends += sends_of(outcome.records, out_topics)
-            for record in outcome.records:
-                if record.route is ad_route:
-                    ad_records.append((message.partition, topic, record.value))
-                domain_prefix = prefixes.get(record.route)
+                if route is ad_route:
+                    ad_records.append((partition, topic, record_value))
+                domain_prefix = prefixes.get(route)
                 if domain_prefix is not None:
-                    tallies[domain_prefix[0]] += record.value.count(domain_prefix[1])
+                    pseudonyms[route] = pseudonyms.get(route, 0) + record_value.count(
+                        domain_prefix[1]
+                    )
             if outcome.event_time is not None:
                 event_times.append(outcome.event_time)
-            kind = outcome.counted_as
-            tallies[kind] += 1
-            if kind != "routed":  # and by reason
-                tallies[f"{kind}:{outcome.quarantined or outcome.suppressed}"] += 1
+            if outcome.quarantined:  # counted by kind and by reason (Outcome.counted_as)
+                tallies["quarantined"] += 1
+                tallies["quarantined:" + outcome.quarantined] += 1
+            elif outcome.suppressed:
+                tallies["suppressed"] += 1
+                tallies["suppressed:" + outcome.suppressed] += 1
+            else:
+                routed += 1
+        tallies["routed"] += routed
+        for route, n in pseudonyms.items():
+            tallies[prefixes[route][0]] += n
         if devices.pending:  # links and erased identifiers ride with the batch too
             consent.pending += devices.pending
             devices.pending.clear()

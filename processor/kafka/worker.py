@@ -20,6 +20,7 @@ The keyring watcher (:mod:`processor.kafka.keywatch`), the stats file
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import time
@@ -372,6 +373,11 @@ class StreamWorker:
                 log.info("%s", self.counters.summary())
 
             self.app.timer(self.settings.stats_interval, name="pseudostream.stats_log")(_log_stats)
+        # What exists now (imports, faust, the tables, the pipeline, the geo data) lives as
+        # long as the process: out of the cyclic GC's reach, so its full collections, which
+        # the caches' growth triggers while a backlog is read, no longer walk it each time
+        gc.collect()
+        gc.freeze()
         try:
             worker.execute_from_commandline()
         except SystemExit as exc:

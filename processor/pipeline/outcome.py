@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
 from enum import StrEnum
 from typing import Any, NamedTuple
 
@@ -67,7 +66,8 @@ class Outcome(NamedTuple):
     @property
     def counted_as(self) -> str:
         """What the counters call this outcome: ``quarantined``, ``suppressed`` or
-        ``routed`` (the worker, ``transform`` and replay count by it)."""
+        ``routed`` (``transform`` and replay count by it; the worker's batch loop spells the
+        same rule out, tests/unit/test_batch_runner.py holds it to this)."""
         if self.quarantined:
             return "quarantined"
         return "suppressed" if self.suppressed else "routed"
@@ -75,12 +75,3 @@ class Outcome(NamedTuple):
 
 Headers = tuple[tuple[str, bytes], ...]
 Send = tuple[str, bytes | None, bytes, Headers]  # topic, key, value, headers
-
-
-def sends_of(records: Iterable[Routed], topics: Mapping[Route, str]) -> list[Send]:
-    """Routed records -> what a producer sends: the route's topic (``topics``), the key as
-    UTF-8 bytes (None stays None), the value and the headers."""
-    return [
-        (topics[r.route], r.key.encode() if r.key is not None else None, r.value, r.headers)
-        for r in records
-    ]
