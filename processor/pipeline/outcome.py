@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from enum import StrEnum
 from typing import Any, NamedTuple
 
@@ -75,3 +76,12 @@ class Outcome(NamedTuple):
 
 Headers = tuple[tuple[str, bytes], ...]
 Send = tuple[str, bytes | None, bytes, Headers]  # topic, key, value, headers
+
+
+def sends_of(records: Iterable[Routed], topics: Mapping[Route, str]) -> list[Send]:
+    """Routed records -> what a producer sends: the route's topic (``topics``), the key as
+    UTF-8 bytes (None stays None), the value and the headers."""
+    return [
+        (topics[r.route], r.key.encode() if r.key is not None else None, r.value, r.headers)
+        for r in records
+    ]

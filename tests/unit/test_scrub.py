@@ -249,7 +249,8 @@ def test_when_any_email_spelling_is_in_chinese_text_then_never_left_whole(
     dot = data.draw(st.sampled_from([".", "．", "[dot]", " dot ", "点"]))
     text = before + " " + local + at + domain.replace(".", dot) + " " + after
     scrubbed = scrub_text(text)
-    assert local not in scrubbed
+    # markers aside: a local part like "ema" is inside "[email]" itself
+    assert local not in re.sub(r"\[[a-z_]+\]", " ", scrubbed)
 
 
 _texty = st.text(
