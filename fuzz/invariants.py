@@ -108,6 +108,7 @@ class Checker:
             raise InvariantError(f"no outcome, or a quarantine record without reason: {routes}")
         lines = []
         unchanged_text = set()
+        sent = _document(raw)
         for record in outcome.records:
             body = record.json()
             errors = sorted(
@@ -119,7 +120,7 @@ class Checker:
                     f"{'.'.join(map(str, errors[0].path)) or '/'}: {errors[0].validator}"
                 )
             lines.append(orjson.dumps({"topic": record.route, "key": record.key, "value": body}))
-            unchanged_text |= {path for path in self.text_paths if _same(raw, body, path)}
+            unchanged_text |= {path for path in self.text_paths if _same(sent, body, path)}
         leaks = [
             f
             for f in LeakScanner.from_raw_events([raw]).scan_lines(lines)
@@ -132,12 +133,15 @@ class Checker:
         return outcome
 
 
-def _same(raw: bytes, body: dict[str, Any], path: str) -> bool:
-    """Whether the output's text at ``path`` (``value.payload.query``) is the input's."""
+def _document(raw: bytes) -> object:
     try:
-        event = orjson.loads(raw)
+        return orjson.loads(raw)
     except orjson.JSONDecodeError:
-        return False
+        return None
+
+
+def _same(event: object, body: dict[str, Any], path: str) -> bool:
+    """Whether the output's text at ``path`` (``value.payload.query``) is the input's."""
     out: Any = {"value": body}
     sent: Any = {"value": event}
     for part in path.split("."):
