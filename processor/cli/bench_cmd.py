@@ -44,7 +44,8 @@ def _settings(pairs: tuple[str, ...]) -> dict[str, str]:
     default="passthrough,quix,worker",
     show_default=True,
     help="e2e: comma-separated, in round order; also aiokafka-pipeline, worker-baseline,"
-    " worker-no-canary (the leak canary's cost next to worker).",
+    " worker-no-canary (the leak canary's cost next to worker), worker-auto (worker"
+    " --processes auto: the whole machine).",
 )
 @click.option(
     "--latency-seconds",

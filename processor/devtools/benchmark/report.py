@@ -49,10 +49,13 @@ def _e2e(result: dict[str, Any]) -> str:
         f"{result['partitions']} partitions, median of {result['rounds']} alternating round(s)",
         _rows(header, rows),
     ]
-    if "worker_share_of_passthrough_pct" in result:
-        lines.append(f"worker = {result['worker_share_of_passthrough_pct']} % of the pass-through")
-    if "worker_vs_quix" in result:
-        lines.append(f"worker = {result['worker_vs_quix']}x quixstreams")
+    for kind in ("worker", "worker_auto"):
+        label = kind.replace("_", "-")
+        if f"{kind}_share_of_passthrough_pct" in result:
+            share = result[f"{kind}_share_of_passthrough_pct"]
+            lines.append(f"{label} = {share} % of the pass-through")
+        if f"{kind}_vs_quix" in result:
+            lines.append(f"{label} = {result[f'{kind}_vs_quix']}x quixstreams")
     if "canary_events_per_second_change_pct" in result:
         lines.append(
             f"leak canary on vs off: {result['canary_events_per_second_change_pct']:+} % events/s,"
