@@ -98,7 +98,7 @@ def test_e2e_ratios_give_the_whole_machine_worker_beside_the_one_process_worker(
         "worker": {"events_per_second": 9000.0},
         "worker-auto": {"events_per_second": 15000.0},
     }
-    ratios = e2e._ratios(medians)  # noqa: SLF001 - the module's own arithmetic
+    ratios = e2e._ratios(medians)
     assert ratios["worker_share_of_passthrough_pct"] == 45.0
     assert ratios["worker_vs_quix"] == 0.9
     assert ratios["worker_auto_share_of_passthrough_pct"] == 75.0
