@@ -691,31 +691,49 @@ def leak_scan(
     copies raw records on purpose) through the leak scanner built from the inputs: after
     the timed rounds, so it costs no contender anything. The runs share inputs and keys,
     so most of their records are byte for byte the same: each distinct record (route, key,
-    headers, value) is scanned once, which finds exactly what scanning every copy would."""
+    headers, value) is scanned once, which finds exactly what scanning every copy would.
+    Findings are counted per contender; ``findings`` counts those of this tree's code only:
+    a ``worker-baseline`` is another tree, whose leaks are reported, not this tree's fault."""
     scanner = LeakScanner.from_raw_events(value for _, _, value in records)
-    seen: set[bytes] = set()
-    scanned = findings = 0
+    verdict: dict[bytes, list[str]] = {}  # distinct line -> the kinds found in it
+    scanned = 0
     kinds: Counter[str] = Counter()
+    by_contender: Counter[str] = Counter()
     for run in runs:
         if run["contender"] == "passthrough":
             continue
         for topic in run["output_topics"]:
             route = topic.rpartition(".out.")[2]
-            lines = []
-            for r in read_topic([bed.broker.address], topic):
-                scanned += 1
-                line = record_line(route, r.key, r.headers, r.value)
-                if line not in seen:
-                    seen.add(line)
-                    lines.append(line)
-            found = scanner.scan_lines(lines)
-            findings += len(found)
-            kinds.update(f.kind for f in found)
+            lines = [
+                record_line(route, r.key, r.headers, r.value)
+                for r in read_topic([bed.broker.address], topic)
+            ]
+            scanned += len(lines)
+            new = list(dict.fromkeys(line for line in lines if line not in verdict))
+            for line in new:
+                verdict[line] = []
+            for finding in scanner.scan_lines(new):
+                verdict[new[finding.line - 1]].append(finding.kind)
+            for line in lines:
+                found = verdict[line]
+                if found and run["contender"] != "worker-baseline":
+                    kinds.update(found)
+                by_contender[run["contender"]] += len(found)
+    findings = sum(kinds.values())
+    per = ", ".join(f"{kind} {n}" for kind, n in by_contender.items() if n)
     say(
         f"leak scan: {scanned:,} output records of every run but the pass-through"
-        f" ({len(seen):,} distinct), {findings} findings" + (f" ({dict(kinds)})" if kinds else "")
+        f" ({len(verdict):,} distinct), {findings} findings"
+        + (f" ({dict(kinds)})" if kinds else "")
+        + (f"; per contender, every copy: {per}" if per else "")
     )
-    return {"records": scanned, "distinct": len(seen), "findings": findings, "kinds": dict(kinds)}
+    return {
+        "records": scanned,
+        "distinct": len(verdict),
+        "findings": findings,
+        "kinds": dict(kinds),
+        "findings_by_contender": dict(by_contender),
+    }
 
 
 def _ratios(medians: dict[str, dict[str, Any]]) -> dict[str, Any]:
