@@ -137,6 +137,7 @@ class Pipeline:
     """Turns one raw record into its outcome. Not thread-safe; one per worker task."""
 
     next_key_change_ms: int  # wall clock (ms) of the next scheduled key change; 0: check now
+    _link_pseudonymizers: tuple[tuple[str, list[Pseudonymizer]], ...]  # see follow_schedule
 
     def __init__(
         self,
@@ -298,6 +299,12 @@ class Pipeline:
             ]
             for domain in NAMED_DOMAINS
         }
+        # the same by domain name, as a device link stores them (an enum's ``.value`` is a
+        # slow property)
+        self._link_pseudonymizers = tuple(
+            (domain.value, pseudonymizers)
+            for domain, pseudonymizers in self._erasure_pseudonymizers.items()
+        )
         schedule = keyring.schedule
         self.next_key_change_ms = (
             schedule.next_change_ms(now_ms) if schedule is not None else 2**63 - 1
@@ -653,13 +660,16 @@ class Pipeline:
                 oldest = min(oldest, stored)
                 continue
             recent[(user, kind, raw)] = now
-            link_id = self._link_id(kind, raw)
+            # canonicalized once for the link id and every pseudonym of the link
             canonical = canonicalize(kind, raw)
-            if link_id is None or canonical is None or self.devices.is_erased(link_id):
+            if canonical is None:
+                continue
+            link_id = self._link_id.of_canonical(kind, raw, canonical)
+            if self.devices.is_erased(link_id):
                 continue
             pseudonyms = {
-                domain.value: [p.for_link(kind, raw) for p in pseudonymizers]
-                for domain, pseudonymizers in self._erasure_pseudonymizers.items()
+                domain: [p.for_link(kind, raw, canonical) for p in pseudonymizers]
+                for domain, pseudonymizers in self._link_pseudonymizers
             }
             new.append(DeviceLink(link_id, now, pseudonyms))
         # the event's identifiers together are as recent as the least recent of them

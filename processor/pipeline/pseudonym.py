@@ -139,12 +139,19 @@ class Pseudonymizer:
         self.misses += 1
         return self._fill(kind, raw)
 
-    def for_link(self, kind: IdKind, raw: str | int) -> str:
-        """The pseudonym of ``raw`` for a device link: cached, or computed and cached for the
-        projections that follow, without counting a miss (``misses`` are the projections'
-        own, what the hit-ratio metric is about)."""
+    def for_link(self, kind: IdKind, raw: str | int, canonical: str) -> str:
+        """The pseudonym of ``raw`` (whose canonical form the caller has already worked out)
+        for a device link: cached, or computed and cached for the projections that follow,
+        without counting a miss (``misses`` are the projections' own, what the hit-ratio
+        metric is about)."""
         value = self.caches[kind].get(raw)
-        return self._fill(kind, raw) if value is None else value
+        if value is None:
+            value = self._previous[kind].get(raw)
+            if value is None:
+                self.computed += 1
+                value = self.of_canonical(kind, canonical)
+            self._keep(kind, raw, value)
+        return value
 
     def _fill(self, kind: IdKind, raw: str | int) -> str:
         value = self._previous[kind].get(raw)
@@ -152,13 +159,16 @@ class Pseudonymizer:
             self.computed += 1
             canonical = canonicalize(kind, raw)
             value = PLACEHOLDER if canonical is None else self.of_canonical(kind, canonical)
+        self._keep(kind, raw, value)
+        return value
+
+    def _keep(self, kind: IdKind, raw: str | int, value: str) -> None:
         cache = self.caches[kind]
         if len(cache) >= self._limit:
             self._previous[kind] = dict(cache)
             cache.clear()  # in place: compiled projections hold this very dict
         if self._limit:
             cache[raw] = value
-        return value
 
     def event_id(self, raw: str | int) -> str:
         """The pseudonym of an event id (never cached: each event brings a new one)."""
