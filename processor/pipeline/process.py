@@ -72,6 +72,7 @@ _UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 _OUT_STAT_KEYS = {route: f"out:{route}" for route in Route}
 _DEFAULT_BINDING = parse_topic_schemas(DEFAULT_TOPIC_SCHEMAS)
 _NOTHING: frozenset[str] = frozenset()
+_CELL = IdKind.CELL  # read once: an enum member's class attribute is slow in Python 3.11
 # A NamedTuple's own constructor is a Python function; on the hot path its instances are
 # built by tuple.__new__ with every field given (about half the cost).
 _new = tuple.__new__
@@ -619,7 +620,7 @@ class Pipeline:
         for name, kind in fields:
             if (raw := holder.get(name)) is None:
                 continue
-            if kind is IdKind.CELL:
+            if kind is _CELL:
                 raw = cell_string(raw)
             link_id = link_ids[kind].get(raw)  # cached link id, else computed
             if link_id is None:

@@ -54,6 +54,7 @@ def _b32(digest: bytes) -> str:
 _KIND_PREFIX = {kind: kind.value.encode() + b"\x00" for kind in IdKind}
 _SHA256_BLOCK = 64  # bytes; HMAC pads the key to it (RFC 2104)
 _EVENT_ID_PERSON = b"event_id"
+_EVENT_ID = IdKind.EVENT_ID  # read once: an enum member's class attribute is slow in 3.11
 _IPAD = bytes(x ^ 0x36 for x in range(256))
 _OPAD = bytes(x ^ 0x5C for x in range(256))
 
@@ -126,7 +127,7 @@ class Pseudonymizer:
 
     def pseudonym(self, kind: IdKind, raw: str | int) -> str | None:
         """The pseudonym of ``raw``, or None when it is a placeholder."""
-        if kind is IdKind.EVENT_ID:
+        if kind is _EVENT_ID:
             return self.event_id(raw)
         cached = self.caches[kind].get(raw)
         if cached is None:
