@@ -40,6 +40,10 @@ class LinkHasher:
     def __call__(self, kind: IdKind, raw: str | int) -> str | None:
         return self._pseudonymizer.pseudonym(kind, raw)
 
+    def of_canonical(self, kind: IdKind, raw: str | int, canonical: str) -> str:
+        """The link id of ``raw``, whose canonical form the caller has already worked out."""
+        return self._pseudonymizer.for_link(kind, raw, canonical)
+
     @property
     def caches(self) -> dict[IdKind, dict[str | int, str]]:
         """The link ids computed so far, by kind and raw spelling (``""``: a placeholder);

@@ -72,6 +72,7 @@ _UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 _OUT_STAT_KEYS = {route: f"out:{route}" for route in Route}
 _DEFAULT_BINDING = parse_topic_schemas(DEFAULT_TOPIC_SCHEMAS)
 _NOTHING: frozenset[str] = frozenset()
+_CELL = IdKind.CELL  # read once: an enum member's class attribute is slow in Python 3.11
 # A NamedTuple's own constructor is a Python function; on the hot path its instances are
 # built by tuple.__new__ with every field given (about half the cost).
 _new = tuple.__new__
@@ -137,6 +138,7 @@ class Pipeline:
     """Turns one raw record into its outcome. Not thread-safe; one per worker task."""
 
     next_key_change_ms: int  # wall clock (ms) of the next scheduled key change; 0: check now
+    _link_pseudonymizers: tuple[tuple[str, list[Pseudonymizer]], ...]  # see follow_schedule
 
     def __init__(
         self,
@@ -298,6 +300,12 @@ class Pipeline:
             ]
             for domain in NAMED_DOMAINS
         }
+        # the same by domain name, as a device link stores them (an enum's ``.value`` is a
+        # slow property)
+        self._link_pseudonymizers = tuple(
+            (domain.value, pseudonymizers)
+            for domain, pseudonymizers in self._erasure_pseudonymizers.items()
+        )
         schedule = keyring.schedule
         self.next_key_change_ms = (
             schedule.next_change_ms(now_ms) if schedule is not None else 2**63 - 1
@@ -612,7 +620,7 @@ class Pipeline:
         for name, kind in fields:
             if (raw := holder.get(name)) is None:
                 continue
-            if kind is IdKind.CELL:
+            if kind is _CELL:
                 raw = cell_string(raw)
             link_id = link_ids[kind].get(raw)  # cached link id, else computed
             if link_id is None:
@@ -653,13 +661,16 @@ class Pipeline:
                 oldest = min(oldest, stored)
                 continue
             recent[(user, kind, raw)] = now
-            link_id = self._link_id(kind, raw)
+            # canonicalized once for the link id and every pseudonym of the link
             canonical = canonicalize(kind, raw)
-            if link_id is None or canonical is None or self.devices.is_erased(link_id):
+            if canonical is None:
+                continue
+            link_id = self._link_id.of_canonical(kind, raw, canonical)
+            if self.devices.is_erased(link_id):
                 continue
             pseudonyms = {
-                domain.value: [p.for_link(kind, raw) for p in pseudonymizers]
-                for domain, pseudonymizers in self._erasure_pseudonymizers.items()
+                domain: [p.for_link(kind, raw, canonical) for p in pseudonymizers]
+                for domain, pseudonymizers in self._link_pseudonymizers
             }
             new.append(DeviceLink(link_id, now, pseudonyms))
         # the event's identifiers together are as recent as the least recent of them

@@ -54,6 +54,7 @@ def _b32(digest: bytes) -> str:
 _KIND_PREFIX = {kind: kind.value.encode() + b"\x00" for kind in IdKind}
 _SHA256_BLOCK = 64  # bytes; HMAC pads the key to it (RFC 2104)
 _EVENT_ID_PERSON = b"event_id"
+_EVENT_ID = IdKind.EVENT_ID  # read once: an enum member's class attribute is slow in 3.11
 _IPAD = bytes(x ^ 0x36 for x in range(256))
 _OPAD = bytes(x ^ 0x5C for x in range(256))
 
@@ -126,7 +127,7 @@ class Pseudonymizer:
 
     def pseudonym(self, kind: IdKind, raw: str | int) -> str | None:
         """The pseudonym of ``raw``, or None when it is a placeholder."""
-        if kind is IdKind.EVENT_ID:
+        if kind is _EVENT_ID:
             return self.event_id(raw)
         cached = self.caches[kind].get(raw)
         if cached is None:
@@ -139,12 +140,19 @@ class Pseudonymizer:
         self.misses += 1
         return self._fill(kind, raw)
 
-    def for_link(self, kind: IdKind, raw: str | int) -> str:
-        """The pseudonym of ``raw`` for a device link: cached, or computed and cached for the
-        projections that follow, without counting a miss (``misses`` are the projections'
-        own, what the hit-ratio metric is about)."""
+    def for_link(self, kind: IdKind, raw: str | int, canonical: str) -> str:
+        """The pseudonym of ``raw`` (whose canonical form the caller has already worked out)
+        for a device link: cached, or computed and cached for the projections that follow,
+        without counting a miss (``misses`` are the projections' own, what the hit-ratio
+        metric is about)."""
         value = self.caches[kind].get(raw)
-        return self._fill(kind, raw) if value is None else value
+        if value is None:
+            value = self._previous[kind].get(raw)
+            if value is None:
+                self.computed += 1
+                value = self.of_canonical(kind, canonical)
+            self._keep(kind, raw, value)
+        return value
 
     def _fill(self, kind: IdKind, raw: str | int) -> str:
         value = self._previous[kind].get(raw)
@@ -152,13 +160,16 @@ class Pseudonymizer:
             self.computed += 1
             canonical = canonicalize(kind, raw)
             value = PLACEHOLDER if canonical is None else self.of_canonical(kind, canonical)
+        self._keep(kind, raw, value)
+        return value
+
+    def _keep(self, kind: IdKind, raw: str | int, value: str) -> None:
         cache = self.caches[kind]
         if len(cache) >= self._limit:
             self._previous[kind] = dict(cache)
             cache.clear()  # in place: compiled projections hold this very dict
         if self._limit:
             cache[raw] = value
-        return value
 
     def event_id(self, raw: str | int) -> str:
         """The pseudonym of an event id (never cached: each event brings a new one)."""

@@ -5,8 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+import pytest
 
 from keys import Domain, Keyring
+from processor.pipeline.canonical import canonicalize
 from processor.pipeline.devices import DeviceLink, LinkHasher, MemoryDeviceState, merge_links
 from processor.pipeline.kinds import IdKind
 from processor.pipeline.outcome import Route, SourceRef
@@ -165,6 +167,25 @@ def test_devices_found_not_erased_are_remembered_up_to_the_cache_size() -> None:
     for imei in IMEIS:
         pipeline.process(event("u1", imei), SRC)
     assert 0 < len(pipeline._clean) <= 2
+
+
+def test_a_new_devices_identifier_is_canonicalized_once_for_its_link_and_pseudonyms(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls: list[IdKind] = []
+
+    def counted(kind: IdKind, raw: str | int) -> str | None:
+        calls.append(kind)
+        return canonicalize(kind, raw)
+
+    for module in ("process", "pseudonym"):
+        monkeypatch.setattr(f"processor.pipeline.{module}.canonicalize", counted)
+    pipeline = Pipeline(Keyring.generate())
+    pipeline.process(consent("u1"), SourceRef("consent"))
+    records = pipeline.process(event("u1", IMEIS[0]), SRC).records
+    # the link id and both domains' pseudonyms, which the records then reuse
+    assert calls.count(IdKind.IMEI) == 1
+    assert records[0].json()["device"]["imei"] in erasure_devices(pipeline, "u1")
 
 
 def test_a_new_devices_link_and_records_share_one_hmac_per_domain() -> None:

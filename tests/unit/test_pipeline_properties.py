@@ -18,7 +18,7 @@ from keys import Domain, Keyring
 from processor.cli.transform_cmd import run_transform
 from processor.devtools import synth
 from processor.ops.scan import LeakScanner
-from processor.pipeline.canonical import canonicalize
+from processor.pipeline.canonical import canonicalize, luhn_valid
 from processor.pipeline.kinds import IdKind
 from processor.pipeline.outcome import Route, SourceRef
 from processor.pipeline.process import Pipeline
@@ -80,6 +80,20 @@ def test_event_id_pseudonym_is_the_documented_keyed_blake2b_in_hex(value: str) -
 def test_precomputed_hmac_equals_the_standard_library(key: bytes, message: bytes) -> None:
     """Keys shorter than, equal to and longer than the SHA-256 block (hashed first)."""
     assert _HmacSha256(key).digest(message) == hmac.digest(key, message, "sha256")
+
+
+def _textbook_luhn(number: str) -> bool:
+    total = 0
+    for position, char in enumerate(reversed(number)):
+        value = int(char) * (2 if position % 2 else 1)
+        total += value - 9 if value > 9 else value
+    return total % 10 == 0
+
+
+@given(number=st.from_regex(r"[0-9]{0,25}", fullmatch=True))
+def test_luhn_over_ascii_digits_equals_the_textbook_check(number: str) -> None:
+    """The fast path (bytes summed in C) against the definition."""
+    assert luhn_valid(number) == _textbook_luhn(number)
 
 
 @given(
