@@ -68,6 +68,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("pseudostream.worker")
 
 EXIT_DELIVERY_FAILED = 75
+YOUNG_GC_THRESHOLD = 50_000  # net new container objects between young collections (run())
 
 
 class StreamWorker:
@@ -378,6 +379,13 @@ class StreamWorker:
         # the caches' growth triggers while a backlog is read, no longer walk it each time
         gc.collect()
         gc.freeze()
+        # A batch's objects (messages, outcomes, sends) live for a batch or two: with
+        # Python's default young-generation threshold (700) they are examined and promoted
+        # while still alive, and their promotion triggers full collections, which walk every
+        # cache. With 50,000 most of them are gone by the time a young collection runs
+        # (measured in bench e2e: GC 5.3 -> 0.8 µs of CPU per event, a young collection
+        # every few seconds). Cycles are still collected, just in larger, rarer steps.
+        gc.set_threshold(YOUNG_GC_THRESHOLD, *gc.get_threshold()[1:])
         try:
             worker.execute_from_commandline()
         except SystemExit as exc:
