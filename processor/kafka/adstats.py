@@ -120,21 +120,18 @@ class AdStatsTable:
         shard's partition; also tells the store which partition owns the key, so faust
         drops it when the partition is revoked."""
         owners = key_partitions(self._store)
+        topic = self.changelog_topic
+        dumps = orjson.dumps
         entries: list[ChangelogEntry] = []
+        append = entries.append  # once per changed key: a batch changes about one per ad record
         for key, value in changes:
             shard = int(key[1])
             if value is None:
                 owners.pop(key, None)
+                append((topic, dumps(key), None, shard))
             else:
                 owners[key] = shard
-            entries.append(
-                (
-                    self.changelog_topic,
-                    orjson.dumps(key),
-                    orjson.dumps(value) if value is not None else None,
-                    shard,
-                )
-            )
+                append((topic, dumps(key), dumps(value), shard))
         return entries
 
     def apply_changelog(self, key: list[Any], value: Any, partition: int) -> None:

@@ -68,6 +68,25 @@ if TYPE_CHECKING:
 log = logging.getLogger("pseudostream.worker")
 
 EXIT_DELIVERY_FAILED = 75
+YOUNG_GC_THRESHOLD = 50_000  # net new container objects between young collections
+
+
+def tune_gc_for_batches() -> None:
+    """Before the worker runs. What exists now (imports, faust, the tables, the pipeline,
+    the geo data) lives as long as the process: frozen out of the cyclic GC's reach, so its
+    full collections, which the caches' growth triggers while a backlog is read, no longer
+    walk it each time.
+
+    A batch's objects (messages, outcomes, sends) live for a batch or two: with Python's
+    default young-generation threshold (700) they are examined and promoted while still
+    alive, and their promotion triggers full collections, which walk every cache. At
+    :data:`YOUNG_GC_THRESHOLD` most of them are gone by the time a young collection runs
+    (inside the worker over a 100,000-event bench e2e backlog: GC 0.5 -> 0.08 s of CPU, a
+    young collection every few seconds). Cycles are still collected, in larger, rarer steps.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(YOUNG_GC_THRESHOLD, *gc.get_threshold()[1:])
 
 
 class StreamWorker:
@@ -373,11 +392,7 @@ class StreamWorker:
                 log.info("%s", self.counters.summary())
 
             self.app.timer(self.settings.stats_interval, name="pseudostream.stats_log")(_log_stats)
-        # What exists now (imports, faust, the tables, the pipeline, the geo data) lives as
-        # long as the process: out of the cyclic GC's reach, so its full collections, which
-        # the caches' growth triggers while a backlog is read, no longer walk it each time
-        gc.collect()
-        gc.freeze()
+        tune_gc_for_batches()
         try:
             worker.execute_from_commandline()
         except SystemExit as exc:

@@ -184,30 +184,44 @@ class StatsAggregator:
         event_time = record.get("event_time")
         if not isinstance(event_time, int):
             return "no_device"  # the contract requires it; nothing to place in a window
-        meta = self._shard_meta(shard)
-        window = self.config.window_of(event_time)
-        if window + self.config.window_ms <= meta[0]:  # its window was already published
-            meta[1] += 1
-            self._set((_SHARD, shard), meta)
+        # once per ad record in the worker: the store and the dirty set are written inline
+        # (not through _set) and the shard's bookkeeping is copied only when it changes
+        store = self.store
+        dirty = self._dirty
+        window_ms = self.config.window_ms
+        window = event_time - event_time % window_ms  # StatsConfig.window_of
+        meta = store.get((_SHARD, shard))
+        if window + window_ms <= (meta[0] if meta is not None else 0):  # already published
+            late = self._shard_meta(shard)
+            late[1] += 1
+            self._set((_SHARD, shard), late)
             return "late"
         # the watermark never runs ahead of the wall clock: one bad client clock must not
         # close every open window
-        marks = self._marks.setdefault(shard, {})
-        if min(event_time, now_ms) > marks.get(stream, 0):
-            marks[stream] = min(event_time, now_ms)
-            self._set((_MARK, shard, stream), marks[stream])
+        mark = min(event_time, now_ms)
+        marks = self._marks.get(shard)
+        if marks is None:
+            marks = self._marks[shard] = {}
+        if mark > marks.get(stream, 0):
+            marks[stream] = mark
+            key: Key = (_MARK, shard, stream)
+            store[key] = mark
+            dirty.add(key)
         self._open.add((shard, window))
         cell, device = cell_of(record)
         if device is None:
-            key: Key = (_NO_DEVICE, shard, window)
-            self._set(key, self.store.get(key, 0) + 1)
+            key = (_NO_DEVICE, shard, window)
+            store[key] = store.get(key, 0) + 1
+            dirty.add(key)
             return "no_device"
         encoded = _encode_cell(cell)
-        cell_key: Key = (_CELL, shard, window, encoded)
-        self._set(cell_key, self.store.get(cell_key, 0) + 1)
-        device_key: Key = (_DEVICE, shard, window, encoded, device)
-        if device_key not in self.store:
-            self._set(device_key, 1)
+        key = (_CELL, shard, window, encoded)
+        store[key] = store.get(key, 0) + 1
+        dirty.add(key)
+        key = (_DEVICE, shard, window, encoded, device)
+        if key not in store:
+            store[key] = 1
+            dirty.add(key)
         return "counted"
 
     def _set(self, key: Key, value: Any) -> None:

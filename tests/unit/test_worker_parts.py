@@ -94,3 +94,18 @@ def test_delivery_failures_are_counted_across_runs_on_the_same_data_dir(tmp_path
     assert delivery_failures(data_dir) == 2
     (data_dir / "delivery-failures").write_text("garbage")
     assert delivery_failures(data_dir) == 0
+
+
+def test_gc_tuned_for_batches_freezes_startup_and_raises_the_young_threshold() -> None:
+    import gc
+
+    from processor.kafka.worker import YOUNG_GC_THRESHOLD, tune_gc_for_batches
+
+    saved = gc.get_threshold()
+    try:
+        tune_gc_for_batches()
+        assert gc.get_freeze_count() > 0
+        assert gc.get_threshold() == (YOUNG_GC_THRESHOLD, *saved[1:])
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*saved)
