@@ -58,6 +58,12 @@ def keyring_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]
     return make_keyring(tmp_path_factory.mktemp("keys"))
 
 
+# Stack.wait_accounted: the workers' input count is at rest after this long without a change
+# (their stats files are rewritten every 0.25 s); while it moves, outputs are read this often.
+_ACCOUNT_REST = 0.5
+_ACCOUNT_BUSY_EVERY = 5.0
+
+
 @dataclass
 class Stack:
     """Topics, settings and workers of one test; ``close`` stops every worker it started."""
@@ -171,11 +177,25 @@ class Stack:
         return Accounting(expected, dict(routes), quarantined, copies)
 
     def wait_accounted(self, expected: Expected, timeout: float = 60.0) -> Accounting:
-        """Wait until every expected output and quarantine record is there."""
+        """Wait until every expected output and quarantine record is there.
+
+        Reading every output topic whole takes seconds of CPU, taken from the workers it
+        waits for: while their input count still moves, it is read at most every
+        ``_ACCOUNT_BUSY_EVERY`` seconds; once the count rests, and at the deadline, at once."""
         latest: list[Accounting] = []
+        deadline = time.monotonic() + timeout
+        count, moved, read = self.processed(), time.monotonic(), 0.0
 
         def complete() -> bool:
+            nonlocal count, moved, read
+            now, processed = time.monotonic(), self.processed()
+            if processed != count:
+                count, moved = processed, now
+            busy = now - moved < _ACCOUNT_REST and now - read < _ACCOUNT_BUSY_EVERY
+            if latest and busy and now < deadline:
+                return False
             latest[:] = [self.account(expected)]
+            read = time.monotonic()
             return not latest[0].missing()
 
         wait_for(complete, timeout, lambda: f"missing {latest[0].missing()[:10]}; {self.workdir}")
