@@ -62,8 +62,19 @@ class OptionalBuildExt(build_ext):
             _plain(exc)
 
 
+def _remove_compiled_in_place() -> None:
+    """A compiled editable install (``-e``) left the extensions beside the sources, where
+    Python would still import them instead: a plain install removes them."""
+    for module in [*COMPILED, "processor/pipeline/_native__mypyc.py"]:
+        path = Path(module)
+        for built in path.parent.glob(path.stem + ".*.so"):
+            built.unlink()
+            print(f"pseudostream: removed {built}, compiled before", file=sys.stderr)
+
+
 def ext_modules() -> list[Extension]:
     if not COMPILE:
+        _remove_compiled_in_place()
         return []
     try:
         from mypyc.build import mypycify
