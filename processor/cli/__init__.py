@@ -13,6 +13,7 @@ import click
 
 from processor import __version__
 from processor.errors import EXPECTED_ERRORS
+from processor.pipeline import build
 
 
 class _Group(click.Group):
@@ -27,7 +28,11 @@ class _Group(click.Group):
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="pseudostream")
+@click.version_option(
+    __version__,
+    prog_name="pseudostream",
+    message=f"%(prog)s, version %(version)s (pipeline: {build()})",
+)
 def main() -> None:
     """Turn raw app events into pseudonymous, city-level, consent-aware events."""
 

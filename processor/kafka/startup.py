@@ -13,6 +13,7 @@ from processor.kafka.keywatch import load_keyring
 from processor.kafka.topics import prepare_topics
 from processor.ops.audit import append_audit
 from processor.ops.settings import Settings
+from processor.pipeline import build
 
 if TYPE_CHECKING:
     from processor.pipeline.location import Locator
@@ -49,10 +50,11 @@ def run(settings: Settings) -> int:
         stream_worker = StreamWorker(settings, keyring, locator, policy=policy)
         summary = stream_worker.pipeline.policy.summary()
         log.info(
-            "policy %s%s; %s path",
+            "policy %s%s; %s path; pipeline %s",
             policy.version,
             f" from {settings.policy}" if settings.policy is not None else " (shipped default)",
             "fast" if stream_worker.fast_path else "plain faust",
+            build(),
         )
         append_audit(
             "worker_start",

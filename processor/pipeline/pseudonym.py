@@ -108,9 +108,7 @@ class Pseudonymizer:
     @classmethod
     def from_secret(cls, key_id: str, secret: bytes, cache_size: int) -> Pseudonymizer:
         """Keyed hashes under a derived secret that is no keyring key (``processor.pipeline.devices``)."""
-        self = cls.__new__(cls)
-        self._setup(key_id, secret, cache_size)
-        return self
+        return _SecretPseudonymizer(key_id, secret, cache_size)
 
     def _setup(self, key_id: str, secret: bytes, cache_size: int) -> None:
         self.key_id = key_id
@@ -183,3 +181,13 @@ class Pseudonymizer:
 
     def __repr__(self) -> str:
         return f"Pseudonymizer(key_id={self.key_id!r})"
+
+
+class _SecretPseudonymizer(Pseudonymizer):
+    """``Pseudonymizer.from_secret``'s: mypyc compiles no ``cls.__new__(cls)``, which
+    skipped ``__init__``, so this subclass has an ``__init__`` of its own."""
+
+    __slots__ = ()
+
+    def __init__(self, key_id: str, secret: bytes, cache_size: int) -> None:
+        self._setup(key_id, secret, cache_size)

@@ -12,6 +12,7 @@ import orjson
 import pytest
 
 from processor.devtools import synth
+from processor.pipeline import build
 from processor.pipeline.outcome import Route
 from schemas import load_policy
 from tests.integration.conftest import Stack, consent_first, expected_outcomes
@@ -32,7 +33,9 @@ def test_faust_plain_path_gives_every_input_its_expected_outcome(stack: Stack) -
     account.assert_exact()  # duplicates are allowed (at-least-once: a producer retry, a rebalance)
     stack.wait_processed(len(fed))
     assert worker.stats()["counts"]["batches"] >= 1
-    assert any(b"plain faust path" in line for line in stack.log_lines())
+    # the start line names the path and the pipeline's build (compiled or plain, setup.py)
+    started = f"plain faust path; pipeline {build()}".encode()
+    assert any(started in line for line in stack.log_lines())
 
 
 def test_a_policy_that_drops_a_field_is_the_policy_of_the_outputs(

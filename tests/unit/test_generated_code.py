@@ -18,9 +18,17 @@ from processor.pipeline.validate import Validator
 from schemas import load_contract
 
 
+class _Unreadable(dict[str, Any]):
+    """An object whose first read fails. A dict: the compiled pipeline (setup.py) refuses
+    anything else at the ``Validator``'s own boundary, before the generated code."""
+
+    def get(self, *_: object) -> Any:
+        raise AttributeError("get")
+
+
 def test_when_generated_code_raises_then_the_traceback_shows_its_source_line() -> None:
     validator = Validator(load_contract("behaviour/1"))
-    event: Any = ["not", "an", "object"]  # fails on the generated function's first read
+    event = _Unreadable()  # fails on the generated function's first read
     with pytest.raises(AttributeError):
         validator(event)
     try:

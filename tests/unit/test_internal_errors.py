@@ -15,6 +15,7 @@ import pytest
 from keys import Keyring
 from processor.ops.logs import JsonFormatter
 from processor.ops.scan import LeakScanner
+from processor.pipeline.canonical import _CANONICALIZERS
 from processor.pipeline.location import IPAddress, Place
 from processor.pipeline.outcome import SourceRef
 from processor.pipeline.process import Pipeline
@@ -54,6 +55,11 @@ class _FailingLocator:
         return _leaky(network_address)
 
 
+def _fail_canonicalizers(mp: pytest.MonkeyPatch) -> None:
+    for kind in list(_CANONICALIZERS):
+        mp.setitem(_CANONICALIZERS, kind, _leaky)
+
+
 def _anonymous() -> bytes:
     """An event without a user id: no consent lookup, no device links."""
     event = {k: v for k, v in EVENT.items() if k != "user_id"}
@@ -61,11 +67,14 @@ def _anonymous() -> bytes:
 
 
 # (what fails, the stage it must be named, the record to send); each patch is applied
-# before the pipeline is built, as generated code binds its helpers when compiled.
+# before the pipeline is built, as generated code binds its helpers when compiled. The
+# failures are planted where the pipeline calls out of its compiled modules (a library, a
+# state or locator object, generated code): the same seams whether it runs compiled or not
+# (setup.py; compiled, calls between those modules do not go through the patched names).
 CASES: list[tuple[str, Callable[[pytest.MonkeyPatch], None], str, Callable[[], bytes]]] = [
     (
         "decode",
-        lambda mp: mp.setattr(Pipeline, "_decode", _leaky),
+        lambda mp: mp.setattr("orjson.loads", _leaky),
         "decode",
         raw,
     ),
@@ -83,7 +92,7 @@ CASES: list[tuple[str, Callable[[pytest.MonkeyPatch], None], str, Callable[[], b
     ),
     (
         "device links",
-        lambda mp: mp.setattr("processor.pipeline.process.merge_links", _leaky),
+        lambda mp: mp.setattr("processor.pipeline.devices.MemoryDeviceState.links", _leaky),
         "devices",
         raw,
     ),
@@ -95,7 +104,7 @@ CASES: list[tuple[str, Callable[[pytest.MonkeyPatch], None], str, Callable[[], b
     ),
     (
         "location",
-        lambda mp: mp.setattr(Pipeline, "_locate", _leaky),
+        lambda mp: mp.setattr("processor.pipeline.location.NullLocator.from_ip", _leaky),
         "coarsen",
         raw,
     ),
@@ -107,7 +116,7 @@ CASES: list[tuple[str, Callable[[pytest.MonkeyPatch], None], str, Callable[[], b
     ),
     (
         "pseudonym",
-        lambda mp: mp.setattr("processor.pipeline.pseudonym.canonicalize", _leaky),
+        _fail_canonicalizers,
         "pseudonymize",
         _anonymous,
     ),
@@ -134,6 +143,7 @@ def test_when_a_stage_fails_unexpectedly_then_the_quarantine_record_names_that_s
 ) -> None:
     patch(monkeypatch)
     outcome = Pipeline(keyring).process(record(), SRC, b"k")
+    monkeypatch.undo()  # the decode case's failure is in orjson, which .json() below uses
     assert outcome.quarantined == "internal_error"
     quarantined = outcome.records[0].json()
     assert (quarantined["stage"], quarantined["detail"]) == (stage, "ValueError")
@@ -204,7 +214,7 @@ def test_when_exceptions_are_chained_then_each_type_is_logged_without_its_messag
         except ValueError as exc:
             raise RuntimeError(PLANTED) from exc
 
-    monkeypatch.setattr(Pipeline, "_locate", wrapped)
+    monkeypatch.setattr("processor.pipeline.location.NullLocator.from_ip", wrapped)
     Pipeline(keyring).process(raw(), SRC)
     [entry] = [orjson.loads(line) for line in log_lines.getvalue().splitlines()]
     trace = entry["exception"]

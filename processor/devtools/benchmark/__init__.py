@@ -22,6 +22,8 @@ from typing import Any
 
 import orjson
 
+from processor.pipeline import build
+
 RESULTS_DIR = Path("bench/results")
 
 
@@ -31,6 +33,7 @@ def machine() -> dict[str, Any]:
     return {
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.processor() or 'cpu'}",
         "python": sys.version.split()[0],
+        "pipeline_build": build(),  # this tree's: compiled with mypyc or plain (setup.py)
         "load_average_at_start": [round(x, 2) for x in load],
     }
 
