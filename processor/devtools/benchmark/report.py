@@ -33,10 +33,12 @@ def _e2e(result: dict[str, Any]) -> str:
     rows = []
     for kind, m in result["medians"].items():
         lat = result.get("latency", {}).get(kind, {})
+        rate = m["events_per_second"]  # a median of two rounds can end in .5
+
         rows.append(
             [
                 LABELS.get(kind, kind),
-                _fmt(m["events_per_second"]),
+                _fmt(None if rate is None else round(rate)),
                 _fmt(m["client_cpu_us_per_event"]),
                 _fmt(m["broker_cpu_us_per_event"]),
                 _fmt(lat.get("p50_ms")),
