@@ -144,30 +144,24 @@ class Pseudonymizer:
         without counting a miss (``misses`` are the projections' own, what the hit-ratio
         metric is about)."""
         value = self.caches[kind].get(raw)
-        if value is None:
-            value = self._previous[kind].get(raw)
-            if value is None:
-                self.computed += 1
-                value = self.of_canonical(kind, canonical)
-            self._keep(kind, raw, value)
-        return value
+        return self._fill(kind, raw, canonical) if value is None else value
 
-    def _fill(self, kind: IdKind, raw: str | int) -> str:
+    def _fill(self, kind: IdKind, raw: str | int, canonical: str | None = None) -> str:
+        """Revive ``raw``'s pseudonym from the previous generation, or compute it (from
+        ``canonical`` when the caller has it, else canonicalized here), and cache it."""
         value = self._previous[kind].get(raw)
         if value is None:
             self.computed += 1
-            canonical = canonicalize(kind, raw)
+            if canonical is None:
+                canonical = canonicalize(kind, raw)
             value = PLACEHOLDER if canonical is None else self.of_canonical(kind, canonical)
-        self._keep(kind, raw, value)
-        return value
-
-    def _keep(self, kind: IdKind, raw: str | int, value: str) -> None:
         cache = self.caches[kind]
         if len(cache) >= self._limit:
             self._previous[kind] = dict(cache)
             cache.clear()  # in place: compiled projections hold this very dict
         if self._limit:
             cache[raw] = value
+        return value
 
     def event_id(self, raw: str | int) -> str:
         """The pseudonym of an event id (never cached: each event brings a new one)."""
