@@ -7,7 +7,8 @@ import importlib.util
 import os
 import re
 from pathlib import Path
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, cast
 
 import orjson
 import pytest
@@ -89,6 +90,14 @@ def test_e2e_table_names_contenders_share_and_targets() -> None:
     assert "worker = 50.0 % of the pass-through" in text
     assert "target worker_at_least_60pct_of_passthrough: NOT met" in text
     assert "2,500 events/s" in text
+
+
+def test_a_worker_contenders_settings_are_the_beds_the_callers_then_its_own() -> None:
+    bed = cast("e2e.Bed", SimpleNamespace(worker_settings={"processes": "2", "batch_size": "500"}))
+    assert e2e.worker_settings(bed, "worker", None) == {"processes": "2", "batch_size": "500"}
+    assert e2e.worker_settings(bed, "worker", {"processes": "1"})["processes"] == "1"
+    assert e2e.worker_settings(bed, "worker-auto", {"processes": "1"})["processes"] == "auto"
+    assert e2e.worker_settings(bed, "worker-no-canary", None)["leak_canary_fraction"] == "0"
 
 
 def test_e2e_ratios_give_the_whole_machine_worker_beside_the_one_process_worker() -> None:

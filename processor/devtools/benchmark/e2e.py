@@ -215,13 +215,8 @@ def start_contender(
                     strict=True,
                 )
             },
-            **bed.worker_settings,
-            **(settings or {}),
+            **worker_settings(bed, kind, settings),
         }
-        if kind == "worker-no-canary":
-            env["leak_canary_fraction"] = "0"
-        if kind == "worker-auto":
-            env["processes"] = "auto"
         (bed.workdir / tag).mkdir(parents=True, exist_ok=True)
         if kind != "worker-baseline":
             return start_worker(0, bed.workdir / tag, env)
@@ -247,6 +242,19 @@ def start_contender(
             start_new_session=True,
         )
     return WorkerProcess(0, proc, stats_file, log_file)
+
+
+# What a worker contender sets on top of the bed's and the caller's settings.
+_CONTENDER_SETTINGS: dict[str, dict[str, str]] = {
+    "worker-no-canary": {"leak_canary_fraction": "0"},
+    "worker-auto": {"processes": "auto"},
+}
+
+
+def worker_settings(bed: Bed, kind: str, settings: Mapping[str, str] | None) -> dict[str, str]:
+    """The settings a worker contender runs with, beyond its topics and keys: the bed's
+    (``--set``), the caller's, then the contender's own."""
+    return {**bed.worker_settings, **(settings or {}), **_CONTENDER_SETTINGS.get(kind, {})}
 
 
 @contextlib.contextmanager
@@ -378,7 +386,8 @@ def run_once(
             p.stop()
     stats = procs[0].stats()
     own = stats.get("events_per_second")
-    several = kind == "worker-auto" or (settings or {}).get("processes", "1") != "1"
+    processes = worker_settings(bed, kind, settings).get("processes", "1").strip()
+    several = kind in WORKERS and processes != "1"
     # a supervisor's processes each count their own span: their sum is the sampler's rate
     result["events_per_second"] = (
         round(float(own)) if own and not several else result["sampled_events_per_second"]

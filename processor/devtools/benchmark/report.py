@@ -34,7 +34,6 @@ def _e2e(result: dict[str, Any]) -> str:
     for kind, m in result["medians"].items():
         lat = result.get("latency", {}).get(kind, {})
         rate = m["events_per_second"]  # a median of two rounds can end in .5
-
         rows.append(
             [
                 LABELS.get(kind, kind),
